@@ -1,0 +1,3 @@
+-- Revisit extract: agents. Return exactly the canonical columns (DESIGN.md).
+SELECT agent_id, name, email, department_id, role, active, daily_capacity
+FROM agents

@@ -1,0 +1,6 @@
+-- Revisit extract: tickets raised before the cut-off. Later stamps are blanked by the pipeline.
+SELECT ticket_id, customer_id, order_id, department_id, handler_agent_id, type, channel, priority,
+       category, description, created_at, first_response_at, verified_at, plan_at, resolved_at,
+       result_fed_back_at, closed_at, status, satisfaction
+FROM tickets
+WHERE created_at < :cutoff OR created_at IS NULL

@@ -1,0 +1,55 @@
+"""Portable DDL files and engines for the three databases Revisit talks to.
+
+The SQL lives in include/sql/*.sql; one file serves SQLite, PostgreSQL and MySQL/MariaDB with
+a couple of placeholders filled per dialect, so there is a single schema to keep right.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from sqlalchemy import create_engine
+from sqlalchemy.engine import URL, Engine, make_url
+
+_PLACEHOLDER = re.compile(r"\{\{\s*(\w+)\s*\}\}")
+# MySQL/MariaDB: DATETIME (their TIMESTAMP is UTC-stored and may auto-update) and utf8mb4 so
+# Chinese text round-trips.
+_MYSQL = {"timestamp": "DATETIME",
+          "table_options": "ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci"}
+DIALECT_VALUES: dict[str, dict[str, str]] = {
+    "sqlite": {"timestamp": "TIMESTAMP", "table_options": ""},
+    "postgresql": {"timestamp": "TIMESTAMP", "table_options": ""},
+    "mysql": _MYSQL,
+    "mariadb": _MYSQL,
+}
+
+
+class SchemaFileError(ValueError):
+    """A DDL file that cannot be rendered for a dialect."""
+
+
+def ddl_statements(path: Path, dialect: str) -> list[str]:
+    """The statements of a DDL file for one dialect: placeholders filled, comments dropped."""
+    if dialect not in DIALECT_VALUES:
+        raise SchemaFileError(f"Revisit supports SQLite, PostgreSQL and MySQL/MariaDB, "
+                              f"not {dialect!r}")
+    values = DIALECT_VALUES[dialect]
+
+    def fill(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name not in values:
+            raise SchemaFileError(f"{path}: unknown placeholder {{{{{name}}}}}")
+        return values[name]
+
+    lines = [line.split("--", 1)[0].rstrip() for line in path.read_text("utf-8").splitlines()]
+    text = _PLACEHOLDER.sub(fill, "\n".join(lines))
+    return [s.strip() for s in re.split(r";\s*$", text, flags=re.MULTILINE) if s.strip()]
+
+
+def make_engine(url: str | URL) -> Engine:
+    """An engine for `url`; a SQLite file's folder is created first."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+    return create_engine(parsed, pool_pre_ping=True)
