@@ -1,0 +1,45 @@
+-- Revisit results database: what the daily and monthly runs produced, keyed by run date so a
+-- rerun or backfill replaces its own rows (DELETE + INSERT of the partition in one transaction).
+-- Placeholders as in include/sql/crm/schema.sql: {{timestamp}}, {{table_options}}.
+-- Timestamps are naive business-local time (policy calendar.timezone).
+-- Personal data is kept out on purpose: ids and codes only, no names or phone numbers.
+
+CREATE TABLE IF NOT EXISTS call_list (
+    run_date          DATE NOT NULL,
+    agent_id          VARCHAR(16) NOT NULL,
+    list_rank         INTEGER NOT NULL,
+    customer_id       VARCHAR(16) NOT NULL,
+    tier              VARCHAR(16),
+    reasons           VARCHAR(200) NOT NULL,
+    window_end        DATE,
+    overdue_days      INTEGER NOT NULL,
+    ticket_id         VARCHAR(200),
+    order_id          VARCHAR(200),
+    suggested_window  VARCHAR(20),
+    PRIMARY KEY (run_date, customer_id)
+) {{table_options}};
+
+CREATE TABLE IF NOT EXISTS sla_status (
+    run_date          DATE NOT NULL,
+    ticket_id         VARCHAR(16) NOT NULL,
+    metric            VARCHAR(32) NOT NULL,
+    customer_id       VARCHAR(16),
+    department_id     VARCHAR(16),
+    priority          VARCHAR(16),
+    started_at        {{timestamp}},
+    deadline          {{timestamp}},
+    achieved_at       {{timestamp}},
+    status            VARCHAR(16) NOT NULL,
+    overdue_minutes   INTEGER NOT NULL,
+    PRIMARY KEY (run_date, ticket_id, metric)
+) {{table_options}};
+
+CREATE TABLE IF NOT EXISTS quality_issues (
+    run_date          DATE NOT NULL,
+    table_name        VARCHAR(32) NOT NULL,
+    row_key           VARCHAR(200) NOT NULL,
+    check_name        VARCHAR(64) NOT NULL,
+    column_name       VARCHAR(64) NOT NULL,
+    reason            VARCHAR(500) NOT NULL,
+    PRIMARY KEY (run_date, table_name, row_key, check_name, column_name)
+) {{table_options}};

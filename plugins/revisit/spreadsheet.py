@@ -1,0 +1,98 @@
+"""Agent-facing files: CSV and formatted XLSX, safe to open in a spreadsheet program.
+
+CRM text is typed by people and may start with '=', '+', '-', '@', a tab or a carriage
+return; a spreadsheet would run such a cell as a formula (CSV injection). Text cells are
+neutralised with a leading apostrophe in CSV, and XLSX cells are always written as strings,
+never formulas.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import unicodedata
+from pathlib import Path
+
+import pandas as pd
+
+from revisit.files import atomic_path
+
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+MAX_COLUMN_WIDTH = 60
+
+
+def neutralise(frame: pd.DataFrame) -> pd.DataFrame:
+    """Text cells that a spreadsheet would read as a formula get a leading apostrophe."""
+    out = frame.copy()
+    for name in out.columns:
+        col = out[name]
+        if pd.api.types.is_string_dtype(col) or col.dtype == object:
+            text = col.astype("string")
+            risky = text.str.startswith(FORMULA_PREFIXES).fillna(False)
+            out[name] = text.mask(risky, "'" + text)
+    return out
+
+
+def _csv_ready(frame: pd.DataFrame) -> pd.DataFrame:
+    out = frame.copy()
+    for name in out.columns:
+        col = out[name]
+        if isinstance(col.dtype, pd.DatetimeTZDtype):
+            out[name] = col.map(lambda t: t.isoformat() if pd.notna(t) else None)
+    return neutralise(out)
+
+
+def write_csv(frame: pd.DataFrame, target: Path) -> Path:
+    """UTF-8 CSV with a header row, written atomically."""
+    with atomic_path(target) as tmp:
+        _csv_ready(frame).to_csv(tmp, index=False, encoding="utf-8", lineterminator="\n")
+    return target
+
+
+def _display_width(value: object) -> int:
+    """Columns a value takes in a spreadsheet: CJK (wide) characters count double."""
+    text = "" if value is None or (isinstance(value, float) and pd.isna(value)) else str(value)
+    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
+
+
+def write_xlsx(frame: pd.DataFrame, target: Path, sheet: str = "call_list") -> Path:
+    """Formatted XLSX: bold header, fitted widths, frozen header row, auto-filter.
+
+    Every text cell is written with write_string (never a formula); dates as real dates."""
+    import xlsxwriter
+
+    with atomic_path(target) as tmp:
+        workbook = xlsxwriter.Workbook(
+            str(tmp),
+            {"strings_to_formulas": False, "strings_to_urls": False,
+             "strings_to_numbers": False, "default_date_format": "yyyy-mm-dd"},
+        )
+        # A fixed creation date keeps reruns byte-identical.
+        workbook.set_properties({"created": dt.datetime(2000, 1, 1)})
+        ws = workbook.add_worksheet(sheet)
+        header = workbook.add_format({"bold": True, "bg_color": "#DCE6F1", "border": 1,
+                                      "font_name": "Microsoft YaHei"})
+        text_fmt = workbook.add_format({"font_name": "Microsoft YaHei"})
+        date_fmt = workbook.add_format({"num_format": "yyyy-mm-dd", "font_name": "Microsoft YaHei"})
+        columns = list(frame.columns)
+        for c, name in enumerate(columns):
+            ws.write_string(0, c, name, header)
+        for c, name in enumerate(columns):
+            col = frame[name]
+            for r, value in enumerate(col.tolist(), start=1):
+                if value is None or (not isinstance(value, str) and pd.isna(value)):
+                    ws.write_blank(r, c, None, text_fmt)
+                elif isinstance(value, (dt.date, pd.Timestamp)):
+                    stamp = pd.Timestamp(value)
+                    stamp = stamp.tz_localize(None) if stamp.tzinfo else stamp
+                    ws.write_datetime(r, c, stamp.to_pydatetime(), date_fmt)
+                elif isinstance(value, (int, float)) and not isinstance(value, bool):
+                    ws.write_number(r, c, value, text_fmt)
+                else:
+                    ws.write_string(r, c, str(value), text_fmt)
+            widest = max([_display_width(name), *(_display_width(v) for v in col.tolist())])
+            ws.set_column(c, c, min(widest + 2, MAX_COLUMN_WIDTH))
+        ws.freeze_panes(1, 0)
+        if columns:
+            ws.autofilter(0, 0, max(len(frame), 1), len(columns) - 1)
+        workbook.close()
+    return target
