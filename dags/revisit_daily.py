@@ -1,0 +1,87 @@
+"""Revisit daily DAG: wiring only; the work lives in plugins/revisit (see DESIGN.md)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pendulum
+from airflow.sdk import Param, dag, task
+
+DOC = """
+### Revisit daily
+
+For call date **D** (the logical date in the business time zone, or `params.call_date`):
+
+1. **extract** — the CRM (connection `crm_db`) as of D 00:00 local, snapshotted as Parquet
+   under `snapshots/D/` in the output root (`REVISIT_OUTPUT_DIR`).
+2. **quality_gate** — Great Expectations checks; failing rows are quarantined with their reason
+   in `quality/D/`. A table failing beyond `quality.max_failure_share` stops the run here:
+   no list or e-mail goes out.
+3. **call_lists** — one XLSX + CSV per agent in `call_lists/D/`, plus `sms_notice.csv`,
+   `carried_over.csv` (no capacity left) and `not_listed.csv` (missed, unreachable,
+   do-not-call).
+4. **sla** — status of every ticket's SLA metrics in `sla/D/sla_status.csv` and the per-department
+   breach digests.
+5. **publish** — D's rows replaced in the results database (connection `revisit_results`,
+   default `results.sqlite` in the output root).
+
+Idempotent: a rerun of the same D replaces D's partition atomically. XCom carries only paths and
+counts. Rules and numbers: `include/config/policy.yaml`; contract: DESIGN.md.
+"""
+
+
+@dag(
+    dag_id="revisit_daily",
+    schedule="0 6 * * *",
+    start_date=pendulum.datetime(2026, 1, 1, tz="Asia/Shanghai"),
+    catchup=False,
+    max_active_runs=1,
+    tags=["revisit", "daily", "crm"],
+    doc_md=DOC,
+    default_args={
+        "owner": "data-team",
+        "retries": 2,
+        "retry_delay": timedelta(minutes=5),
+        "retry_exponential_backoff": True,
+    },
+    params={
+        "call_date": Param(None, type=["null", "string"], format="date",
+                           description="Override the call date D (YYYY-MM-DD)"),
+    },
+)
+def revisit_daily() -> None:
+    @task
+    def extract(**context) -> dict:
+        from revisit import runtime
+
+        return runtime.extract_daily(context)
+
+    @task
+    def quality_gate(**context) -> dict:
+        from revisit import runtime
+
+        return runtime.quality_gate(context)
+
+    @task
+    def call_lists(**context) -> dict:
+        from revisit import runtime
+
+        return runtime.call_lists(context)
+
+    @task
+    def sla(**context) -> dict:
+        from revisit import runtime
+
+        return runtime.sla(context)
+
+    @task
+    def publish(**context) -> dict:
+        from revisit import runtime
+
+        return runtime.publish(context)
+
+    gate = quality_gate()
+    extract() >> gate >> [call_lists(), sla()] >> publish()
+
+
+revisit_daily()
