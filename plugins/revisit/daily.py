@@ -1,0 +1,191 @@
+"""The daily stages over files: snapshot -> quality gate -> call lists / SLA -> results database.
+
+Each stage reads the previous stage's partition for call date D and writes its own partition
+atomically (temp folder + rename), so every stage is idempotent and safe to retry. Nothing
+here imports Airflow: runtime.py calls these with values taken from the task context.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from revisit.calendar import BusinessCalendar
+from revisit.extract import Cutoff, read_snapshot, snapshot_dir
+from revisit.files import atomic_dir
+from revisit.policy import Policy
+
+log = logging.getLogger(__name__)
+
+DIGEST_PREFIX = "digest_"
+
+
+class QualityGateStopped(RuntimeError):
+    """A table failed the quality gate beyond the policy's threshold: no lists go out."""
+
+
+@dataclass(frozen=True)
+class Partitions:
+    """Where each stage of call date D reads and writes, under the output root."""
+
+    root: Path
+    day: dt.date
+
+    @property
+    def snapshot(self) -> Path:
+        return snapshot_dir(self.root, self.day.isoformat())
+
+    @property
+    def clean(self) -> Path:
+        return self.root / "clean" / self.day.isoformat()
+
+    @property
+    def quality(self) -> Path:
+        return self.root / "quality" / self.day.isoformat()
+
+    @property
+    def call_lists(self) -> Path:
+        return self.root / "call_lists" / self.day.isoformat()
+
+    @property
+    def sla(self) -> Path:
+        return self.root / "sla" / self.day.isoformat()
+
+
+def cutoff_of(day: dt.date, policy: Policy) -> pd.Timestamp:
+    """D 00:00, naive business-local: the instant the run sees the CRM at."""
+    return Cutoff.for_date(day, policy.calendar.timezone, policy.source_tz).business
+
+
+def read_clean(parts: Partitions) -> dict[str, pd.DataFrame]:
+    if not parts.clean.exists():
+        raise FileNotFoundError(f"no clean data for {parts.day}: {parts.clean} is missing "
+                                "(run the quality gate first)")
+    return {p.stem: pd.read_parquet(p) for p in sorted(parts.clean.glob("*.parquet"))}
+
+
+def run_quality(parts: Partitions, policy: Policy) -> dict:
+    """Quality gate over D's snapshot: quality/D/ report, clean/D/ frames, or a stop."""
+    from revisit.quality import run_quality_gate, write_quality_outputs
+
+    result = run_quality_gate(read_snapshot(parts.snapshot), policy)
+    write_quality_outputs(result, parts.quality, parts.day)
+    if result.stopped:
+        raise QualityGateStopped(f"quality gate stopped the run for {parts.day}: "
+                                 f"{result.stop_reason} (see {parts.quality})")
+    with atomic_dir(parts.clean) as tmp:
+        for name, frame in result.clean.items():
+            frame.to_parquet(tmp / f"{name}.parquet", index=False)
+    summary = {
+        "quarantined_rows": int(result.quarantine[["table", "row_key"]].drop_duplicates().shape[0])
+        if len(result.quarantine) else 0,
+        "clean_rows": {name: len(frame) for name, frame in result.clean.items()},
+        "report": str(parts.quality),
+    }
+    return summary
+
+
+def run_call_lists(parts: Partitions, policy: Policy, calendar: BusinessCalendar) -> dict:
+    """Per-agent call lists (XLSX + CSV), SMS pre-notice, carried-over and not-listed reports."""
+    from revisit.calllist import build_call_list
+    from revisit.spreadsheet import write_csv, write_xlsx
+    from revisit.visits import visit_obligations
+
+    frames = read_clean(parts)
+    obligations = visit_obligations(frames, policy, calendar, parts.day)
+    result = build_call_list(obligations, frames, policy, calendar, parts.day)
+    lists = result.lists
+    with atomic_dir(parts.call_lists) as tmp:
+        for agent_id, rows in lists.groupby("agent_id", sort=True):
+            rows = rows.reset_index(drop=True)
+            write_csv(rows, tmp / f"{agent_id}.csv")
+            write_xlsx(_xlsx_ready(rows), tmp / f"{agent_id}.xlsx")
+        write_csv(result.sms_notice, tmp / "sms_notice.csv")
+        write_csv(result.carried_over, tmp / "carried_over.csv")
+        write_csv(result.not_listed, tmp / "not_listed.csv")
+    return {
+        "path": str(parts.call_lists),
+        "agents": int(lists["agent_id"].nunique()),
+        "rows": len(lists),
+        "sms_notice": len(result.sms_notice),
+        "carried_over": len(result.carried_over),
+        "not_listed": len(result.not_listed),
+    }
+
+
+def _xlsx_ready(rows: pd.DataFrame) -> pd.DataFrame:
+    """Dates as real dates in the spreadsheet (the CSV keeps ISO text)."""
+    out = rows.astype(object).where(rows.notna(), None)
+    for name in ("call_date", "window_end"):
+        out[name] = [dt.date.fromisoformat(v) if isinstance(v, str) else None for v in out[name]]
+    return out
+
+
+def run_sla(parts: Partitions, policy: Policy, calendar: BusinessCalendar) -> dict:
+    """SLA status of every ticket metric as of D 00:00, and the per-department digests."""
+    from revisit.sla import breach_digest, sla_status
+    from revisit.spreadsheet import write_csv
+
+    frames = read_clean(parts)
+    cutoff = cutoff_of(parts.day, policy)
+    status = sla_status(frames["tickets"], frames.get("ticket_pauses"), policy, calendar, cutoff)
+    previous = cutoff_of(parts.day - dt.timedelta(days=1), policy)
+    digests = breach_digest(status, frames["tickets"], frames["customers"], cutoff, previous)
+    with atomic_dir(parts.sla) as tmp:
+        write_csv(status, tmp / "sla_status.csv")
+        for department_id, rows in sorted(digests.items()):
+            write_csv(rows, tmp / f"{DIGEST_PREFIX}{department_id}.csv")
+    counts = status["status"].value_counts().to_dict()
+    return {"path": str(parts.sla), "rows": len(status),
+            "by_status": {str(k): int(v) for k, v in sorted(counts.items())},
+            "digest_departments": sorted(digests)}
+
+
+def publish_results(parts: Partitions, url: str) -> dict:
+    """Replace D's rows in the results database with D's call lists, SLA status, quality issues."""
+    from revisit.db import make_engine
+    from revisit.results import ensure_schema, replace_partition
+
+    calls = pd.concat(
+        [pd.read_csv(p, dtype=str, keep_default_na=False, na_values=[""])
+         for p in sorted(parts.call_lists.glob("*.csv"))
+         if p.stem not in ("sms_notice", "carried_over", "not_listed")] or [pd.DataFrame()],
+        ignore_index=True,
+    )
+    call_rows = pd.DataFrame({
+        "agent_id": calls.get("agent_id"), "list_rank": calls.get("rank"),
+        "customer_id": calls.get("customer_id"), "tier": calls.get("tier"),
+        "reasons": calls.get("reasons"), "window_end": calls.get("window_end"),
+        "overdue_days": calls.get("overdue_days"), "ticket_id": calls.get("ticket_id"),
+        "order_id": calls.get("order_id"), "suggested_window": calls.get("suggested_window"),
+    }) if len(calls) else pd.DataFrame(columns=[
+        "agent_id", "list_rank", "customer_id", "tier", "reasons", "window_end",
+        "overdue_days", "ticket_id", "order_id", "suggested_window"])
+    sla = pd.read_csv(parts.sla / "sla_status.csv", dtype=str, keep_default_na=False,
+                      na_values=[""])
+    for name in ("started_at", "deadline", "achieved_at"):
+        sla[name] = pd.to_datetime(sla[name], format="ISO8601").dt.tz_localize(None) \
+            if sla[name].notna().any() else pd.NaT
+    quality = pd.read_csv(parts.quality / "quarantine.csv", dtype=str, keep_default_na=False,
+                          na_values=[""])
+    issues = pd.DataFrame({
+        "table_name": quality.get("table"), "row_key": quality.get("row_key"),
+        "check_name": quality.get("check"), "column_name": quality.get("column").fillna("")
+        if "column" in quality else None, "reason": quality.get("reason"),
+    }).drop_duplicates(["table_name", "row_key", "check_name", "column_name"])
+
+    engine = make_engine(url)
+    try:
+        ensure_schema(engine)
+        written = {
+            "call_list": replace_partition(engine, "call_list", parts.day, call_rows),
+            "sla_status": replace_partition(engine, "sla_status", parts.day, sla),
+            "quality_issues": replace_partition(engine, "quality_issues", parts.day, issues),
+        }
+    finally:
+        engine.dispose()
+    return written
