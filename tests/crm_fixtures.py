@@ -7,11 +7,8 @@ from pathlib import Path
 import pandas as pd
 from sqlalchemy import create_engine
 
-from revisit.db import ddl_statements
-from revisit.paths import SQL_DIR
+from revisit.db import CRM_SCHEMA, ddl_statements
 from revisit.schema import TABLES
-
-CRM_SCHEMA = SQL_DIR / "crm" / "schema.sql"
 
 
 def empty_frames() -> dict[str, pd.DataFrame]:

@@ -1,7 +1,9 @@
 """Portable DDL files and engines for the three databases Revisit talks to.
 
 The SQL lives in include/sql/*.sql; one file serves SQLite, PostgreSQL and MySQL/MariaDB with
-a couple of placeholders filled per dialect, so there is a single schema to keep right.
+a couple of placeholders filled per dialect, so there is a single schema to keep right. Every
+module that creates tables (the demo CRM, the results database, test fixtures) renders its DDL
+with `ddl_statements` and opens databases with `make_engine`.
 """
 
 from __future__ import annotations
@@ -11,6 +13,10 @@ from pathlib import Path
 
 from sqlalchemy import create_engine
 from sqlalchemy.engine import URL, Engine, make_url
+
+from revisit.paths import SQL_DIR
+
+CRM_SCHEMA = SQL_DIR / "crm" / "schema.sql"  # the canonical CRM model (demo CRM, tests)
 
 _PLACEHOLDER = re.compile(r"\{\{\s*(\w+)\s*\}\}")
 # MySQL/MariaDB: DATETIME (their TIMESTAMP is UTC-stored and may auto-update) and utf8mb4 so
@@ -30,7 +36,9 @@ class SchemaFileError(ValueError):
 
 
 def ddl_statements(path: Path, dialect: str) -> list[str]:
-    """The statements of a DDL file for one dialect: placeholders filled, comments dropped."""
+    """The statements of a DDL file for one dialect (sqlite, postgresql, mysql, mariadb):
+    placeholders filled, comments dropped, one statement per item (a statement ends with ';'
+    at the end of a line)."""
     if dialect not in DIALECT_VALUES:
         raise SchemaFileError(f"Revisit supports SQLite, PostgreSQL and MySQL/MariaDB, "
                               f"not {dialect!r}")
@@ -48,8 +56,12 @@ def ddl_statements(path: Path, dialect: str) -> list[str]:
 
 
 def make_engine(url: str | URL) -> Engine:
-    """An engine for `url`; a SQLite file's folder is created first."""
+    """An engine for `url` (connections checked before use); a SQLite file's folder is
+    created first."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
     return create_engine(parsed, pool_pre_ping=True)
+
+
+__all__ = ["CRM_SCHEMA", "DIALECT_VALUES", "SchemaFileError", "ddl_statements", "make_engine"]

@@ -22,22 +22,21 @@ import contextlib
 import datetime as dt
 import gc
 import itertools
-import re
 import sys
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import MetaData, Table, column, create_engine, insert, inspect, table
-from sqlalchemy.engine import URL, Connection, Engine, make_url
+from sqlalchemy import MetaData, Table, column, insert, inspect, table
+from sqlalchemy.engine import URL, Connection, make_url
 
 from revisit.calendar import BusinessCalendar
-from revisit.paths import PROJECT_ROOT, SQL_DIR
+from revisit.db import CRM_SCHEMA, ddl_statements, make_engine
+from revisit.paths import PROJECT_ROOT
 from revisit.policy import DEFAULT_POLICY_PATH, Duration, Policy, WindowRule, load_policy
 from revisit.schema import CATEGORIES as TICKET_CATEGORIES
 from revisit.schema import (
@@ -147,7 +146,6 @@ VISIT_SATISFACTION_WEIGHTS = (0.01, 0.01, 0.02, 0.02, 0.04, 0.06, 0.10, 0.20, 0.
 ID_WIDTHS = {"D": 2, "A": 4, "C": 7, "O": 9, "T": 9, "V": 10}
 TABLE_ORDER = ("departments", "agents", "customers", "orders", "tickets", "ticket_pauses",
                "visits")
-SCHEMA_SQL = SQL_DIR / "crm" / "schema.sql"
 DEFAULT_URL = f"sqlite:///{PROJECT_ROOT / 'output' / 'demo' / 'crm.sqlite'}"
 
 Columns = dict[str, np.ndarray]  # one table (or chunk of it) as numpy columns
@@ -296,6 +294,8 @@ def make_ids(prefix: str, first: int, count: int) -> np.ndarray:
     width = ID_WIDTHS[prefix]
     if count and first + count - 1 >= 10**width:
         raise ValueError(f"ids {prefix}: more than {10**width - 1} rows do not fit the id width")
+    if count == 0:  # np.char.zfill fails on an empty array (a chunk without tickets)
+        return np.empty(0, dtype=object)
     numbers = np.arange(first, first + count, dtype=np.int64).astype(str)
     return np.char.add(prefix, np.char.zfill(numbers, width)).astype(object)
 
@@ -1105,7 +1105,8 @@ def _chunk(world: _World, org: _Org, rng: np.random.Generator, first: int, count
     ticket_rank[ticket_sort] = np.arange(len(ticket_sort))
     by_key = np.lexsort((paused, ticket_rank[row]))
     row, paused, resumed = row[by_key], paused[by_key], resumed[by_key]
-    unique = np.r_[True, (row[1:] != row[:-1]) | (paused[1:] != paused[:-1])]
+    unique = np.ones(len(row), dtype=bool)  # one pause per (ticket, paused_at): the key
+    unique[1:] = (row[1:] != row[:-1]) | (paused[1:] != paused[:-1])
     pauses_cols = {"ticket_id": ticket_ids[row[unique]], "paused_at": paused[unique],
                    "resumed_at": resumed[unique]}
 
@@ -1215,38 +1216,11 @@ class DemoCrmError(RuntimeError):
     """The demo CRM cannot be built where asked (tables exist and replace is off, ...)."""
 
 
-_PLACEHOLDER = re.compile(r"\{\{\s*(\w+)\s*\}\}")
-_DIALECT_VALUES = {
-    "sqlite": {"timestamp": "TIMESTAMP", "table_options": ""},
-    "postgresql": {"timestamp": "TIMESTAMP", "table_options": ""},
-    "mysql": {"timestamp": "DATETIME",
-              "table_options": "ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci"},
-}
-_DIALECT_VALUES["mariadb"] = _DIALECT_VALUES["mysql"]
 # SQLite bulk-load settings: a rebuildable demo file needs no fsync or rollback journal, and a
 # 128 MB page cache speeds up the index builds (memory stays bounded: sorts spill to disk).
 _SQLITE_LOAD_PRAGMAS = ("PRAGMA synchronous = OFF", "PRAGMA journal_mode = OFF",
                         "PRAGMA cache_size = -131072")
 INSERT_BATCH_ROWS = 50_000         # rows converted to tuples at a time (bounded memory)
-
-
-def schema_statements(dialect: str, path: Path = SCHEMA_SQL) -> list[str]:
-    """The DDL of include/sql/crm/schema.sql for one dialect (sqlite, postgresql, mysql,
-    mariadb), placeholders filled, comments dropped, one statement per item."""
-    if dialect not in _DIALECT_VALUES:
-        raise DemoCrmError(f"the demo CRM supports SQLite, PostgreSQL and MySQL/MariaDB, "
-                           f"not {dialect!r}")
-    values = _DIALECT_VALUES[dialect]
-
-    def fill(match: re.Match[str]) -> str:
-        name = match.group(1)
-        if name not in values:
-            raise DemoCrmError(f"{path}: unknown placeholder {{{{{name}}}}}")
-        return values[name]
-
-    lines = [line.split("--", 1)[0].rstrip() for line in path.read_text("utf-8").splitlines()]
-    text = _PLACEHOLDER.sub(fill, "\n".join(lines))
-    return [s.strip() for s in re.split(r";\s*$", text, flags=re.MULTILINE) if s.strip()]
 
 
 def _db_values(values: np.ndarray, kind: str) -> list[Any]:
@@ -1318,13 +1292,6 @@ def _gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-def _engine(url: str | URL) -> Engine:
-    parsed = make_url(url)
-    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
-        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-    return create_engine(parsed)
-
-
 def build_demo_crm(url: str | URL, customers: int = DEFAULT_CUSTOMERS,
                    seed: int = DEFAULT_SEED, as_of: dt.date = DEFAULT_AS_OF,
                    replace: bool = True, *, chunk_customers: int = CHUNK_CUSTOMERS,
@@ -1332,9 +1299,9 @@ def build_demo_crm(url: str | URL, customers: int = DEFAULT_CUSTOMERS,
     """Create the demo CRM at `url` (schema from include/sql/crm/schema.sql) and fill it with
     `generate(...)`'s data; returns rows per table. With replace, existing demo tables are
     dropped first; without, existing demo tables are an error (never mixed with old rows)."""
-    engine = _engine(url)
+    engine = make_engine(url)
     try:
-        statements = schema_statements(engine.dialect.name)
+        statements = ddl_statements(CRM_SCHEMA, engine.dialect.name)
         tables = [s for s in statements if not s.upper().startswith("CREATE INDEX")]
         indexes = [s for s in statements if s.upper().startswith("CREATE INDEX")]
         with engine.begin() as conn:
@@ -1397,7 +1364,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 __all__ = [
     "DEFAULT_AS_OF", "DemoCrmError", "build_demo_crm", "generate", "generate_frames",
-    "main", "make_ids", "schema_statements",
+    "main", "make_ids",
 ]
 
 if __name__ == "__main__":

@@ -13,18 +13,12 @@ import pandas as pd
 import pytest
 
 from revisit.calendar import BusinessCalendar
-from revisit.demo_crm import (
-    DEFAULT_AS_OF,
-    DemoCrmError,
-    generate,
-    generate_frames,
-    make_ids,
-    schema_statements,
-)
+from revisit.db import CRM_SCHEMA, SchemaFileError, ddl_statements
+from revisit.demo_crm import DEFAULT_AS_OF, generate, generate_frames, make_ids
 from revisit.policy import Policy
 from revisit.schema import TABLES, TICKET_STAMPS
 
-CUSTOMERS = 600
+CUSTOMERS = 2000  # the brief: every enum value occurs at this size
 Frames = dict[str, pd.DataFrame]
 
 
@@ -39,17 +33,30 @@ def _horizon(as_of: dt.date = DEFAULT_AS_OF) -> pd.Timestamp:
 
 # ------------------------------------------------------------------ reproducibility
 def test_same_seed_gives_identical_frames() -> None:
-    first = generate_frames(150, seed=3)
-    second = generate_frames(150, seed=3)
+    first = generate_frames(300, seed=3)
+    second = generate_frames(300, seed=3)
     for name in TABLES:
         pd.testing.assert_frame_equal(first[name], second[name])
 
 
+def test_same_seed_gives_identical_chunks() -> None:
+    first = list(generate(250, seed=3, chunk_customers=100))
+    second = list(generate(250, seed=3, chunk_customers=100))
+    assert len(first) == len(second) == 3
+    for a, b in zip(first, second, strict=True):
+        assert a.keys() == b.keys()
+        for name in a:
+            pd.testing.assert_frame_equal(a[name], b[name])
+
+
 def test_different_seeds_differ() -> None:
-    a = generate_frames(150, seed=3)
-    b = generate_frames(150, seed=4)
+    a = generate_frames(300, seed=3)
+    b = generate_frames(300, seed=4)
     assert not a["customers"]["name"].equals(b["customers"]["name"])
+    assert not a["customers"]["phone"].equals(b["customers"]["phone"])
+    assert not a["agents"]["name"].equals(b["agents"]["name"])
     assert not a["tickets"]["created_at"].equals(b["tickets"]["created_at"])
+    assert not a["visits"]["visited_at"].equals(b["visits"]["visited_at"])
 
 
 def test_chunks_continue_ids_and_carry_the_organisation_once() -> None:
@@ -215,27 +222,49 @@ def test_ticket_status_matches_its_stamps(crm: Frames) -> None:
 
 
 def test_some_tickets_are_open(crm: Frames) -> None:
-    status = crm["tickets"]["status"]
+    tickets = crm["tickets"]
+    status = tickets["status"]
     assert (status == "pending").sum() >= 3
     assert (status == "in_progress").sum() >= 3
+    assert (status == "resolved").sum() >= 3
+    still_open = tickets[status != "closed"]
+    assert still_open["closed_at"].isna().all()
+    # both fresh tickets (raised in the last days) and an old backlog (stuck for months)
+    age = _horizon() - still_open["created_at"]
+    assert (age < pd.Timedelta(days=3)).any()
+    assert (age > pd.Timedelta(days=60)).any()
+    assert still_open.loc[status == "pending", "handler_agent_id"].isna().any()
 
 
-def test_sla_mostly_met_with_some_breaches(crm: Frames, policy: Policy,
-                                          calendar: BusinessCalendar) -> None:
+def _achieved_on_time(crm: Frames, policy: Policy,
+                      calendar: BusinessCalendar) -> pd.DataFrame:
+    """One row per achieved SLA target: the ticket's priority and whether it was on time."""
     tickets = crm["tickets"]
-    met = breached = 0
+    parts = []
     for priority, targets in policy.sla.targets.items():
         rows = tickets[tickets["priority"] == priority]
         for metric, target in targets.items():
             spec = policy.sla.metrics[metric]
             started = rows[rows[spec.start].notna() & rows[spec.achieved].notna()]
             deadline = calendar.add(started[spec.start], target).dt.tz_localize(None)
-            on_time = started[spec.achieved] <= deadline
-            met += int(on_time.sum())
-            breached += int((~on_time).sum())
-    compliance = met / (met + breached)
-    assert 0.85 < compliance < 0.99
-    assert breached >= 10
+            parts.append(pd.DataFrame({"priority": priority, "metric": metric,
+                                       "on_time": started[spec.achieved] <= deadline}))
+    return pd.concat(parts, ignore_index=True)
+
+
+def test_sla_mostly_met_with_some_breaches(crm: Frames, policy: Policy,
+                                          calendar: BusinessCalendar) -> None:
+    on_time = _achieved_on_time(crm, policy, calendar)["on_time"]
+    assert 0.85 < on_time.mean() < 0.99
+    assert (~on_time).sum() >= 10
+
+
+def test_some_tickets_are_late_on_every_priority(crm: Frames, policy: Policy,
+                                                 calendar: BusinessCalendar) -> None:
+    late = (~_achieved_on_time(crm, policy, calendar)
+            .set_index("priority")["on_time"]).groupby(level=0).sum()
+    assert set(late.index) == set(policy.sla.targets)
+    assert (late >= 3).all(), late.to_dict()
 
 
 def test_pauses_lie_within_their_tickets(crm: Frames) -> None:
@@ -327,9 +356,37 @@ def test_row_counts_scale_with_customers() -> None:
     assert 0.6 < large["tickets"] / 1200 < 1.0
 
 
+def test_a_million_customers_come_in_bounded_chunks() -> None:
+    """The generator is lazy: at 1,000,000 customers the first chunk is only `chunk_customers`
+    customers, with an organisation sized for the whole CRM and ids wide enough for it."""
+    chunks = generate(1_000_000, seed=7, chunk_customers=200)
+    first = next(chunks)
+    assert len(first["customers"]) == 200
+    assert len(first["visits"]) < 200 * 30
+    agents = first["agents"]
+    assert 1_000_000 / 900 < (agents["role"] == "agent").sum() < 1_000_000 / 700
+    assert agents["agent_id"].str.fullmatch(r"A\d{4}").all()
+    assert make_ids("C", 1_000_000, 1).tolist() == ["C1000000"]
+    chunks.close()
+
+
+@pytest.mark.parametrize(("customers", "chunk"), [(1, 20_000), (3, 1), (40, 7)])
+def test_tiny_crms_and_chunks_without_tickets_work(customers: int, chunk: int) -> None:
+    for seed in range(8):
+        frames = generate_frames(customers, seed=seed, chunk_customers=chunk)
+        assert len(frames["customers"]) == customers
+        for name, table in TABLES.items():
+            assert list(frames[name].columns) == list(table.columns), name
+            assert not frames[name].duplicated(list(table.key)).any(), name
+
+
 def test_bad_arguments_are_refused() -> None:
     with pytest.raises(ValueError, match="customers"):
         next(generate(0))
+    with pytest.raises(ValueError, match="customers"):
+        next(generate(10_000_000))
+    with pytest.raises(ValueError, match="chunk_customers"):
+        next(generate(10, chunk_customers=0))
     with pytest.raises(ValueError, match="as_of"):
         next(generate(10, as_of=dt.date(2016, 1, 1)))
 
@@ -337,6 +394,7 @@ def test_bad_arguments_are_refused() -> None:
 # ------------------------------------------------------------------ ids and DDL
 def test_make_ids_pads_and_refuses_overflow() -> None:
     assert make_ids("C", 123, 2).tolist() == ["C0000123", "C0000124"]
+    assert make_ids("T", 1, 0).tolist() == []
     with pytest.raises(ValueError, match="width"):
         make_ids("D", 99, 2)
 
@@ -354,7 +412,7 @@ def _created_columns(statements: list[str]) -> dict[str, list[str]]:
 
 @pytest.mark.parametrize("dialect", ["sqlite", "postgresql", "mysql", "mariadb"])
 def test_schema_sql_is_the_canonical_model(dialect: str) -> None:
-    statements = schema_statements(dialect)
+    statements = ddl_statements(CRM_SCHEMA, dialect)
     assert not any("{{" in s or "--" in s for s in statements)
     created = _created_columns(statements)
     assert created == {name: list(table.columns) for name, table in TABLES.items()}
@@ -374,5 +432,16 @@ def test_schema_sql_is_the_canonical_model(dialect: str) -> None:
 
 
 def test_schema_for_an_unknown_dialect_is_refused() -> None:
-    with pytest.raises(DemoCrmError, match="oracle"):
-        schema_statements("oracle")
+    with pytest.raises(SchemaFileError, match="oracle"):
+        ddl_statements(CRM_SCHEMA, "oracle")
+
+
+def test_ddl_with_an_unknown_placeholder_is_refused(tmp_path) -> None:
+    ddl = tmp_path / "bad.sql"
+    ddl.write_text("CREATE TABLE t (a {{timestamp}}, b {{money}}); -- comment\n", "utf-8")
+    with pytest.raises(SchemaFileError, match=r"\{\{money\}\}"):
+        ddl_statements(ddl, "sqlite")
+    ddl.write_text("CREATE TABLE t (a {{ timestamp }}) {{table_options}};\n-- end\n", "utf-8")
+    assert ddl_statements(ddl, "mariadb") == [
+        "CREATE TABLE t (a DATETIME) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 "
+        "COLLATE=utf8mb4_unicode_ci"]

@@ -1,6 +1,6 @@
 -- Revisit demo CRM: exactly the canonical source model of DESIGN.md ("Source schema").
 --
--- One file for SQLite, PostgreSQL and MySQL/MariaDB. The loader (revisit.demo_crm) replaces
+-- One file for SQLite, PostgreSQL and MySQL/MariaDB. revisit.db.ddl_statements replaces
 --   {{timestamp}}      TIMESTAMP on SQLite and PostgreSQL (= without time zone), DATETIME on
 --                      MySQL/MariaDB, whose TIMESTAMP is stored as UTC and may auto-update;
 --                      PostgreSQL has no DATETIME. Values are naive local business time.
