@@ -21,7 +21,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 from sqlalchemy import create_engine, text
-from sqlalchemy.engine import URL, Engine
+from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.exc import NoSuchTableError, OperationalError, ProgrammingError
 
 from revisit.files import atomic_dir
@@ -49,7 +49,10 @@ class Cutoff:
     source: pd.Timestamp  # naive, source-local (what the SQL compares with)
 
     @classmethod
-    def for_date(cls, call_date: dt.date, business_tz: str, source_tz: str) -> Cutoff:
+    def for_date(cls, call_date: dt.date, business_tz: str, source_tz: str | None = None
+                 ) -> Cutoff:
+        """source_tz None: the CRM stamps in business-local time (the contract's default)."""
+        source_tz = source_tz or business_tz
         local = pd.Timestamp(call_date).tz_localize(business_tz)
         return cls(
             call_date=call_date,
@@ -89,8 +92,12 @@ def _typed(table: Table, raw: pd.DataFrame, business_tz: str, source_tz: str) ->
             out[name] = values
             continue
         if kind in ("datetime", "date"):
-            parsed = pd.to_datetime(col, errors="coerce", format="mixed")
-            if kind == "datetime" and source_tz != business_tz:
+            parsed = pd.to_datetime(col, errors="coerce", format="mixed", utc=_aware(col))
+            if parsed.dt.tz is not None:
+                # A zone-aware source column (e.g. PostgreSQL timestamptz) names its instant
+                # itself: convert, whatever source_tz says.
+                parsed = parsed.dt.tz_convert(business_tz).dt.tz_localize(None)
+            elif kind == "datetime" and source_tz != business_tz:
                 parsed = (
                     parsed.dt.tz_localize(source_tz, ambiguous="NaT", nonexistent="shift_forward")
                     .dt.tz_convert(business_tz).dt.tz_localize(None)
@@ -113,6 +120,15 @@ def _typed(table: Table, raw: pd.DataFrame, business_tz: str, source_tz: str) ->
             errors[bad] = errors[bad] + f"{name}: not a {kind} (" + shown + "); "
     out[PARSE_ERRORS] = errors.str.rstrip("; ").replace("", pd.NA)
     return out
+
+
+def _aware(values: pd.Series) -> bool:
+    """Whether a raw column holds zone-aware datetimes (drivers return them for timestamptz)."""
+    if isinstance(values.dtype, pd.DatetimeTZDtype):
+        return True
+    first = values.dropna()
+    return bool(len(first)) and isinstance(first.iloc[0], dt.datetime) \
+        and first.iloc[0].tzinfo is not None
 
 
 def apply_cutoff(table: Table, frame: pd.DataFrame, cutoff: pd.Timestamp) -> pd.DataFrame:
@@ -167,12 +183,16 @@ def _stream_table(engine: Engine, table: Table, cutoff: Cutoff, business_tz: str
 
 
 def extract_snapshot(
-    url: str | URL, cutoff_date: dt.date, target: Path, *, business_tz: str, source_tz: str,
-    chunk_rows: int = CHUNK_ROWS,
+    url: str | URL, cutoff_date: dt.date, target: Path, *, business_tz: str,
+    source_tz: str | None = None, chunk_rows: int = CHUNK_ROWS,
 ) -> dict[str, int]:
     """Snapshot every canonical table as of cutoff_date 00:00 (business-local) into `target`,
-    replacing it atomically; returns row counts per table."""
+    replacing it atomically; returns row counts per table. source_tz None: the CRM's naive
+    stamps are business-local."""
+    source_tz = source_tz or business_tz
     cutoff = Cutoff.for_date(cutoff_date, business_tz, source_tz)
+    url = make_url(url)
+    _check_sqlite_file(url)
     engine = create_engine(url, pool_pre_ping=True)
     counts: dict[str, int] = {}
     try:
@@ -194,6 +214,15 @@ def extract_snapshot(
     finally:
         engine.dispose()
     return counts
+
+
+def _check_sqlite_file(url: URL) -> None:
+    """SQLite would create a missing file and then report missing tables: say what is wrong."""
+    database = url.database or ""
+    if url.get_backend_name() == "sqlite" and database not in ("", ":memory:") \
+            and not database.startswith("file:") and not Path(database).is_file():
+        raise ExtractError(f"the CRM SQLite file {database} does not exist "
+                           "(check connection crm_db)")
 
 
 def _is_missing_table(error: Exception) -> bool:

@@ -15,9 +15,18 @@ DIR_MODE = 0o750
 
 
 def ensure_dir(path: Path) -> Path:
-    """Create `path` (and parents) with owner/group-only permissions."""
+    """Create `path` (and missing parents) with owner/group-only permissions.
+
+    Only folders created here are chmod-ed: an existing folder (the output root, or /tmp)
+    keeps the permissions its owner gave it."""
+    missing = []
+    for folder in (path, *path.parents):
+        if folder.exists():
+            break
+        missing.append(folder)
     path.mkdir(parents=True, exist_ok=True, mode=DIR_MODE)
-    os.chmod(path, DIR_MODE)
+    for folder in missing:
+        os.chmod(folder, DIR_MODE)  # mkdir's mode is filtered by the umask
     return path
 
 

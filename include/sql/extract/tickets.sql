@@ -4,3 +4,5 @@ SELECT ticket_id, customer_id, order_id, department_id, handler_agent_id, type, 
        result_fed_back_at, closed_at, status, satisfaction
 FROM tickets
 WHERE created_at < :cutoff OR created_at IS NULL
+-- Ordered by key: the snapshot is the same whichever database and query plan served it.
+ORDER BY ticket_id
