@@ -395,6 +395,17 @@ def test_closed_pause_moves_the_deadline(run) -> None:
     assert one(out, "T1", "verification")["deadline"] == L("2026-10-14 10:00")
 
 
+def test_pause_does_not_move_a_wall_clock_target(run) -> None:
+    # DESIGN: paused time is excluded from business-time targets only. Urgent plan = 24 hours
+    # wall clock: Mon 10-12 09:00 + 24 h = Tue 10-13 09:00 whatever the pause; first response
+    # (business hours) on the same ticket is still moved by it (11:00 -> 12:00).
+    out = run(ticket("T1", "urgent", "2026-10-12 09:00"),
+              pauses=pauses_frame(("T1", "2026-10-12 09:30", "2026-10-12 10:30")),
+              cutoff=pd.Timestamp("2026-10-14 00:00"))
+    assert one(out, "T1", "plan")["deadline"] == L("2026-10-13 09:00")
+    assert one(out, "T1", "first_response")["deadline"] == L("2026-10-12 12:00")
+
+
 def test_paused_time_is_not_used_time(run) -> None:
     # General first response Mon 12:00 (75 % used at Tue 00:00 without pauses, see above);
     # paused 13:00-14:00 -> deadline Tue 12:00, used 6 h - 1 h = 5 h = 62.5 % -> pending.
