@@ -13,6 +13,7 @@ AIRFLOW="$ROOT/.venv/bin/airflow"
 CALL_DATE="${DEMO_CALL_DATE:-2026-11-20}"          # call date D of the daily run
 MONTH_RUN="${DEMO_MONTH_RUN:-2026-11-02}"          # the monthly run that reviews the month before
 CUSTOMERS="${DEMO_CUSTOMERS:-2000}"
+ENTRY_ERRORS="${DEMO_ENTRY_ERRORS:-0.002}"            # typos for the quality gate to quarantine
 DEMO_DIR="$REVISIT_OUTPUT_DIR/demo"
 LOG_DIR="$DEMO_DIR/logs"
 mkdir -p "$LOG_DIR"
@@ -20,7 +21,7 @@ chmod 750 "$REVISIT_OUTPUT_DIR" "$DEMO_DIR"
 
 echo "demo: building the demo CRM ($CUSTOMERS customers) in $DEMO_DIR/crm.sqlite"
 "$PY" -m revisit.demo_crm --url "sqlite:///$DEMO_DIR/crm.sqlite" --customers "$CUSTOMERS" \
-  --as-of "$CALL_DATE"
+  --as-of "$CALL_DATE" --entry-errors "$ENTRY_ERRORS"
 export AIRFLOW_CONN_CRM_DB="sqlite:///$DEMO_DIR/crm.sqlite"
 
 echo "demo: preparing Airflow metadata (SQLite) in $AIRFLOW_HOME"

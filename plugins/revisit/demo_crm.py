@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import MetaData, Table, column, insert, inspect, table
+from sqlalchemy import MetaData, Table, bindparam, column, insert, inspect, select, table, update
 from sqlalchemy.engine import URL, Connection, make_url
 
 from revisit.calendar import BusinessCalendar
@@ -1335,6 +1335,45 @@ def build_demo_crm(url: str | URL, customers: int = DEFAULT_CUSTOMERS,
     return counts
 
 
+# ================================================================= data-entry errors
+# What real CRMs hold and the quality gate must catch: one kind per table, each a typo a person
+# makes. Applied after loading, to a seeded sample, so the clean generator stays the default.
+ENTRY_ERRORS = {
+    # table: (key, column, wrong value, rows eligible)
+    "customers": ("customer_id", "phone", "13800", None),                 # digits dropped
+    "visits": ("visit_id", "satisfaction", 11, "satisfaction"),            # 1-10 scale
+    "orders": ("order_id", "delivered_at", dt.datetime(2015, 1, 1, 9), "delivered_at"),  # year
+}
+
+
+def add_entry_errors(url: str | URL, share: float, seed: int = DEFAULT_SEED) -> dict[str, list]:
+    """Corrupt `share` of the rows of each ENTRY_ERRORS table (at least one when share > 0);
+    returns the keys touched per table, so a demo or test can point at what the gate caught."""
+    if not 0 <= share < 1:
+        raise ValueError(f"entry error share must be in [0, 1), got {share}")
+    rng = np.random.default_rng([seed, 20261123])
+    touched: dict[str, list] = {}
+    engine = make_engine(url)
+    try:
+        with engine.begin() as conn:
+            for name, (key, col, wrong, eligible) in ENTRY_ERRORS.items():
+                where = table(name, column(key), column(col))
+                query = select(where.c[key]).order_by(where.c[key])
+                if eligible:
+                    query = query.where(column(eligible).is_not(None))
+                keys = conn.execute(query).scalars().all()
+                if not keys or share == 0:
+                    continue
+                count = max(1, round(len(keys) * share))
+                chosen = sorted(keys[i] for i in rng.choice(len(keys), count, replace=False))
+                conn.execute(update(where).where(where.c[key] == bindparam("k"))
+                             .values({col: wrong}), [{"k": k} for k in chosen])
+                touched[name] = chosen
+    finally:
+        engine.dispose()
+    return touched
+
+
 # ================================================================= CLI
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m revisit.demo_crm",
@@ -1347,24 +1386,30 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="the CRM as it stands at the end of this day (YYYY-MM-DD)")
     parser.add_argument("--no-replace", action="store_true",
                         help="fail instead of dropping existing demo tables")
+    parser.add_argument("--entry-errors", type=float, default=0.0, metavar="SHARE",
+                        help="share of customers, orders and visits given a data-entry error "
+                             "for the quality gate to catch (default 0: a clean CRM)")
     args = parser.parse_args(argv)
     began = time.perf_counter()
     try:
         counts = build_demo_crm(args.url, args.customers, args.seed, args.as_of,
                                 replace=not args.no_replace)
+        touched = add_entry_errors(args.url, args.entry_errors, args.seed)
     except (DemoCrmError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     for name, rows in counts.items():
         print(f"{name:15} {rows:>12,}")
+    for name, keys in touched.items():
+        print(f"entry errors in {name}: {len(keys)} rows")
     print(f"built in {time.perf_counter() - began:.1f} s: "
           f"{make_url(args.url).render_as_string(hide_password=True)}")
     return 0
 
 
 __all__ = [
-    "DEFAULT_AS_OF", "DemoCrmError", "build_demo_crm", "generate", "generate_frames",
-    "main", "make_ids",
+    "DEFAULT_AS_OF", "ENTRY_ERRORS", "DemoCrmError", "add_entry_errors", "build_demo_crm",
+    "generate", "generate_frames", "main", "make_ids",
 ]
 
 if __name__ == "__main__":

@@ -35,6 +35,7 @@ class Sandbox:
     root: Path
     env: dict[str, str]
     crm: Path
+    entry_errors: dict[str, list]  # keys given a data-entry error, per table
 
     @property
     def output(self) -> Path:
@@ -70,20 +71,22 @@ def airflow_env(root: Path, crm_url: str) -> dict[str, str]:
     return env
 
 
-def make_sandbox(root: Path, customers: int, as_of: str) -> Sandbox:
-    from revisit.demo_crm import build_demo_crm
+def make_sandbox(root: Path, customers: int, as_of: str, entry_errors: float) -> Sandbox:
+    from revisit.demo_crm import add_entry_errors, build_demo_crm
 
     crm = root / "crm.sqlite"
     build_demo_crm(f"sqlite:///{crm}", customers=customers, as_of=dt.date.fromisoformat(as_of))
+    touched = add_entry_errors(f"sqlite:///{crm}", entry_errors)
     env = airflow_env(root, f"sqlite:///{crm}")
     subprocess.run([str(AIRFLOW), "db", "migrate"], env=env, cwd=ROOT, check=True,
                    capture_output=True, timeout=RUN_TIMEOUT)
-    return Sandbox(root, env, crm)
+    return Sandbox(root, env, crm, touched)
 
 
 @pytest.fixture(scope="module")
 def sandbox_factory(tmp_path_factory):
-    def factory(name: str, customers: int = 400, as_of: str = "2026-11-20") -> Sandbox:
-        return make_sandbox(tmp_path_factory.mktemp(name), customers, as_of)
+    def factory(name: str, customers: int = 400, as_of: str = "2026-11-20",
+                entry_errors: float = 0.0) -> Sandbox:
+        return make_sandbox(tmp_path_factory.mktemp(name), customers, as_of, entry_errors)
 
     return factory

@@ -41,7 +41,7 @@ def _digest(folder: Path) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def demo(sandbox_factory) -> Sandbox:
-    box = sandbox_factory("daily", customers=600)
+    box = sandbox_factory("daily", customers=600, entry_errors=0.01)
     run = box.dags_test("revisit_daily", D)
     assert run.state == "success", run.log[-4000:]
     box.first_log = run.log  # type: ignore[attr-defined]
@@ -131,9 +131,18 @@ def test_results_database_holds_the_run_date_rows(demo: Sandbox):
     assert counts == {"call_list": len(lists), "sla_status": len(sla)}
 
 
-def test_quality_outputs_are_written_for_the_run(demo: Sandbox):
+def test_rows_with_entry_errors_are_quarantined_and_their_customers_not_called(demo: Sandbox):
     folder = demo.output / "quality" / D
     assert {"quarantine.csv", "summary.md", "summary.html"} <= {p.name for p in folder.iterdir()}
+    quarantine = _csv(folder / "quarantine.csv")
+    for table, keys in demo.entry_errors.items():
+        assert set(keys) <= set(quarantine.loc[quarantine["table"] == table, "row_key"]), table
+    lists = pd.concat([_csv(p) for p in (demo.output / "call_lists" / D).glob("A*.csv")])
+    assert not set(demo.entry_errors["customers"]) & set(lists["customer_id"])
+    with sqlite3.connect(demo.output / "results.sqlite") as conn:
+        stored = conn.execute("SELECT COUNT(*) FROM quality_issues WHERE run_date = ?",
+                              (D,)).fetchone()[0]
+    assert stored == len(quarantine.drop_duplicates(["table", "row_key", "check", "column"]))
 
 
 def test_task_logs_hold_no_customer_names_or_phones(demo: Sandbox, crm):

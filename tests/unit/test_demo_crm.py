@@ -445,3 +445,29 @@ def test_ddl_with_an_unknown_placeholder_is_refused(tmp_path) -> None:
     assert ddl_statements(ddl, "mariadb") == [
         "CREATE TABLE t (a DATETIME) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 "
         "COLLATE=utf8mb4_unicode_ci"]
+
+
+def test_entry_errors_touch_a_seeded_share_and_the_quality_gate_catches_each(tmp_path, policy):
+    from revisit.demo_crm import add_entry_errors, build_demo_crm
+    from revisit.extract import extract_snapshot, read_snapshot
+    from revisit.quality import run_quality_gate
+
+    url = f"sqlite:///{tmp_path / 'crm.sqlite'}"
+    build_demo_crm(url, customers=300, as_of=dt.date(2026, 11, 20))
+    touched = add_entry_errors(url, 0.01, seed=3)
+    assert touched == add_entry_errors(url, 0.01, seed=3)  # same seed, same rows
+    assert len(touched["customers"]) == 3  # 1 % of 300
+    extract_snapshot(url, dt.date(2026, 11, 21), tmp_path / "snap",
+                     business_tz=policy.calendar.timezone)
+    result = run_quality_gate(read_snapshot(tmp_path / "snap"), policy)
+    own = result.quarantine[result.quarantine["check"] != "parent_quarantined"]
+    for name, keys in touched.items():
+        assert set(own.loc[own["table"] == name, "row_key"]) == set(keys), name
+    assert not result.stopped
+
+
+def test_entry_error_share_outside_zero_to_one_is_refused(tmp_path):
+    from revisit.demo_crm import add_entry_errors
+
+    with pytest.raises(ValueError, match="entry error share"):
+        add_entry_errors(f"sqlite:///{tmp_path / 'crm.sqlite'}", 1.5)
