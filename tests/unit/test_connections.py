@@ -45,5 +45,6 @@ def test_connection_from_the_environment_is_read(monkeypatch, tmp_path):
 
 def test_missing_connection_fails_naming_it_and_how_to_set_it(monkeypatch):
     monkeypatch.delenv("AIRFLOW_CONN_CRM_DB", raising=False)
-    with pytest.raises(ConnectionMissingError, match=r"'crm_db' is not defined.*AIRFLOW_CONN_CRM_DB"):
+    with pytest.raises(ConnectionMissingError,
+                       match=r"'crm_db' is not defined.*AIRFLOW_CONN_CRM_DB"):
         airflow_sqlalchemy_url("crm_db")
