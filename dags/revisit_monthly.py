@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pendulum
-from airflow.sdk import Param, dag, task
+from airflow.sdk import Param, dag, task, task_group
 
 DOC = """
 ### Revisit monthly
@@ -15,9 +15,24 @@ Reviews month **M**: by default the month before the run's date in the business 
 
 1. **extract** — the CRM (connection `crm_db`) as it stood at the end of M (cut-off: the 1st of
    M+1, 00:00 local), snapshotted under `snapshots/M/` in the output root.
+2. **kpis** — the KPIs of M and the five months before, per department and for the company
+   (`ALL`): `reports/M/kpis.csv`, plus one report-data file per department in `report_data/M/`;
+   **departments** lists the department ids to fan out over.
+3. **department** (one mapped task group per department, dynamic task mapping):
+   **render** `reports/M/<department_id>.pdf`, then **send** it to the department head
+   (`departments.head_email`) through the SMTP connection `smtp_default`. One department's
+   failure does not stop the others.
+4. **summary** — runs whatever happened above: `reports/M/delivery.json`; fails, naming the
+   departments, when a report was not delivered.
 
-Idempotent: a rerun of the same month replaces its partition atomically; XCom carries only paths
-and counts. Rules and report settings: `include/config/policy.yaml`; contract: DESIGN.md.
+E-mail is sent at most once per (month, department): the `report_delivery` table in the results
+database (connection `revisit_results`) records every delivery, so retries and reruns skip what
+was sent. A refused send is retried (task retries); a send that broke off mid-conversation is
+marked `unknown` and never resent automatically. `params.send_email = false` renders without
+sending.
+
+Idempotent: a rerun of the same month replaces its files atomically; XCom carries only paths,
+ids and counts. Rules and report settings: `include/config/policy.yaml`; contract: DESIGN.md.
 """
 
 
@@ -38,6 +53,8 @@ and counts. Rules and report settings: `include/config/policy.yaml`; contract: D
     params={
         "month": Param(None, type=["null", "string"], pattern=r"^\d{4}-\d{2}$",
                        description="Override the report month M (YYYY-MM)"),
+        "send_email": Param(True, type="boolean",
+                            description="E-mail the reports to the department heads"),
     },
 )
 def revisit_monthly() -> None:
@@ -47,7 +64,41 @@ def revisit_monthly() -> None:
 
         return runtime.extract_monthly(context)
 
-    extract()
+    @task
+    def kpis(**context) -> dict:
+        from revisit import monthly
+
+        return monthly.compute_kpis(context)
+
+    @task
+    def departments(kpis_result: dict) -> list[str]:
+        return kpis_result["departments"]
+
+    @task
+    def render(department_id: str, **context) -> dict:
+        from revisit import monthly
+
+        return monthly.render_department(context, department_id)
+
+    @task
+    def send(department_id: str, **context) -> dict:
+        from revisit import monthly
+
+        return monthly.send_department(context, department_id)
+
+    @task_group(group_id="department")
+    def department(department_id: str) -> None:
+        render(department_id=department_id) >> send(department_id=department_id)
+
+    @task(trigger_rule="all_done")
+    def summary(**context) -> dict:
+        from revisit import monthly
+
+        return monthly.summarize(context)
+
+    result = kpis()
+    extract() >> result
+    department.expand(department_id=departments(result)) >> summary()
 
 
 revisit_monthly()

@@ -43,3 +43,21 @@ CREATE TABLE IF NOT EXISTS quality_issues (
     reason            VARCHAR(500) NOT NULL,
     PRIMARY KEY (run_date, table_name, row_key, check_name, column_name)
 ) {{table_options}};
+
+-- Monthly report e-mails: one row per (report month, department), so a retry or a rerun never
+-- sends a head the same report twice. state: pending (claimed, being sent), sent, failed (the
+-- server refused or could not be reached: safe to retry), unknown (the attempt died while
+-- talking to the server: it may have been delivered; never resent automatically).
+CREATE TABLE IF NOT EXISTS report_delivery (
+    report_month      VARCHAR(7) NOT NULL,
+    department_id     VARCHAR(16) NOT NULL,
+    recipient         VARCHAR(320),
+    state             VARCHAR(16) NOT NULL,
+    attempts          INTEGER NOT NULL,
+    message_id        VARCHAR(255),
+    pdf_sha256        VARCHAR(64),
+    last_error        VARCHAR(1000),
+    updated_at        {{timestamp}} NOT NULL,
+    sent_at           {{timestamp}},
+    PRIMARY KEY (report_month, department_id)
+) {{table_options}};

@@ -1,0 +1,274 @@
+"""The monthly stages end to end against a real SMTP server (aiosmtpd, revisit.mailsink):
+one message per department head with the PDF attached, never a second one, a refused send
+retried, an uncertain one held back."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import pytest
+from pypdf import PdfReader
+
+from revisit.extract import snapshot_dir
+from revisit.mailsink import MailSink, free_port
+from tests.monthly_fixtures import hand_built_frames
+
+MONTH = "2026-10"
+CONTEXT = {"params": {"month": MONTH}}
+
+
+def smtp_connection(port: int) -> str:
+    return json.dumps({"conn_type": "smtp", "host": "127.0.0.1", "port": port,
+                       "extra": {"disable_tls": True, "disable_ssl": True, "timeout": 5,
+                                 "from_email": "revisit@example.com", "retry_limit": 0}})
+
+
+@pytest.fixture
+def sink(tmp_path):
+    with MailSink(tmp_path / "maildir") as server:
+        yield server
+
+
+@pytest.fixture
+def env(tmp_path, monkeypatch, sink):
+    """An output root holding the hand-built snapshot of M, SMTP pointed at the sink."""
+    root = tmp_path / "out"
+    folder = snapshot_dir(root, MONTH)
+    folder.mkdir(parents=True)
+    frames = hand_built_frames()
+    frames["departments"].loc[:, "head_email"] = ["head.d1@example.com", "head.d2@example.com"]
+    for name, frame in frames.items():
+        frame.to_parquet(folder / f"{name}.parquet", index=False)
+    monkeypatch.setenv("REVISIT_OUTPUT_DIR", str(root))
+    monkeypatch.setenv("AIRFLOW_HOME", str(tmp_path / "airflow_home"))
+    monkeypatch.setenv("AIRFLOW_CONN_SMTP_DEFAULT", smtp_connection(sink.port))
+    monkeypatch.delenv("AIRFLOW_CONN_REVISIT_RESULTS", raising=False)
+    return root
+
+
+def run_month(departments=None) -> dict:
+    """kpis -> render + send per department -> summary, as the DAG's tasks call them."""
+    from revisit import monthly
+
+    result = monthly.compute_kpis(CONTEXT)
+    sent = {}
+    for department_id in departments or result["departments"]:
+        monthly.render_department(CONTEXT, department_id)
+        sent[department_id] = monthly.send_department(CONTEXT, department_id)
+    return {"kpis": result, "sent": sent}
+
+
+def ledger_states(root) -> dict[str, str]:
+    from revisit.db import make_engine
+    from revisit.mail import DeliveryLedger
+    from revisit.results import default_results_url
+
+    engine = make_engine(default_results_url(root))
+    try:
+        return {r["department_id"]: r["state"]
+                for r in DeliveryLedger(engine, "Asia/Shanghai").month(MONTH)}
+    finally:
+        engine.dispose()
+
+
+def test_one_message_per_head_with_the_pdf_and_never_twice(env, sink):
+    from revisit import monthly
+
+    first = run_month()
+    assert first["kpis"]["departments"] == ["D1", "D2"]
+    assert all(r["sent"] for r in first["sent"].values())
+    messages = sink.messages()
+    assert sorted(m["To"] for m in messages) == ["head.d1@example.com", "head.d2@example.com"]
+    for message in messages:
+        department = "D1" if message["To"] == "head.d1@example.com" else "D2"
+        assert message["X-Envelope-To"] == message["To"]
+        assert "客户服务月度报告" in message["Subject"]  # policy locale zh_CN
+        text = message.get_body(("plain",)).get_content()
+        html = message.get_body(("html",)).get_content()
+        assert "回访及时率" in text and "回访及时率" in html
+        attachments = list(message.iter_attachments())
+        assert len(attachments) == 1
+        attachment = attachments[0]
+        assert attachment.get_content_type() == "application/pdf"
+        assert attachment.get_filename() == f"revisit-report-{MONTH}-{department}.pdf"
+        pdf = attachment.get_content()
+        assert pdf == (env / "reports" / MONTH / f"{department}.pdf").read_bytes()
+        reader = PdfReader(io.BytesIO(pdf))
+        body = "".join(page.extract_text() for page in reader.pages)
+        assert "2026年10月" in body
+        # phones masked everywhere the report goes
+        assert "13812345678" not in body and "13812345678" not in text + html
+        if department == "D1":
+            assert "138****5678" in body
+    assert ledger_states(env) == {"D1": "sent", "D2": "sent"}
+
+    # A retry or a rerun of the whole month sends nothing more.
+    second = run_month()
+    assert [r["sent"] for r in second["sent"].values()] == [False, False]
+    assert [r["state"] for r in second["sent"].values()] == ["sent", "sent"]
+    assert len(sink.messages()) == 2
+
+    summary = monthly.summarize(CONTEXT)
+    assert summary["counts"] == {"sent": 2}
+    delivery = json.loads((env / "reports" / MONTH / "delivery.json").read_text("utf-8"))
+    assert [d["state"] for d in delivery["deliveries"]] == ["sent", "sent"]
+    kpis_csv = (env / "reports" / MONTH / "kpis.csv").read_text("utf-8")
+    assert kpis_csv.startswith("month,department_id,metric,value\n")
+    assert f"{MONTH},ALL,visits_due,7\n" in kpis_csv
+
+
+def test_a_refused_send_is_retried_then_delivered_once(env, sink, monkeypatch):
+    from revisit import monthly
+    from revisit.mail import DeliveryRefused
+
+    monthly.compute_kpis(CONTEXT)
+    monthly.render_department(CONTEXT, "D1")
+    monkeypatch.setenv("AIRFLOW_CONN_SMTP_DEFAULT", smtp_connection(free_port()))  # nobody
+    with pytest.raises(DeliveryRefused):  # retryable: Airflow's next try sends it
+        monthly.send_department(CONTEXT, "D1")
+    assert ledger_states(env) == {"D1": "failed"}
+    assert sink.messages() == []
+
+    monkeypatch.setenv("AIRFLOW_CONN_SMTP_DEFAULT", smtp_connection(sink.port))
+    result = monthly.send_department(CONTEXT, "D1")
+    assert result["sent"] and result["attempts"] == 2
+    assert ledger_states(env) == {"D1": "sent"}
+    assert len(sink.messages()) == 1
+
+
+def test_an_uncertain_send_is_never_repeated_and_is_reported(env, sink):
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from revisit import monthly
+    from revisit.mail import DeliveryUncertain
+
+    class BrokenOff:
+        sender = "revisit@example.com"
+
+        def send(self, message):
+            raise DeliveryUncertain("connection lost after DATA", retryable=False)
+
+    monthly.compute_kpis(CONTEXT)
+    for department_id in ("D1", "D2"):
+        monthly.render_department(CONTEXT, department_id)
+    with pytest.raises(AirflowFailException):
+        monthly.send_department(CONTEXT, "D1", transport=BrokenOff())
+    assert monthly.send_department(CONTEXT, "D2")["sent"]  # the other head still gets theirs
+    assert ledger_states(env) == {"D1": "unknown", "D2": "sent"}
+    with pytest.raises(AirflowFailException, match="may have delivered"):
+        monthly.send_department(CONTEXT, "D1")  # a rerun does not resend
+    assert [m["To"] for m in sink.messages()] == ["head.d2@example.com"]
+    with pytest.raises(AirflowFailException, match=r"D1 \(unknown\)"):
+        monthly.summarize(CONTEXT)
+
+
+def test_an_attempt_that_died_mid_send_is_not_repeated(env, sink):
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from revisit import monthly
+    from revisit.db import make_engine
+    from revisit.mail import DeliveryLedger
+    from revisit.results import default_results_url, ensure_schema
+
+    monthly.compute_kpis(CONTEXT)
+    monthly.render_department(CONTEXT, "D1")
+    engine = make_engine(default_results_url(env))
+    ensure_schema(engine)
+    # What a killed worker leaves behind: claimed (pending), outcome never recorded.
+    assert DeliveryLedger(engine, "Asia/Shanghai").claim(MONTH, "D1", "head.d1@example.com").send
+    engine.dispose()
+    with pytest.raises(AirflowFailException):
+        monthly.send_department(CONTEXT, "D1")
+    assert ledger_states(env) == {"D1": "unknown"}
+    assert sink.messages() == []
+
+
+def test_a_department_without_a_head_email_fails_alone(env, sink):
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from revisit import monthly
+
+    folder = snapshot_dir(env, MONTH)
+    frames = hand_built_frames()
+    frames["departments"].loc[:, "head_email"] = ["not an address\nBcc: x@evil.example",
+                                                  "head.d2@example.com"]
+    frames["departments"].to_parquet(folder / "departments.parquet", index=False)
+    monthly.compute_kpis(CONTEXT)
+    for department_id in ("D1", "D2"):
+        monthly.render_department(CONTEXT, department_id)
+    with pytest.raises(AirflowFailException, match="no valid head_email"):
+        monthly.send_department(CONTEXT, "D1")
+    assert monthly.send_department(CONTEXT, "D2")["sent"]
+    assert ledger_states(env) == {"D1": "failed", "D2": "sent"}
+    assert [m["To"] for m in sink.messages()] == ["head.d2@example.com"]
+
+
+def test_send_email_param_off_renders_without_sending(env, sink):
+    from revisit import monthly
+
+    context = {"params": {"month": MONTH, "send_email": False}}
+    monthly.compute_kpis(context)
+    monthly.render_department(context, "D1")
+    assert monthly.send_department(context, "D1")["state"] == "not_sent"
+    assert sink.messages() == []
+    assert (env / "reports" / MONTH / "D1.pdf").exists()
+
+
+def test_rows_quarantined_during_the_month_are_counted_per_department(env):
+    import datetime as dt
+
+    import pandas as pd
+
+    from revisit import monthly
+    from revisit.db import make_engine
+    from revisit.results import default_results_url, ensure_schema, replace_partition
+
+    engine = make_engine(default_results_url(env))
+    ensure_schema(engine)
+    issue = {"check_name": "not_null", "column_name": "phone", "reason": "missing"}
+    for day, rows in ((dt.date(2026, 10, 12), [("customers", "C1"), ("tickets", "T3")]),
+                      (dt.date(2026, 10, 13), [("customers", "C1")]),  # same row again
+                      (dt.date(2026, 11, 2), [("tickets", "T1")])):  # not in October
+        frame = pd.DataFrame([{"table_name": t, "row_key": k, **issue} for t, k in rows])
+        replace_partition(engine, "quality_issues", day, frame)
+    engine.dispose()
+    monthly.compute_kpis(CONTEXT)
+    data = {d: json.loads((env / "report_data" / MONTH / f"{d}.json").read_text("utf-8"))
+            for d in ("D1", "D2")}
+    assert data["D1"]["quality"]["quarantined"] == 1
+    assert data["D2"]["quality"]["quarantined"] == 1
+
+
+class RefusingHandler:
+    """An SMTP server that refuses every recipient with `code`."""
+
+    def __init__(self, code: str) -> None:
+        self.code = code
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # noqa: N802
+        return self.code
+
+
+@pytest.mark.parametrize(("code", "retryable"), [("451 4.3.0 try again later", True),
+                                                 ("550 5.1.1 no such user", False)])
+def test_a_server_refusal_is_failed_and_retryable_only_when_temporary(env, monkeypatch, code,
+                                                                      retryable):
+    from aiosmtpd.controller import Controller
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from revisit import monthly
+    from revisit.mail import DeliveryRefused
+
+    monthly.compute_kpis(CONTEXT)
+    monthly.render_department(CONTEXT, "D1")
+    controller = Controller(RefusingHandler(code), hostname="127.0.0.1", port=free_port())
+    controller.start()
+    try:
+        monkeypatch.setenv("AIRFLOW_CONN_SMTP_DEFAULT", smtp_connection(controller.port))
+        expected = DeliveryRefused if retryable else AirflowFailException
+        with pytest.raises(expected):
+            monthly.send_department(CONTEXT, "D1")
+    finally:
+        controller.stop()
+    assert ledger_states(env) == {"D1": "failed"}  # nothing went out: a rerun may send it
