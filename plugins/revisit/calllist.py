@@ -18,7 +18,12 @@ Decisions where DESIGN.md is silent:
 - Capacity: in each department the lowest-ranked rows beyond the department's total capacity
   are carried over first, so what is listed always fits; key-tier rows overflow to the other
   supervisors first, agents' rows to the other agents, then to anyone of the department.
-- Every obligation of a do-not-call customer is reported with reason do_not_call.
+- not_listed is a daily report, so it names what needs attention now: a missed or unreachable
+  obligation is reported while D - window_end <= max_overdue_days + report_missed_days (the
+  policy's `visits.report_missed_days`, default 30): from the day it is missed (or found
+  unreachable) until report_missed_days days after the last day it could have been listed,
+  then no more. A do-not-call customer's due / overdue obligations are reported with reason
+  do_not_call (they would be listed otherwise); their missed / unreachable ones are not.
 - The suggested window is the allowed slot holding the time of day the customer was last
   reached (they answered then), else the day's first allowed slot.
 
@@ -105,7 +110,7 @@ NOT_LISTED_COLUMNS: dict[str, str] = {
     "window_end": "string",
     "overdue_days": "int64",
     "status": "string",  # the obligation's status
-    "reason": "string",  # missed | unreachable | do_not_call (any row of such a customer)
+    "reason": "string",  # missed | unreachable | do_not_call (an open row of such a customer)
     "agent_id": "string",  # the customer's owner
     "department_id": "string",
 }
@@ -123,7 +128,8 @@ class CallListResult:
 
     lists: CALL_LIST_COLUMNS, sorted by agent_id, rank (one file per agent downstream);
     carried_over: CARRIED_OVER_COLUMNS, due customers no one had capacity for, in rank order;
-    not_listed: NOT_LISTED_COLUMNS, missed / unreachable / do-not-call obligations;
+    not_listed: NOT_LISTED_COLUMNS, recently missed / unreachable obligations and the open
+        ones of do-not-call customers (see the module docstring);
     sms_notice: SMS_COLUMNS, customers to pre-notify today, by customer_id."""
 
     lists: pd.DataFrame
@@ -626,7 +632,7 @@ def build_call_list(obligations: pd.DataFrame, frames: dict[str, pd.DataFrame], 
     dnc = customers.do_not_call[who]
 
     # ------------------------------------------------------------ not listed (reported)
-    rep = np.flatnonzero(_true(status, REPORTED_STATUSES) | (is_open & dnc))
+    rep = np.flatnonzero(_reported(ob, status, is_open, dnc, call_day, policy))
     not_listed = _typed({
         "call_date": iso_day,
         "customer_id": _take(customers.ids, who[rep]),
@@ -696,6 +702,19 @@ def build_call_list(obligations: pd.DataFrame, frames: dict[str, pd.DataFrame], 
         not_listed=not_listed,
         sms_notice=_typed(sms, SMS_COLUMNS),
     )
+
+
+def _reported(ob: pd.DataFrame, status: pd.Series, is_open: np.ndarray, dnc: np.ndarray,
+              call_day: np.datetime64, policy: Policy) -> np.ndarray:
+    """Which obligations go to not_listed: missed / unreachable ones of callable customers
+    while D - window_end <= max_overdue_days + report_missed_days (i.e. until
+    report_missed_days days after the last day they could have been listed; an unreachable
+    one whose window has not passed yet is reported too), and the due / overdue ones of
+    do-not-call customers (their old missed ones are not)."""
+    rules = policy.visits
+    late = (call_day - dates(ob["window_end"])).astype(np.int64)
+    recent = late <= rules.max_overdue_days + rules.report_missed_days
+    return (_true(status, REPORTED_STATUSES) & recent & ~dnc) | (is_open & dnc)
 
 
 def _sms_notice(ob: pd.DataFrame, who: np.ndarray, dnc: np.ndarray, is_open: np.ndarray,

@@ -9,21 +9,46 @@ One row per obligation:
 - `welcome`: per customer (their first order; order_id is that order's);
 - `early_use`, `stable_use`, `long_term`: per delivered order;
 - `post_resolution`: per closed ticket of a type in the rule's `ticket_types`;
-- `periodic`, `key_account`: per eligible customer, the one currently running (anchored on the
-  last reached visit, so it is never `done` at D: a reached visit starts the next one).
+- `periodic`, `key_account` (recurring): per eligible customer up to three cycles, see below.
 
 A window is [window_start, window_end] in calendar dates: "N days" is calendar days from the
 anchor's date, "N working_days" is `calendar.add_working_days_to_date(date, N)` (the N-th working
 day after the date, the date itself not counted); a start or end that falls on a non-working day
 moves to the next working day (see `window`).
 
-Matching ("done"): a visit of the same kind with outcome reached, at or after the anchor (strictly
-after it for the recurring kinds), of the same order (early_use / stable_use / long_term) or
-ticket (post_resolution). `welcome` is matched on the customer alone: a customer owes exactly one
-welcome visit, and CRMs often log it without an order. A customer without a cooperation start
-date counts from the day their record was created (customers.created_at).
+Matching ("done"): a visit of the same kind with outcome reached, at or after the anchor, of the
+same order (early_use / stable_use / long_term) or ticket (post_resolution). `welcome` is matched
+on the customer alone: a customer owes exactly one welcome visit, and CRMs often log it without
+an order. A customer without a cooperation start date counts from the day their record was
+created (customers.created_at).
 
-Everything is vectorised over numpy arrays; the only Python loop is over the seven kinds.
+Recurring kinds repeat every period ("每季度" / "每半年一次", policy 000) until a visit reaches
+the customer, also when a cycle is missed:
+- Anchor A: the last reached visit (periodic: of any kind; key_account: a key_account one), else
+  the cooperation start. Period P = the rule's `start` (90 / 182 days). Cycle k = 1, 2, ... is
+  the rule's window (`window`) counted from the base day A + (k - 1) x P: it opens A + k x P
+  (moved to the next working day when that is not one) and lasts `length` from that raw start
+  (or ends `end` after the base day). P in working_days: cycle k opens on the (k x P)-th working
+  day after A. A reached visit moves A, so at D no cycle is ever `done`; anchor_at is A,
+  whatever the cycle.
+- Rows at D: the current cycle (the latest whose window_start <= D, else cycle 1, upcoming), the
+  cycle before it when k >= 2 (missed or unreachable with the default policy; older cycles are
+  not rows: only the most recent miss is worth reporting), and the next cycle once its
+  window_start is on or before the SMS pre-notice day (the sms_notice.days_ahead-th working day
+  after D), so that its first call can be pre-noticed although the current one has started.
+  Each row's status follows the same rules as any obligation (overdue for max_overdue_days
+  after its window, then missed).
+- Attempts: a visit of the kind after A counts toward the cycle that was on the call list (or
+  next to be) when it was made. Cycle k's attempts are those made after the last day cycle k-1
+  could be on the list (its window_end + max_overdue_days; after A for k = 1) through the last
+  day cycle k can (window_end_k + max_overdue_days). So calls made while cycle k was overdue are
+  cycle k's (not the next cycle's, which would turn unreachable before it opened), and calls in
+  the quiet time between cycles are early calls for the next one.
+- The current cycle number is arithmetic on arrays (days since A // P, or working days since A
+  // P counted in the calendar), corrected by one where a holiday moved a start past D.
+
+Everything is vectorised over numpy arrays; Python loops run only over the kinds, the three
+cycle rows of a recurring kind and (rarely more than once) the holiday correction of a cycle.
 """
 
 from __future__ import annotations
@@ -42,7 +67,7 @@ from revisit.schema import TABLES, VISIT_KINDS
 
 ORDER_KINDS = ("early_use", "stable_use", "long_term")  # one obligation per delivered order
 TICKET_KINDS = ("post_resolution",)  # one per closed ticket
-RECURRING_KINDS = ("periodic", "key_account")  # one running obligation per customer
+RECURRING_KINDS = ("periodic", "key_account")  # repeating every period, per customer
 FAILED_OUTCOMES = ("no_answer", "wrong_number")
 REACHED = "reached"
 
@@ -58,11 +83,11 @@ OBLIGATION_COLUMNS: dict[str, str] = {
     "window_start": "datetime64[s]",  # a date (midnight)
     "window_end": "datetime64[s]",  # a date (midnight), the last day the visit is on time
     "status": "string",
-    "attempts": "int64",  # visits of this obligation since the anchor, any outcome
+    "attempts": "int64",  # visits of this obligation (cycle) since the anchor, any outcome
     "failed_attempts": "int64",  # of which no_answer / wrong_number
     "last_attempt_at": "datetime64[us]",
     "done_at": "datetime64[us]",  # first reached visit since the anchor (NaT: not done)
-    "overdue_days": "int64",  # D - window_end for overdue / missed rows, else 0
+    "overdue_days": "int64",  # D - window_end once past the window (not done), else 0
 }
 
 _NAT_US = np.datetime64("NaT", "us")
@@ -113,25 +138,55 @@ def _whole(duration: Duration) -> int:
     return int(duration.amount)
 
 
-def working_days_after(calendar: BusinessCalendar, days: np.ndarray, n: int) -> np.ndarray:
-    """The n-th working day after each date (n = 0: the date if working, else the next one).
+def _first_day(calendar: BusinessCalendar) -> np.datetime64:
+    """The first date the calendar's working-day table covers."""
+    return np.datetime64(f"{calendar.years[0]:04d}-01-01", "D")
+
+
+def working_days_after(calendar: BusinessCalendar, days: np.ndarray,
+                       n: int | np.ndarray) -> np.ndarray:
+    """The n-th working day after each date (n = 0: the date if working, else the next one);
+    `n` is one number or one per date.
 
     Why not just the calendar: an anchor can lie before the calendar's first year (a customer
     cooperating since 2005 and never reached); such a window ended long ago, so Monday-Friday
-    arithmetic (np.busday_offset) is a fair answer there instead of failing the whole run."""
+    arithmetic (np.busday_offset) is a fair answer there instead of failing the whole run. The
+    same holds for an answer beyond the calendar's last working day."""
     days = np.asarray(days, dtype="datetime64[D]")
+    n = np.broadcast_to(np.asarray(n, dtype=np.int64), days.shape)
+    if (n < 0).any():
+        raise ValueError("working days to add must be >= 0")
     out = np.full(days.shape, _NAT_D)
     table_days = calendar.working_days
-    margin = np.timedelta64(3 * n + 31, "D")
     known = ~np.isnat(days)
-    inside = known & (days >= table_days[0]) & (days <= table_days[-1] - margin)
-    if inside.any():
-        out[inside] = calendar.add_working_days_to_date(days[inside], n)
-    outside = known & ~inside
-    if outside.any():
-        roll = "forward" if n == 0 else "backward"
-        out[outside] = np.busday_offset(days[outside], n, roll=roll)
+    safe = np.where(known, days, table_days[0])
+    pos = np.where(n == 0, np.searchsorted(table_days, safe, side="left"),
+                   np.searchsorted(table_days, safe, side="right") + n - 1)
+    inside = known & (days >= _first_day(calendar)) & (pos < len(table_days))
+    out[inside] = table_days[pos[inside]]
+    for zero, roll in ((True, "forward"), (False, "backward")):
+        outside = known & ~inside & ((n == 0) == zero)
+        if outside.any():
+            out[outside] = np.busday_offset(days[outside], n[outside], roll=roll)
     return out
+
+
+def working_days_between(calendar: BusinessCalendar, first: np.ndarray,
+                         last: np.ndarray) -> np.ndarray:
+    """How many working days lie in (first, last] (dates; negative when last < first).
+
+    Before the calendar's first year Monday-Friday count (as in working_days_after)."""
+    first = np.asarray(first, dtype="datetime64[D]")
+    last = np.asarray(last, dtype="datetime64[D]")
+    table_days = calendar.working_days
+    lo = np.maximum(first, _first_day(calendar) - np.timedelta64(1, "D"))
+    count = (np.searchsorted(table_days, last, side="right")
+             - np.searchsorted(table_days, lo, side="right")).astype(np.int64)
+    early = first < lo
+    if early.any():
+        count[early] += np.busday_count(first[early] + np.timedelta64(1, "D"),
+                                        lo[early] + np.timedelta64(1, "D"))
+    return count
 
 
 def offset_days(calendar: BusinessCalendar, days: np.ndarray, duration: Duration) -> np.ndarray:
@@ -271,12 +326,11 @@ class _Snapshot:
         )
 
 
-def _anchors(snap: _Snapshot, policy: Policy, cutoff: np.datetime64,
-             call_day: np.datetime64) -> dict[str, np.ndarray]:
-    """Every obligation's kind, customer, order / ticket row, match reference and anchor."""
+def _anchors(snap: _Snapshot, policy: Policy, cutoff: np.datetime64) -> dict[str, np.ndarray]:
+    """Every one-off obligation's kind, customer, order / ticket row, match reference and
+    anchor (the recurring kinds are built by _recurring)."""
     kinds = policy.visits.kinds
     out = _Anchors()
-    n_customers = len(snap.customer_ids)
 
     # Orders (placed before the cut-off) of known customers: the first one per customer, and
     # every delivered one. Ties of ordered_at go to the smaller order_id.
@@ -306,8 +360,17 @@ def _anchors(snap: _Snapshot, policy: Policy, cutoff: np.datetime64,
     rows = np.flatnonzero(closed)
     out.add("post_resolution", snap.ticket_customer[rows], closed_at[rows], ticket=rows)
 
-    # Recurring: anchored on the last reached visit (periodic: any kind; key_account: its own),
-    # else on the cooperation start.
+    return out.arrays()
+
+
+# ================================================================= recurring kinds
+def _recurring_anchors(snap: _Snapshot, policy: Policy,
+                       call_day: np.datetime64) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """kind -> (customer positions, anchor timestamps) of the customers owing that recurring
+    kind: the last reached visit (periodic: of any kind; key_account: of its own kind), else
+    the cooperation start (else the day the customer record was created)."""
+    kinds = policy.visits.kinds
+    n_customers = len(snap.customer_ids)
     reached = (snap.visit_customer >= 0) & _in(snap.visits["outcome"], (REACHED,))
     never = np.iinfo(np.int64).min
     last_any = np.full(n_customers, never)
@@ -317,13 +380,13 @@ def _anchors(snap: _Snapshot, policy: Policy, cutoff: np.datetime64,
     is_key = reached & (snap.visit_kind == VISIT_KINDS.index("key_account"))
     np.maximum.at(last_key, snap.visit_customer[is_key], snap.visit_at[is_key].astype(np.int64))
     customers = snap.customers
-    # Cooperation start, else (not recorded) the day the customer record was created.
     coop = timestamps(customers["cooperation_start_date"]).astype("datetime64[D]")
     coop = np.where(np.isnat(coop), timestamps(customers["created_at"]).astype("datetime64[D]"),
                     coop)
     coop_days = np.where(np.isnat(coop), -1,
                          (call_day - coop).astype("timedelta64[D]").astype(np.int64))
     tier = customers["tier"].astype("string").fillna("")
+    out = {}
     for kind, wanted, last in (("periodic", "standard", last_any),
                                ("key_account", "key", last_key)):
         rule = kinds[kind]
@@ -335,14 +398,137 @@ def _anchors(snap: _Snapshot, policy: Policy, cutoff: np.datetime64,
             "datetime64[us]")
         anchor = np.where(np.isnat(last_at), coop[who].astype("datetime64[us]"), last_at)
         keep = ~np.isnat(anchor)
-        out.add(kind, who[keep], anchor[keep])
-    return out.arrays()
+        out[kind] = (who[keep], anchor[keep])
+    return out
+
+
+def _period(rule: WindowRule) -> int:
+    period = _whole(rule.start)
+    if period <= 0:
+        raise ValueError(f"a recurring visit needs a positive period (start), got {rule.start}")
+    return period
+
+
+def cycle_window(calendar: BusinessCalendar, anchor_day: np.ndarray, cycle: np.ndarray,
+                 rule: WindowRule) -> tuple[np.ndarray, np.ndarray]:
+    """[start, end] of cycle k (>= 1) of a recurring rule: the rule's window (see `window`)
+    counted from the cycle's base day anchor + (k - 1) x period, period = rule.start. So cycle
+    k opens k periods after the anchor (moved to a working day like any window start) and
+    lasts rule.length (or ends rule.end after its base day)."""
+    period = _period(rule)
+    day = np.asarray(anchor_day, dtype="datetime64[D]")
+    steps = (np.asarray(cycle, dtype=np.int64) - 1) * period
+    if rule.start.unit == "days":
+        base = day + steps.astype("timedelta64[D]")
+    else:  # working_days: the (k - 1) x period-th working day after the anchor
+        base = np.where(steps == 0, day, working_days_after(calendar, day, np.maximum(steps, 0)))
+    return window(calendar, base, rule)
+
+
+def current_cycle(calendar: BusinessCalendar, anchor_day: np.ndarray, rule: WindowRule,
+                  day: np.datetime64) -> np.ndarray:
+    """The latest cycle whose window_start <= day, else 1 (the first one, upcoming).
+
+    Estimated by arithmetic on the period (calendar days, or working days counted in the
+    calendar), then corrected where a start moved past `day` by a holiday (or where the
+    Monday-Friday fallback before the calendar's first year disagrees by a cycle)."""
+    period = _period(rule)
+    first = np.asarray(anchor_day, dtype="datetime64[D]")
+    if rule.start.unit == "days":
+        elapsed = (day - first).astype("timedelta64[D]").astype(np.int64)
+    else:
+        elapsed = working_days_between(calendar, first, np.full(first.shape, day))
+    cycle = np.maximum(elapsed // period, 1)
+    while True:  # a start rolled past `day`: one cycle back
+        start, _ = cycle_window(calendar, first, cycle, rule)
+        back = (cycle > 1) & (start > day)
+        if not back.any():
+            break
+        cycle = cycle - back
+    # In calendar days the estimate is never short: raw start k + 1 > day. Counted working days
+    # can be, by a cycle, where the Monday-Friday fallback (before the calendar) disagrees.
+    while rule.start.unit != "days":  # the estimate fell short: one cycle on
+        start, _ = cycle_window(calendar, first, cycle + 1, rule)
+        on = start <= day
+        if not on.any():
+            break
+        cycle = cycle + on
+    return cycle
+
+
+def _recurring(snap: _Snapshot, policy: Policy, calendar: BusinessCalendar,
+               call_day: np.datetime64) -> dict[str, np.ndarray]:
+    """The rows of the recurring kinds at D, as parallel arrays (the names of _Anchors plus
+    start, end and the _match_visits columns): per customer the current cycle, the one before
+    it (if any) and the next one when it opens by the SMS pre-notice day.
+
+    Attempts: a visit of the kind after the anchor belongs to the cycle that was (or was next
+    to be) on the call list when it was made: cycle k's span is from the day after cycle k-1
+    left the list (its window_end + max_overdue_days; the anchor itself for k = 1) through the
+    day cycle k leaves it (window_end + max_overdue_days). Calls while cycle k was overdue are
+    cycle k's; calls made when nothing was listed are early calls for the next cycle."""
+    visits = policy.visits
+    sms_day = working_days_after(calendar, np.array([call_day]),
+                                 policy.sms_notice.days_ahead)[0]
+    listed_after = np.timedelta64(visits.max_overdue_days + 1, "D")
+    outcome = snap.visits["outcome"].astype("string")
+    nat = _NAT_US.astype(np.int64)
+    cols: dict[str, list[np.ndarray]] = {name: [] for name in (
+        "kind", "customer", "order", "ticket", "ref", "at", "start", "end", "attempts",
+        "failed_attempts", "last_attempt_at", "done_at")}
+    for kind, (who, anchor) in _recurring_anchors(snap, policy, call_day).items():
+        rule = visits.kinds[kind]
+        m = len(who)
+        first = anchor.astype("datetime64[D]")
+        cycle = current_cycle(calendar, first, rule, call_day)
+        windows = {j: cycle_window(calendar, first, np.maximum(cycle + j, 1), rule)
+                   for j in (-2, -1, 0, 1)}
+        # [since, until): the stamps whose visits are attempts of cycle k + j.
+        until = {j: (end + listed_after).astype("datetime64[us]")
+                 for j, (_, end) in windows.items()}
+        since = {j: np.where(cycle + j >= 2, until[j - 1], anchor + np.timedelta64(1, "us"))
+                 for j in (-1, 0, 1)}
+        emit = {-1: cycle >= 2, 0: np.ones(m, dtype=bool),
+                1: (windows[0][0] <= call_day) & (windows[1][0] <= sms_day)}
+
+        slot = np.full(len(snap.customer_ids), -1, dtype=np.int64)
+        slot[who] = np.arange(m)
+        rows = np.flatnonzero((snap.visit_kind == VISIT_KINDS.index(kind))
+                              & (snap.visit_customer >= 0))
+        owner = slot[snap.visit_customer[rows]]
+        rows, owner = rows[owner >= 0], owner[owner >= 0]
+        at = snap.visit_at[rows]
+        failed = _in(outcome.iloc[rows], FAILED_OUTCOMES)
+        for j in (-1, 0, 1):
+            hit = emit[j][owner] & (at >= since[j][owner]) & (at < until[j][owner])
+            attempts = np.bincount(owner[hit], minlength=m).astype(np.int64)
+            last = np.full(m, np.iinfo(np.int64).min)
+            np.maximum.at(last, owner[hit], at[hit].astype(np.int64))
+            keep = np.flatnonzero(emit[j])
+            none = np.full(len(keep), -1, dtype=np.int64)
+            cols["kind"].append(np.full(len(keep), VISIT_KINDS.index(kind), dtype=np.int64))
+            cols["customer"].append(who[keep].astype(np.int64))
+            for name in ("order", "ticket", "ref"):
+                cols[name].append(none)
+            cols["at"].append(anchor[keep])
+            cols["start"].append(windows[j][0][keep])
+            cols["end"].append(windows[j][1][keep])
+            cols["attempts"].append(attempts[keep])
+            cols["failed_attempts"].append(
+                np.bincount(owner[hit & failed], minlength=m).astype(np.int64)[keep])
+            cols["last_attempt_at"].append(
+                np.where(attempts > 0, last, nat).view("datetime64[us]")[keep])
+            cols["done_at"].append(np.full(len(keep), _NAT_US))
+    empty = {"at": "datetime64[us]", "start": "datetime64[D]", "end": "datetime64[D]",
+             "last_attempt_at": "datetime64[us]", "done_at": "datetime64[us]"}
+    return {name: np.concatenate(parts) if parts else np.zeros(0, dtype=empty.get(name, "int64"))
+            for name, parts in cols.items()}
 
 
 # ================================================================= matching visits
 def _match_visits(anchors: dict[str, np.ndarray], snap: _Snapshot) -> dict[str, np.ndarray]:
-    """Per obligation: attempts, failed attempts, last attempt and first reached visit since
-    its anchor (strictly after it for recurring kinds, whose anchor is itself a reached visit).
+    """Per one-off obligation: attempts, failed attempts, last attempt and first reached visit
+    at or after its anchor.
 
     Why integer keys: (kind, customer, ref) identifies an obligation, so each visit belongs to
     at most one; a sorted-key lookup plus np.*.at aggregations is linear in the visits."""
@@ -374,9 +560,7 @@ def _match_visits(anchors: dict[str, np.ndarray], snap: _Snapshot) -> dict[str, 
     row = order[pos[hit]] if n else np.zeros(0, dtype=np.int64)
     v_rows = v_rows[hit]
     at = snap.visit_at[v_rows]
-    anchor = anchors["at"][row]
-    strict = np.isin(anchors["kind"][row], [VISIT_KINDS.index(k) for k in RECURRING_KINDS])
-    since = np.where(strict, at > anchor, at >= anchor)
+    since = at >= anchors["at"][row]
     row, v_rows, at = row[since], v_rows[since], at[since]
     outcome = visits["outcome"].astype("string").iloc[v_rows]
     at_i = at.astype(np.int64)
@@ -403,7 +587,8 @@ def obligation_status(window_start: np.ndarray, window_end: np.ndarray, done: np
                       policy: Policy) -> tuple[np.ndarray, np.ndarray]:
     """(status, overdue_days) at D, by the precedence of DESIGN.md: done; unreachable (enough
     failed attempts, not done); upcoming; due; overdue (up to max_overdue_days after the
-    window); missed."""
+    window); missed. overdue_days = D - window_end in calendar days once the window has passed,
+    whatever the status (an unreachable obligation too), except done (0); else 0."""
     rules = policy.visits
     late = (call_day - window_end.astype("datetime64[D]")).astype(np.int64)
     status = np.select(
@@ -413,7 +598,7 @@ def obligation_status(window_start: np.ndarray, window_end: np.ndarray, done: np
         ["done", "unreachable", "upcoming", "due", "overdue"],
         default="missed",
     )
-    overdue = np.where(np.isin(status, ("overdue", "missed")), np.maximum(late, 0), 0)
+    overdue = np.where(status == "done", 0, np.maximum(late, 0))
     return status, overdue.astype(np.int64)
 
 
@@ -429,17 +614,23 @@ def visit_obligations(frames: dict[str, pd.DataFrame], policy: Policy,
     call_day = as_day(call_date)
     cutoff = call_day.astype("datetime64[us]")
     snap = _Snapshot.of(frames, cutoff)
-    anchors = _anchors(snap, policy, cutoff, call_day)
-    n = len(anchors["kind"])
-    if n == 0:
-        return empty_obligations()
+    once = _anchors(snap, policy, cutoff)
+    n = len(once["kind"])
     start = np.empty(n, dtype="datetime64[D]")
     end = np.empty(n, dtype="datetime64[D]")
     for name, rule in policy.visits.kinds.items():
-        mask = anchors["kind"] == VISIT_KINDS.index(name)
+        mask = once["kind"] == VISIT_KINDS.index(name)
         if mask.any():
-            start[mask], end[mask] = window(calendar, anchors["at"][mask], rule)
-    matched = _match_visits(anchors, snap)
+            start[mask], end[mask] = window(calendar, once["at"][mask], rule)
+    matched = _match_visits(once, snap)
+    recurring = _recurring(snap, policy, calendar, call_day)
+    anchors = {name: np.concatenate([values, recurring[name]]) for name, values in once.items()}
+    matched = {name: np.concatenate([values, recurring[name]])
+               for name, values in matched.items()}
+    start = np.concatenate([start, recurring["start"]])
+    end = np.concatenate([end, recurring["end"]])
+    if len(start) == 0:
+        return empty_obligations()
     status, overdue = obligation_status(start, end, ~np.isnat(matched["done_at"]),
                                         matched["failed_attempts"], call_day, policy)
     order = np.lexsort((anchors["kind"], start, anchors["customer"]))
@@ -462,7 +653,7 @@ def visit_obligations(frames: dict[str, pd.DataFrame], policy: Policy,
 
 __all__ = [
     "OBLIGATION_COLUMNS", "OPEN_STATUSES", "ORDER_KINDS", "RECURRING_KINDS", "STATUSES",
-    "TICKET_KINDS", "arrow_strings", "dates", "empty_obligations", "empty_table",
-    "obligation_status", "offset_days", "positions", "table", "timestamps", "visit_obligations",
-    "window", "working_days_after",
+    "TICKET_KINDS", "arrow_strings", "current_cycle", "cycle_window", "dates",
+    "empty_obligations", "empty_table", "obligation_status", "offset_days", "positions", "table",
+    "timestamps", "visit_obligations", "window", "working_days_after", "working_days_between",
 ]

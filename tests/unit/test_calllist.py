@@ -53,7 +53,8 @@ CONTRACT_COLUMNS = ["call_date", "rank", "agent_id", "customer_id", "customer_na
 def ob(cid: str, kind: str, end: str, status: str | None = None, *, start: str | None = None,
        order_id: str | None = None, ticket_id: str | None = None,
        day: dt.date = DAY) -> dict:
-    """One obligation row; status (when not given) and overdue_days from the dates and D.
+    """One obligation row; status (when not given) and overdue_days (D - end when past, also
+    when unreachable; 0 when done) from the dates and D.
     Without `start` the window opened two days before its end, or at D if that is later."""
     end_d = pd.Timestamp(end)
     start_d = pd.Timestamp(start) if start else min(end_d - pd.Timedelta(days=2),
@@ -66,7 +67,7 @@ def ob(cid: str, kind: str, end: str, status: str | None = None, *, start: str |
             "anchor_at": start_d - pd.Timedelta(days=1), "window_start": start_d,
             "window_end": end_d, "status": status, "attempts": 0, "failed_attempts": 0,
             "last_attempt_at": pd.NaT, "done_at": pd.NaT,
-            "overdue_days": max(late, 0) if status in ("overdue", "missed") else 0}
+            "overdue_days": 0 if status == "done" else max(late, 0)}
 
 
 def obligations(rows: list[dict]) -> pd.DataFrame:
@@ -277,17 +278,22 @@ def test_department_without_active_staff_is_carried_over(build) -> None:
 
 # ================================================================= not listed
 def test_do_not_call_missed_and_unreachable_are_reported(build) -> None:
-    # N1 is do_not_call: its due and missed obligations are reported, reason do_not_call.
-    # C1: one missed (10-13 - 09-01 = 42 > 30), one unreachable, one due -> listed for the due
-    # one only, the other two reported. Done / upcoming rows are neither listed nor reported.
+    # N1 is do_not_call: its due and overdue obligations are reported, reason do_not_call; its
+    # missed one (ended 09-01) is not.
+    # C1: one missed (10-13 - 09-01 = 42 > 30), one unreachable (ended 10-09: 4 days late),
+    # one due -> listed for the due one only, the other two reported. Done / upcoming rows are
+    # neither listed nor reported; a missed one that ended 2026-08-13 (61 days > 30 + 30
+    # before D) is no longer reported (see test_report_missed_days_boundary).
     obs = obligations([
         ob("N1", "early_use", "2026-10-14", order_id="O9"),
+        ob("N1", "stable_use", "2026-10-12", order_id="O9"),
         ob("N1", "welcome", "2026-09-01", order_id="O9"),
         ob("C1", "welcome", "2026-09-01", order_id="O1"),
         ob("C1", "early_use", "2026-10-09", "unreachable", order_id="O1"),
         ob("C1", "stable_use", "2026-10-15", order_id="O1"),
         ob("C1", "long_term", "2026-10-15", "done", order_id="O2"),
         ob("C1", "periodic", "2026-11-15", start="2026-11-01"),
+        ob("C1", "key_account", "2026-08-13"),
     ])
     result = build(obs, crm([customer("N1", do_not_call=1), customer("C1")]))
     assert listed(result) == {"C1": ("A002", 1)}
@@ -297,12 +303,91 @@ def test_do_not_call_missed_and_unreachable_are_reported(build) -> None:
     got = {(c, k, r, s) for c, k, r, s in zip(nl["customer_id"], nl["kind"], nl["reason"],
                                               nl["status"], strict=True)}
     assert got == {("N1", "early_use", "do_not_call", "due"),
-                   ("N1", "welcome", "do_not_call", "missed"),
+                   ("N1", "stable_use", "do_not_call", "overdue"),
                    ("C1", "welcome", "missed", "missed"),
                    ("C1", "early_use", "unreachable", "unreachable")}
-    missed = nl[(nl["customer_id"] == "C1") & (nl["kind"] == "welcome")].iloc[0]
-    assert (missed["overdue_days"], missed["agent_id"], missed["window_end"]) == (
+    rows = nl.set_index(["customer_id", "kind"])
+    assert tuple(rows.loc[("C1", "welcome"), ["overdue_days", "agent_id", "window_end"]]) == (
         42, "A002", "2026-09-01")
+    # An unreachable obligation past its window: overdue_days = D - window_end (10-13 - 10-09).
+    assert rows.loc[("C1", "early_use"), "overdue_days"] == 4
+    assert rows.loc[("N1", "stable_use"), "overdue_days"] == 1
+
+
+@pytest.mark.parametrize(("day", "report_days", "reported"), [
+    (D(2026, 11, 9), 30, False),   # 30 days late: still overdue, on the list
+    (D(2026, 11, 10), 30, True),   # 31 days late: missed today -> reported
+    (D(2026, 12, 9), 30, True),    # 60 = 30 + 30 days late: the last day reported
+    (D(2026, 12, 10), 30, False),  # 61 days late: no longer reported
+    (D(2026, 11, 10), 0, False),   # report_missed_days 0: missed ones are never reported
+    (D(2026, 11, 11), 1, False),   # 32 > 30 + 1
+])
+def test_report_missed_days_boundary(build, policy: Policy, calendar: BusinessCalendar,
+                                     day: dt.date, report_days: int, reported: bool) -> None:
+    # Welcome window [Thu 10-08, Sat 10-10] (order Wed 09-30, see test_visits). Reported while
+    # D - window_end <= max_overdue_days (30) + report_missed_days, i.e. on the 30 days
+    # 11-10 .. 12-09. (C1 was reached 09-01: its periodic cycle opens 11-30; long after, its
+    # overdue / missed periodic rows are not welcome rows.)
+    pol = policy.model_copy(update={"visits": policy.visits.model_copy(
+        update={"report_missed_days": report_days})})
+    frames = crm([customer("C1")], [order("O1", "C1", "2026-09-30 10:00")],
+                 visits=[visit("C1", "periodic", "2026-09-01 10:00")])
+    result = build(visit_obligations(frames, pol, calendar, day), frames, day=day, pol=pol)
+    welcome = result.not_listed[result.not_listed["kind"] == "welcome"]
+    assert (len(welcome) == 1) == reported
+    if reported:
+        row = welcome.iloc[0]
+        late = (pd.Timestamp(day) - pd.Timestamp("2026-10-10")).days
+        assert (row["status"], row["reason"], row["overdue_days"], row["window_end"]) == (
+            "missed", "missed", late, "2026-10-10")
+
+
+def test_unreachable_reported_from_the_day_it_is_found(build, policy: Policy,
+                                                       calendar: BusinessCalendar) -> None:
+    # Welcome window [10-08, 10-10]; three no_answer calls on 10-08: on Fri 10-09 it is
+    # unreachable (inside its window: overdue_days 0) and reported; on 12-09 (60 days after
+    # the window) still, on 12-10 no more.
+    frames = crm([customer("C1")], [order("O1", "C1", "2026-09-30 10:00")],
+                 visits=[visit("C1", "periodic", "2026-09-01 10:00")] + [
+                     visit("C1", "welcome", f"2026-10-08 {h}:00", outcome="no_answer")
+                     for h in (10, 11, 15)])
+
+    def welcome(day: dt.date) -> list[tuple]:
+        nl = build(visit_obligations(frames, policy, calendar, day), frames, day=day).not_listed
+        nl = nl[nl["kind"] == "welcome"]
+        return list(zip(nl["reason"], nl["overdue_days"], strict=True))
+    assert welcome(D(2026, 10, 9)) == [("unreachable", 0)]
+    assert welcome(D(2026, 12, 9)) == [("unreachable", 60)]
+    assert welcome(D(2026, 12, 10)) == []
+
+
+def test_key_customer_listed_again_after_a_missed_cycle(build, policy: Policy,
+                                                        calendar: BusinessCalendar) -> None:
+    # test_visits.test_key_account_due_again_after_a_missed_cycle: on Fri 10-30 cycle 2
+    # [10-12, 10-26] is 4 days overdue -> listed, to the supervisor; cycle 1 (ended 04-27,
+    # 186 days late) is too old to be reported.
+    frames = crm([customer("K1", tier="key")],
+                 visits=[visit("K1", "key_account", "2025-10-13 10:00")])
+    day = D(2026, 10, 30)
+    result = build(visit_obligations(frames, policy, calendar, day), frames, day=day)
+    row = by_customer(result).loc["K1"]
+    assert (row["reasons"], row["window_end"], row["overdue_days"], row["agent_id"]) == (
+        "key_account", "2026-10-26", 4, "A001")
+    assert result.not_listed.empty
+
+
+def test_sms_notice_for_the_next_cycle(build, policy: Policy,
+                                       calendar: BusinessCalendar) -> None:
+    # test_visits.test_periodic_cycles_across_national_day: reached 04-07; cycle 1 [07-06,
+    # 07-20] missed; cycle 2 opens Sun 10-04 -> first call Thu 10-08. On Wed 09-30 (next
+    # working day 10-08) the customer gets the pre-notice; cycle 1 (72 days late) is not
+    # reported any more.
+    frames = crm([customer("C1")], visits=[visit("C1", "periodic", "2026-04-07 10:00")])
+    day = D(2026, 9, 30)
+    result = build(visit_obligations(frames, policy, calendar, day), frames, day=day)
+    assert result.lists.empty and result.not_listed.empty
+    assert list(zip(result.sms_notice["customer_id"], result.sms_notice["planned_call_date"],
+                    strict=True)) == [("C1", "2026-10-08")]
 
 
 # ================================================================= suggested windows
@@ -335,7 +420,8 @@ def test_sms_notice_before_national_day(build, policy: Policy,
     #      09-30: already on today's list, no SMS.
     #   C4 delivered 09-28 -> start 10-05 -> 10-08 -> SMS.
     #   C5 do_not_call, delivered 09-24: no SMS.
-    #   C6 key tier, delivered 09-24 -> SMS, to the supervisor A001 who will call.
+    #   C6 key tier, delivered 09-24 -> SMS, to the supervisor A001 who will call (its
+    #      07-11 visit is a key_account one: next key_account cycle 07-11 + 182 = 2027-01-09).
     #   C7 last reached 07-11 (periodic): 07-11 + 90 = Fri 10-09, first call 10-09: not yet.
     #   C8 cooperating since 2026-06-01, 2026-06-01 + 90 = 08-30: open, listed, no SMS.
     day = D(2026, 9, 30)
@@ -348,7 +434,8 @@ def test_sms_notice_before_national_day(build, policy: Policy,
                   customer("C8", cooperation_start_date="2026-06-01",
                            created_at="2026-06-01 09:00")],
                  rows, tickets=[ticket("T3", "C3", "2026-09-29 11:00")],
-                 visits=[visit(c, "periodic", "2026-07-11 10:00")
+                 visits=[visit(c, "key_account" if c == "C6" else "periodic",
+                               "2026-07-11 10:00")
                          for c in ("C1", "C2", "C3", "C4", "C5", "C6", "C7")])
     obs = visit_obligations(frames, policy, calendar, day)
     result = build(obs, frames, day=day)
@@ -369,14 +456,21 @@ def test_non_working_call_date_gives_no_lists(build, policy: Policy,
     # Sat 10-03 (National Day): nobody calls: no lists, carry-over or SMS; the report of
     # missed / unreachable / do-not-call obligations still goes out.
     # Sun 09-20 is an adjusted working day: lists as usual.
+    # Both were reached on 08-01 (periodic: next cycle 08-01 + 90 = 10-30, upcoming).
+    # C2's welcome (O2 ordered Mon 08-10): [08-11, 08-13], missed on both days (38 and 51 days
+    # late, within 30 + 30): reported.
     frames = crm([customer("C1"), customer("C2")],
-                 [order("O1", "C1", "2026-09-15 10:00", "2026-09-22 10:00")])
+                 [order("O1", "C1", "2026-09-15 10:00", "2026-09-22 10:00"),
+                  order("O2", "C2", "2026-08-10 10:00")],
+                 visits=[visit(c, "periodic", "2026-08-01 10:00") for c in ("C1", "C2")])
     for day, expect_lists in ((D(2026, 10, 3), False), (D(2026, 9, 20), True)):
         obs = visit_obligations(frames, policy, calendar, day)
         result = build(obs, frames, day=day)
         assert (not result.lists.empty) == expect_lists, day
         assert list(result.lists.columns) == CONTRACT_COLUMNS
-        assert not result.not_listed.empty  # C2's periodic, missed since 2024
+        assert list(zip(result.not_listed["customer_id"], result.not_listed["kind"],
+                        result.not_listed["reason"], strict=True)) == [
+            ("C2", "welcome", "missed")]
     off = build(visit_obligations(frames, policy, calendar, D(2026, 10, 3)), frames,
                 day=D(2026, 10, 3))
     assert off.sms_notice.empty and off.carried_over.empty
@@ -436,6 +530,21 @@ def test_demo_invariants(demo, policy: Policy) -> None:
     # overdue_days = D - window_end when positive.
     late = (pd.Timestamp("2026-11-20") - pd.to_datetime(lists["window_end"])).dt.days
     assert (lists["overdue_days"].to_numpy() == np.maximum(late.to_numpy(), 0)).all()
+    # not_listed: recent missed / unreachable of callable customers, open rows of do-not-call
+    # ones; overdue_days = D - window_end when positive.
+    nl = result.not_listed
+    nl_late = (pd.Timestamp("2026-11-20") - pd.to_datetime(nl["window_end"])).dt.days.to_numpy()
+    assert len(nl) > 0
+    assert (nl["overdue_days"].to_numpy() == np.maximum(nl_late, 0)).all()
+    visits = policy.visits
+    assert (nl_late <= visits.max_overdue_days + visits.report_missed_days).all()
+    is_dnc = nl["customer_id"].isin(dnc).to_numpy(dtype=bool)
+    assert (nl["reason"].to_numpy(dtype=object)[is_dnc] == "do_not_call").all()
+    assert nl["status"][is_dnc].isin(["due", "overdue"]).all()
+    assert nl["status"][~is_dnc].isin(["missed", "unreachable"]).all()
+    # Recurring kinds: at most one earlier, one current and one next cycle per customer.
+    recurring = obs[obs["kind"].isin(["periodic", "key_account"])]
+    assert recurring.groupby(["customer_id", "kind"]).size().max() <= 3
     # Key customers with a supervisor in their department are called by a supervisor.
     key = lists[lists["tier"] == "key"]
     assert (agents.loc[key["agent_id"], "role"] == "supervisor").mean() > 0.9

@@ -27,6 +27,7 @@ def test_default_policy_holds_the_design_numbers(policy):
     assert [(h.start, h.end) for h in policy.calendar.hours] == [(9 * 60, 18 * 60)]
     assert policy.visits.max_overdue_days == 30
     assert policy.visits.max_failed_attempts == 3
+    assert policy.visits.report_missed_days == 30
     assert policy.assignment.daily_capacity == 40
     assert policy.sla.at_risk_share == 0.75
     targets = {p: {m: str(d) for m, d in t.items()} for p, t in policy.sla.targets.items()}
@@ -145,3 +146,14 @@ def test_missing_and_malformed_files_fail_clearly(tmp_path):
     bad.write_text("calendar: [unclosed", encoding="utf-8")
     with pytest.raises(PolicyError, match="not valid YAML"):
         load_policy(bad)
+
+
+def test_report_missed_days_is_validated_and_defaults_to_30(raw):
+    for bad in (-1, "thirty", 2.5):
+        broken = copy.deepcopy(raw)
+        broken["visits"]["report_missed_days"] = bad
+        assert "visits.report_missed_days" in _error(broken), bad
+    raw["visits"]["report_missed_days"] = 0
+    assert parse_policy(raw).visits.report_missed_days == 0
+    del raw["visits"]["report_missed_days"]
+    assert parse_policy(raw).visits.report_missed_days == 30

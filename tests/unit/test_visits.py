@@ -10,6 +10,12 @@ Default policy (include/config/policy.yaml), windows = [start, end]:
                    (tier standard, cooperating >= 90 days at D)
   key_account      [last reached key_account visit / cooperation start + 182 days, that + 10 wd]
   max_overdue_days 30, max_failed_attempts 3 (no_answer / wrong_number).
+Recurring kinds (periodic, key_account) repeat every period from their anchor A until a reached
+visit moves A: cycle k opens A + k x period (moved to a working day) and lasts 10 working days
+counted from that raw start. Rows at D: the current cycle (latest with window_start <= D, else
+cycle 1), the one before it, and the next one once it opens by the SMS day (the next working
+day after D). A visit of the kind counts toward cycle k when made after the day cycle k-1 left
+the list (its window_end + 30; the anchor for k = 1) and by the day cycle k leaves it.
 Decision tested here: a window start or end that falls on a non-working day moves to the next
 working day (only calendar-day rules can land there).
 
@@ -337,6 +343,133 @@ def test_welcome_matched_on_customer(run) -> None:
     assert one(run(frames, D(2026, 10, 9)), kind="welcome")["status"] == "done"
 
 
+def recurring_rows(ob: pd.DataFrame, kind: str, cid: str = "C1") -> list[tuple]:
+    """(window_start, window_end, status, overdue_days) of a customer's rows of `kind`."""
+    rows = rows_of(ob, kind=kind, customer_id=cid)
+    return [(r["window_start"].date(), r["window_end"].date(), r["status"],
+             int(r["overdue_days"])) for _, r in rows.iterrows()]
+
+
+def test_key_account_due_again_after_a_missed_cycle(run) -> None:
+    # C1 key; last reached key_account visit Mon 2025-10-13 10:00 (A).
+    # Cycle 1 opens A + 182: +18 -> 10-31, +30 -> 11-30, +31 -> 12-31, +31 -> 01-31,
+    #   +28 -> 02-28, +31 -> 03-31, +13 -> Mon 2026-04-13; ends the 10th working day after:
+    #   04-14 .. 04-17 (4), 04-20 .. 04-24 (9), 04-27 (10) -> Mon 04-27. Never visited: missed.
+    # Cycle 2 opens 04-13 + 182: +17 -> 04-30, +31 -> 05-31, +30 -> 06-30, +31 -> 07-31,
+    #   +31 -> 08-31, +30 -> 09-30, +12 -> Mon 10-12; ends 10-13 .. 10-16 (4), 10-19 .. 10-23 (9),
+    #   10-26 (10) -> Mon 10-26.
+    # D = Fri 10-30: cycle 1 opened 200 days ago (04-13 + 200 = 10-30) and was missed; the
+    # customer is on the list again: cycle 2 is 10-30 - 10-26 = 4 days overdue. Cycle 1 is
+    # reported missed, 10-30 - 04-27 = 186 days late (3 + 31 + 30 + 31 + 31 + 30 + 30).
+    frames = crm([customer("C1", tier="key")],
+                 visits=[visit("C1", "key_account", "2025-10-13 10:00")])
+    ob = run(frames, D(2026, 10, 30))
+    assert recurring_rows(ob, "key_account") == [
+        (D(2026, 4, 13), D(2026, 4, 27), "missed", 186),
+        (D(2026, 10, 12), D(2026, 10, 26), "overdue", 4)]
+    assert set(rows_of(ob, kind="key_account")["anchor_at"]) == {pd.Timestamp("2025-10-13 10:00")}
+    # On Mon 10-12 cycle 2 opens: due.
+    assert recurring_rows(run(frames, D(2026, 10, 12)), "key_account")[-1] == (
+        D(2026, 10, 12), D(2026, 10, 26), "due", 0)
+
+
+def test_periodic_second_cycle(run) -> None:
+    # D = Mon 2026-06-15 (Fri 06-19 is closed: Dragon Boat Festival).
+    # C95 reached 95 days before D: 06-15 - 95 = Thu 03-12 (-15 -> 05-31, -31 -> 04-30,
+    #   -30 -> 03-31, -19 -> 03-12). Cycle 1 opens 03-12 + 90 = Wed 06-10 (+19 -> 03-31,
+    #   +30 -> 04-30, +31 -> 05-31, +10 -> 06-10); ends 06-11, 06-12 (2), 06-15 .. 06-18 (6),
+    #   06-22 .. 06-25 (10) -> Thu 06-25. Due; there is no earlier cycle.
+    # C185 reached 185 days before D: 03-12 - 90 = Fri 2025-12-12. Cycle 1 opens 12-12 + 90
+    #   = Thu 03-12, ends 03-13 (1), 03-16 .. 03-20 (6), 03-23 .. 03-26 (10) -> Thu 03-26:
+    #   missed, 06-15 - 03-26 = 81 days late. Cycle 2 opens 03-12 + 90 = 06-10: [06-10, 06-25],
+    #   due (before, the customer was only ever "missed").
+    frames = crm([customer("C95"), customer("C185")],
+                 visits=[visit("C95", "early_use", "2026-03-12 10:00", order_id="OX"),
+                         visit("C185", "periodic", "2025-12-12 15:00")])
+    ob = run(frames, D(2026, 6, 15))
+    assert recurring_rows(ob, "periodic", "C95") == [
+        (D(2026, 6, 10), D(2026, 6, 25), "due", 0)]
+    assert recurring_rows(ob, "periodic", "C185") == [
+        (D(2026, 3, 12), D(2026, 3, 26), "missed", 81),
+        (D(2026, 6, 10), D(2026, 6, 25), "due", 0)]
+
+
+# A = Tue 2026-04-07 10:00 (reached periodic visit). Cycle 1 opens 04-07 + 90 = Mon 07-06
+# (+23 -> 04-30, +31 -> 05-31, +30 -> 06-30, +6 -> 07-06); ends 07-07 .. 07-10 (4),
+# 07-13 .. 07-17 (9), 07-20 (10) -> Mon 07-20; on the list (overdue) until 07-20 + 30 = 08-19.
+# Cycle 2 opens 07-06 + 90 = Sun 10-04 (+25 -> 07-31, +31 -> 08-31, +30 -> 09-30, +4), inside
+# National Day -> shown Thu 10-08; ends the 10th working day after Sun 10-04: 10-08, 10-09,
+# 10-10 (Sat, adjusted), 10-12 .. 10-16 (8), 10-19, 10-20 (10) -> Tue 10-20.
+CYCLE_1 = (D(2026, 7, 6), D(2026, 7, 20))
+CYCLE_2 = (D(2026, 10, 8), D(2026, 10, 20))
+
+
+@pytest.mark.parametrize(("day", "expected"), [
+    # Tue 09-29: cycle 1 is current (missed, 09-29 - 07-20 = 71 days); cycle 2 opens after the
+    # SMS day (Wed 09-30): not yet a row.
+    (D(2026, 9, 29), [(*CYCLE_1, "missed", 71)]),
+    # Wed 09-30: the next working day is 10-08 = cycle 2's first day: it is a row (upcoming),
+    # so the SMS pre-notice can go out today.
+    (D(2026, 9, 30), [(*CYCLE_1, "missed", 72), (*CYCLE_2, "upcoming", 0)]),
+    # Sun 10-04: cycle 2's raw start, but its window opens 10-08: still upcoming.
+    (D(2026, 10, 4), [(*CYCLE_1, "missed", 76), (*CYCLE_2, "upcoming", 0)]),
+    # Fri 10-09: cycle 2 due; cycle 1 missed (81 days).
+    (D(2026, 10, 9), [(*CYCLE_1, "missed", 81), (*CYCLE_2, "due", 0)]),
+    # Sat 10-10 (adjusted working day) and Tue 10-20 (last day): due; Wed 10-21: overdue 1.
+    (D(2026, 10, 10), [(*CYCLE_1, "missed", 82), (*CYCLE_2, "due", 0)]),
+    (D(2026, 10, 20), [(*CYCLE_1, "missed", 92), (*CYCLE_2, "due", 0)]),
+    (D(2026, 10, 21), [(*CYCLE_1, "missed", 93), (*CYCLE_2, "overdue", 1)]),
+])
+def test_periodic_cycles_across_national_day(run, day: dt.date, expected: list) -> None:
+    frames = crm([customer("C1")], visits=[visit("C1", "periodic", "2026-04-07 10:00")])
+    assert recurring_rows(run(frames, day), "periodic") == expected
+
+
+def test_attempts_count_toward_the_cycle_on_the_list_when_made(run) -> None:
+    # Windows of test_periodic_cycles_across_national_day; D = Fri 10-09. Cycle 1's attempts
+    # are those made after the anchor through 08-19 (its last overdue day); cycle 2's from
+    # 08-20 00:00 on (early calls included).
+    # C1: no_answer 07-08, no_answer 07-10, wrong_number 08-19 23:00 -> cycle 1 has 3 failed
+    #     attempts: unreachable, overdue_days 10-09 - 07-20 = 81; cycle 2 starts clean: due.
+    # C2: no_answer 07-08, refused 07-10, no_answer 08-20 09:00 -> cycle 1: 2 attempts, 1 failed
+    #     (missed); cycle 2: the early 08-20 call, 1 failed: due.
+    # C3: nothing for cycle 1 (missed); three no_answer on 10-08 -> cycle 2 unreachable.
+    def tries(cid: str, calls: list[tuple[str, str]]) -> list[dict]:
+        return [visit(cid, "periodic", "2026-04-07 10:00")] + [
+            visit(cid, "periodic", at, outcome=outcome) for at, outcome in calls]
+    frames = crm([customer(c) for c in ("C1", "C2", "C3")], visits=[
+        *tries("C1", [("2026-07-08 10:00", "no_answer"), ("2026-07-10 10:00", "no_answer"),
+                      ("2026-08-19 23:00", "wrong_number")]),
+        *tries("C2", [("2026-07-08 10:00", "no_answer"), ("2026-07-10 10:00", "refused"),
+                      ("2026-08-20 09:00", "no_answer")]),
+        *tries("C3", [("2026-10-08 10:00", "no_answer"), ("2026-10-08 14:00", "no_answer"),
+                      ("2026-10-08 16:00", "no_answer")]),
+    ])
+    ob = run(frames, D(2026, 10, 9))
+
+    def cycles(cid: str) -> list[tuple]:
+        rows = rows_of(ob, kind="periodic", customer_id=cid)
+        return [(r["window_end"].date(), r["status"], r["attempts"], r["failed_attempts"],
+                 r["overdue_days"]) for _, r in rows.iterrows()]
+    assert cycles("C1") == [(CYCLE_1[1], "unreachable", 3, 3, 81), (CYCLE_2[1], "due", 0, 0, 0)]
+    assert cycles("C2") == [(CYCLE_1[1], "missed", 2, 1, 81), (CYCLE_2[1], "due", 1, 1, 0)]
+    assert cycles("C3") == [(CYCLE_1[1], "missed", 0, 0, 81),
+                            (CYCLE_2[1], "unreachable", 3, 3, 0)]
+    c2 = rows_of(ob, kind="periodic", customer_id="C2")
+    assert list(c2["last_attempt_at"]) == [pd.Timestamp("2026-07-10 10:00"),
+                                           pd.Timestamp("2026-08-20 09:00")]
+
+
+def test_only_the_latest_earlier_cycle_is_a_row(run) -> None:
+    # Cooperating since 2024-03-15, never reached: cycles every 90 days since then. D =
+    # 2026-10-03: 2024-03-15 + 900 (10 cycles) = 2026-09-01 (+365 -> 2025-03-15, +365 ->
+    # 2026-03-15, +170 -> 09-01); cycle 11 opens 11-30. Rows: cycle 9 (opened 06-03) and 10.
+    frames = crm([customer("C1")])
+    rows = recurring_rows(run(frames, D(2026, 10, 3)), "periodic")
+    assert [start for start, *_ in rows] == [D(2026, 6, 3), D(2026, 9, 1)]
+    assert [status for *_, status, _ in rows] == ["missed", "overdue"]
+
+
 def test_recurring_reached_visit_starts_the_next_cycle(run) -> None:
     # A reached periodic visit is the anchor of the next periodic obligation (never "done").
     frames = crm([customer("C1")], visits=[visit("C1", "periodic", "2026-09-01 10:00")])
@@ -381,6 +514,7 @@ def test_unreachable_after_exactly_three_failed_attempts(run) -> None:
                          [*stamps, "2026-10-11 09:00"]))
     ob = rows_of(run(frames, D(2026, 10, 12)), kind="welcome").set_index("customer_id")
     assert ob.loc["C1", "status"] == "unreachable" and ob.loc["C1", "failed_attempts"] == 3
+    assert ob.loc["C1", "overdue_days"] == 2  # past the window: D - window_end, unreachable too
     assert ob.loc["C2", "status"] == "overdue" and ob.loc["C2", "failed_attempts"] == 2
     assert ob.loc["C3", "status"] == "overdue" and ob.loc["C3", "failed_attempts"] == 2
     assert ob.loc["C4", "status"] == "done"
@@ -433,3 +567,37 @@ def test_missing_cooperation_start_falls_back_to_created_at(run) -> None:
     frames = crm([customer("C1", cooperation_start_date=None, created_at="2026-06-01 09:00")])
     assert window_of(run(frames, D(2026, 8, 31)), kind="periodic") == (D(2026, 8, 31),
                                                                        D(2026, 9, 11))
+
+
+@pytest.mark.parametrize("period", ["90 days", "182 days", "7 days", "40 working_days"])
+def test_current_cycle_matches_counting_cycle_by_cycle(policy: Policy,
+                                                       calendar: BusinessCalendar,
+                                                       period: str) -> None:
+    # The arithmetic (with its holiday corrections) equals the obvious loop: from cycle 1, step
+    # on while the next cycle's window_start <= D. Anchors from 2009 (before the calendar's
+    # first year: Monday-Friday fallback) to after D, on any weekday or holiday.
+    from revisit.policy import WindowRule
+    from revisit.visits import current_cycle, cycle_window
+
+    rule = WindowRule.model_validate({"start": period, "length": "10 working_days"})
+    rng = np.random.default_rng(11)
+    day = np.datetime64("2026-10-04")
+    anchors = np.concatenate([
+        np.datetime64("2009-01-01") + rng.integers(0, 6500, 300).astype("timedelta64[D]"),
+        np.arange(np.datetime64("2026-06-20"), np.datetime64("2026-10-10")),
+    ])
+    got = current_cycle(calendar, anchors, rule, day)
+    expected = np.ones(len(anchors), dtype=np.int64)
+    while True:
+        start, _ = cycle_window(calendar, anchors, expected + 1, rule)
+        step = start <= day
+        if not step.any():
+            break
+        expected += step
+    assert (got == expected).all()
+    start, _ = cycle_window(calendar, anchors, got, rule)
+    assert ((start <= day) | (got == 1)).all()
+    if period.endswith("working_days"):  # cycle k opens on the 40k-th working day after A
+        inside = anchors >= np.datetime64("2015-01-01")
+        assert (start[inside] == calendar.add_working_days_to_date(
+            anchors[inside], 40 * got[inside])).all()
