@@ -21,8 +21,11 @@ For call date **D** (the logical date in the business time zone, or `params.call
    `carried_over.csv` (no capacity left) and `not_listed.csv` (missed, unreachable,
    do-not-call).
 4. **sla** — status of every ticket's SLA metrics in `sla/D/sla_status.csv` and the per-department
-   breach digests.
-5. **publish** — D's rows replaced in the results database (connection `revisit_results`,
+   breach digests `sla/D/digest_<department_id>.csv` (phones masked).
+5. **sla_digest** — each department head with a new breach or an at-risk ticket gets the digest
+   by e-mail (connection `smtp_default`), at most once per day: the `mail_delivery` ledger in the
+   results database skips what was sent. `params.send_email = false` sends nothing.
+6. **publish** — D's rows replaced in the results database (connection `revisit_results`,
    default `results.sqlite` in the output root).
 
 Idempotent: a rerun of the same D replaces D's partition atomically. XCom carries only paths and
@@ -47,6 +50,8 @@ counts. Rules and numbers: `include/config/policy.yaml`; contract: DESIGN.md.
     params={
         "call_date": Param(None, type=["null", "string"], format="date",
                            description="Override the call date D (YYYY-MM-DD)"),
+        "send_email": Param(True, type="boolean",
+                            description="E-mail the SLA digests to the department heads"),
     },
 )
 def revisit_daily() -> None:
@@ -75,13 +80,21 @@ def revisit_daily() -> None:
         return runtime.sla(context)
 
     @task
+    def sla_digest(**context) -> dict:
+        from revisit import runtime
+
+        return runtime.sla_digest(context)
+
+    @task
     def publish(**context) -> dict:
         from revisit import runtime
 
         return runtime.publish(context)
 
     gate = quality_gate()
-    extract() >> gate >> [call_lists(), sla()] >> publish()
+    statuses = sla()
+    extract() >> gate >> [call_lists(), statuses] >> publish()
+    statuses >> sla_digest()
 
 
 revisit_daily()

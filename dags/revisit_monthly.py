@@ -25,7 +25,7 @@ Reviews month **M**: by default the month before the run's date in the business 
 4. **summary** — runs whatever happened above: `reports/M/delivery.json`; fails, naming the
    departments, when a report was not delivered.
 
-E-mail is sent at most once per (month, department): the `report_delivery` table in the results
+E-mail is sent at most once per (month, department): the `mail_delivery` table in the results
 database (connection `revisit_results`) records every delivery, so retries and reruns skip what
 was sent. A refused send is retried (task retries); a send that broke off mid-conversation is
 marked `unknown` and never resent automatically. `params.send_email = false` renders without

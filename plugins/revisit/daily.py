@@ -21,8 +21,6 @@ from revisit.policy import Policy
 
 log = logging.getLogger(__name__)
 
-DIGEST_PREFIX = "digest_"
-
 
 class QualityGateStopped(RuntimeError):
     """A table failed the quality gate beyond the policy's threshold: no lists go out."""
@@ -127,6 +125,7 @@ def _xlsx_ready(rows: pd.DataFrame) -> pd.DataFrame:
 
 def run_sla(parts: Partitions, policy: Policy, calendar: BusinessCalendar) -> dict:
     """SLA status of every ticket metric as of D 00:00, and the per-department digests."""
+    from revisit.digest import DIGEST_PREFIX
     from revisit.sla import breach_digest, sla_status
     from revisit.spreadsheet import write_csv
 
@@ -143,6 +142,43 @@ def run_sla(parts: Partitions, policy: Policy, calendar: BusinessCalendar) -> di
     return {"path": str(parts.sla), "rows": len(status),
             "by_status": {str(k): int(v) for k, v in sorted(counts.items())},
             "digest_departments": sorted(digests)}
+
+
+class DigestNotSent(RuntimeError):
+    """Some department's digest was not delivered; `retryable` says whether a retry may."""
+
+    def __init__(self, message: str, *, retryable: bool) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+
+
+def send_sla_digests(parts: Partitions, policy: Policy, url: str, transport) -> dict:
+    """E-mail each department head D's digest once (ledger in the results database)."""
+    from revisit.db import make_engine
+    from revisit.digest import send_digests
+    from revisit.mail import SLA_DIGEST, DeliveryLedger
+    from revisit.results import ensure_schema
+
+    departments = read_clean(parts)["departments"]
+    engine = make_engine(url)
+    try:
+        ensure_schema(engine)
+        ledger = DeliveryLedger(engine, policy.calendar.timezone, kind=SLA_DIGEST)
+        outcome = send_digests(parts.sla, departments, parts.day, policy, ledger, transport)
+        rows = {r["department_id"]: r["state"] for r in ledger.month(parts.day.isoformat())}
+    finally:
+        engine.dispose()
+    if outcome["failed"]:
+        retryable = any(rows.get(d) == "failed" and "no valid head_email" not in reason
+                        for d, reason in outcome["failed"].items())
+        raise DigestNotSent(
+            f"SLA digest of {parts.day} not delivered to " + "; ".join(
+                f"{d}: {reason}" for d, reason in sorted(outcome["failed"].items())),
+            retryable=retryable)
+    counts: dict[str, int] = {}
+    for state in outcome["states"].values():
+        counts[state] = counts.get(state, 0) + 1
+    return {"departments": sorted(outcome["states"]), "states": counts}
 
 
 def publish_results(parts: Partitions, url: str) -> dict:

@@ -1,8 +1,10 @@
-"""The monthly report e-mail: one message per department head, sent at most once.
+"""E-mail to department heads, each message sent at most once: the monthly report and the
+daily SLA breach digest.
 
-Why a ledger: Airflow retries tasks and users rerun months, but a head must never get the same
-report twice. Every (report month, department) has one row in the results database table
-`report_delivery` (include/sql/results/schema.sql) that moves
+Why a ledger: Airflow retries tasks and users rerun dates, but a head must never get the same
+message twice. Every (kind, period, department) — e.g. (report, 2026-10, D01) or
+(sla_digest, 2026-11-20, D01) — has one row in the results database table `mail_delivery`
+(include/sql/results/schema.sql) that moves
 
     (none) / failed --claim--> pending --> sent | failed | unknown
 
@@ -27,6 +29,7 @@ import hashlib
 import logging
 import re
 import smtplib
+from collections.abc import Callable
 from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import formatdate
@@ -40,10 +43,11 @@ from sqlalchemy.exc import IntegrityError
 log = logging.getLogger(__name__)
 
 SMTP_CONN_ID = "smtp_default"
-LEDGER = table("report_delivery", column("report_month"), column("department_id"),
+LEDGER = table("mail_delivery", column("mail_kind"), column("period"), column("department_id"),
                column("recipient"), column("state"), column("attempts"), column("message_id"),
-               column("pdf_sha256"), column("last_error"), column("updated_at"),
+               column("content_sha256"), column("last_error"), column("updated_at"),
                column("sent_at"))
+REPORT, SLA_DIGEST = "report", "sla_digest"  # mail kinds
 PENDING, SENT, FAILED, UNKNOWN = "pending", "sent", "failed", "unknown"
 STATES = (PENDING, SENT, FAILED, UNKNOWN)
 DEFAULT_SENDER = "revisit@localhost"
@@ -152,13 +156,15 @@ class Claim:
 
 
 class DeliveryLedger:
-    """The `report_delivery` table of the results database."""
+    """The `mail_delivery` rows of one kind of mail; `month` arguments are the period (a
+    report month or a call date)."""
 
-    def __init__(self, engine: Engine, tz: str) -> None:
-        self.engine, self.tz = engine, tz
+    def __init__(self, engine: Engine, tz: str, kind: str = REPORT) -> None:
+        self.engine, self.tz, self.kind = engine, tz, kind
 
     def _where(self, month: str, department_id: str):
-        return (LEDGER.c.report_month == month) & (LEDGER.c.department_id == department_id)
+        return ((LEDGER.c.mail_kind == self.kind) & (LEDGER.c.period == month)
+                & (LEDGER.c.department_id == department_id))
 
     def get(self, month: str, department_id: str) -> dict[str, Any] | None:
         with self.engine.connect() as conn:
@@ -167,7 +173,8 @@ class DeliveryLedger:
 
     def month(self, month: str) -> list[dict[str, Any]]:
         with self.engine.connect() as conn:
-            rows = conn.execute(select(LEDGER).where(LEDGER.c.report_month == month)
+            rows = conn.execute(select(LEDGER).where((LEDGER.c.mail_kind == self.kind)
+                                                     & (LEDGER.c.period == month))
                                 .order_by(LEDGER.c.department_id)).all()
         return [dict(r._mapping) for r in rows]
 
@@ -177,7 +184,8 @@ class DeliveryLedger:
         try:
             with self.engine.begin() as conn:
                 conn.execute(insert(LEDGER).values(
-                    report_month=month, department_id=department_id, recipient=recipient,
+                    mail_kind=self.kind, period=month, department_id=department_id,
+                    recipient=recipient,
                     state=PENDING, attempts=1, updated_at=now))
             return Claim(True, PENDING, 1)
         except IntegrityError:
@@ -208,7 +216,7 @@ class DeliveryLedger:
         if message_id:
             values["message_id"] = message_id
         if sha256:
-            values["pdf_sha256"] = sha256
+            values["content_sha256"] = sha256
         if state == SENT:
             values["sent_at"] = now
         with self.engine.begin() as conn:
@@ -225,9 +233,13 @@ def valid_address(address: object) -> bool:
     return isinstance(address, str) and bool(_ADDRESS.fullmatch(address.strip()))
 
 
-def message_id(month: str, department_id: str, recipient: str, sender: str) -> str:
-    """Stable per (month, department, recipient): a receiving server may drop a duplicate."""
-    digest = hashlib.sha256(f"{month}|{department_id}|{recipient}".encode()).hexdigest()[:24]
+def message_id(month: str, department_id: str, recipient: str, sender: str,
+               kind: str = REPORT) -> str:
+    """Stable per (kind, period, department, recipient): a receiving server may drop a
+    duplicate."""
+    key = f"{month}|{department_id}|{recipient}" if kind == REPORT else \
+        f"{kind}|{month}|{department_id}|{recipient}"
+    digest = hashlib.sha256(key.encode()).hexdigest()[:24]
     domain = sender.rsplit("@", 1)[-1] if "@" in sender else "revisit.localhost"
     return f"<revisit.{month}.{digest}@{domain}>"
 
@@ -260,62 +272,70 @@ def attachment_name(month: str, department_id: str) -> str:
     return f"revisit-report-{month}-{safe}.pdf"
 
 
-# ================================================================= one department
-def deliver(ledger: DeliveryLedger, data: dict[str, Any], pdf_path: Path, policy,
-            transport: Transport) -> dict[str, Any]:
-    """Send one department's report unless the ledger says it was sent (or may have been).
+# ================================================================= one message, once
+def send_once(ledger: DeliveryLedger, period: str, department_id: str, recipient: object,
+              compose: Callable[[str], EmailMessage], transport: Transport) -> dict[str, Any]:
+    """Send the message `compose(sender)` to `recipient` unless the ledger says this
+    (kind, period, department) was sent, or may have been.
 
     Returns {"department_id", "state", "sent": bool, "attempts"}; raises DeliveryError when
     this attempt did not deliver (`retryable` tells the caller whether to try again)."""
-    dept = data["department"]
-    month, department_id = data["month"], str(dept["department_id"])
-    recipient = dept.get("head_email")
     if not valid_address(recipient):
-        claim = ledger.claim(month, department_id, str(recipient or "")[:320])
+        claim = ledger.claim(period, department_id, str(recipient or "")[:320])
         if claim.send:
-            ledger.mark(month, department_id, FAILED,
+            ledger.mark(period, department_id, FAILED,
                         error=f"department has no valid head_email ({recipient!r})")
             raise DeliveryRefused(f"{department_id}: no valid head_email in the CRM "
                                   f"({recipient!r})", retryable=False)
         return _skipped(department_id, claim)
-    recipient = recipient.strip()
-    claim = ledger.claim(month, department_id, recipient)
+    recipient = str(recipient).strip()
+    claim = ledger.claim(period, department_id, recipient)
     if not claim.send:
         return _skipped(department_id, claim)
     try:
-        pdf = Path(pdf_path).read_bytes()
-        msg = build_message(data, policy, pdf, transport.sender)
+        msg = compose(transport.sender)
     except Exception as error:
-        ledger.mark(month, department_id, FAILED, error=f"could not build the message: {error}")
+        ledger.mark(period, department_id, FAILED, error=f"could not build the message: {error}")
         raise
-    sha = hashlib.sha256(pdf).hexdigest()
+    sha = hashlib.sha256(msg.as_bytes()).hexdigest()
     try:
         transport.send(msg)
     except DeliveryUncertain as error:
-        ledger.mark(month, department_id, UNKNOWN, message_id=msg["Message-ID"], sha256=sha,
+        ledger.mark(period, department_id, UNKNOWN, message_id=msg["Message-ID"], sha256=sha,
                     error=str(error))
         raise
     except DeliveryRefused as error:
-        ledger.mark(month, department_id, FAILED, message_id=msg["Message-ID"], sha256=sha,
+        ledger.mark(period, department_id, FAILED, message_id=msg["Message-ID"], sha256=sha,
                     error=str(error))
         raise
     except Exception as error:
         # Not classified by the transport: assume the worst (it may have gone out).
-        ledger.mark(month, department_id, UNKNOWN, message_id=msg["Message-ID"], sha256=sha,
+        ledger.mark(period, department_id, UNKNOWN, message_id=msg["Message-ID"], sha256=sha,
                     error=repr(error))
         raise DeliveryUncertain(f"{department_id}: {error!r}", retryable=False) from error
-    ledger.mark(month, department_id, SENT, message_id=msg["Message-ID"], sha256=sha)
-    log.info("report %s for %s sent to %s (%s)", month, department_id, recipient,
-             msg["Message-ID"])
+    ledger.mark(period, department_id, SENT, message_id=msg["Message-ID"], sha256=sha)
+    log.info("%s %s for %s sent (%s)", ledger.kind, period, department_id, msg["Message-ID"])
     return {"department_id": department_id, "state": SENT, "sent": True,
             "attempts": claim.attempts}
 
 
+def deliver(ledger: DeliveryLedger, data: dict[str, Any], pdf_path: Path, policy,
+            transport: Transport) -> dict[str, Any]:
+    """Send one department's monthly report (see send_once)."""
+    dept = data["department"]
+
+    def compose(sender: str) -> EmailMessage:
+        return build_message(data, policy, Path(pdf_path).read_bytes(), sender)
+
+    return send_once(ledger, data["month"], str(dept["department_id"]), dept.get("head_email"),
+                     compose, transport)
+
+
 def _skipped(department_id: str, claim: Claim) -> dict[str, Any]:
-    log.info("report for %s not sent: delivery is already %s", department_id, claim.state)
+    log.info("mail for %s not sent: delivery is already %s", department_id, claim.state)
     if claim.state == UNKNOWN:
         raise DeliveryUncertain(
-            f"{department_id}: an earlier attempt may have delivered the report; not resending "
+            f"{department_id}: an earlier attempt may have delivered the message; not resending "
             "(check with the head, then DeliveryLedger.reset to allow a resend)",
             retryable=False)
     return {"department_id": department_id, "state": claim.state, "sent": False,
@@ -325,7 +345,9 @@ def _skipped(department_id: str, claim: Claim) -> dict[str, Any]:
 __all__ = [
     "FAILED",
     "PENDING",
+    "REPORT",
     "SENT",
+    "SLA_DIGEST",
     "SMTP_CONN_ID",
     "STATES",
     "UNKNOWN",
@@ -339,5 +361,6 @@ __all__ = [
     "build_message",
     "deliver",
     "message_id",
+    "send_once",
     "valid_address",
 ]

@@ -23,7 +23,7 @@ from typing import Any
 
 from revisit.paths import output_root
 from revisit.policy import Policy, load_policy
-from revisit.runtime import report_month, results_url
+from revisit.runtime import report_month, results_url, sending
 
 log = logging.getLogger(__name__)
 
@@ -166,7 +166,7 @@ def send_department(context: dict[str, Any], department_id: str,
     from revisit.mail import DeliveryError, SmtpHookTransport, deliver
 
     month, policy = _month(context)
-    if not _sending(context):
+    if not sending(context):
         log.info("params.send_email is off: the report for %s is not sent", department_id)
         return {"department_id": department_id, "state": "not_sent", "sent": False}
     root = output_root()
@@ -183,12 +183,6 @@ def send_department(context: dict[str, Any], department_id: str,
         raise
     finally:
         ledger.engine.dispose()
-
-
-def _sending(context: dict[str, Any]) -> bool:
-    """params.send_email (default on)."""
-    value = (context.get("params") or {}).get("send_email", True)
-    return value not in (False, "false", "False", 0)
 
 
 # ================================================================= summary
@@ -230,7 +224,7 @@ def summarize(context: dict[str, Any]) -> dict[str, Any]:
     for item in undelivered:
         log.error("report %s for %s not delivered: %s (%s)", month, item["department_id"],
                   item["state"], item["error"] or "no attempt recorded")
-    if undelivered and _sending(context):
+    if undelivered and sending(context):
         raise AirflowFailException(
             f"{len(undelivered)} of {len(deliveries)} monthly reports for {month} were not "
             "delivered: " + ", ".join(f"{d['department_id']} ({d['state']})"

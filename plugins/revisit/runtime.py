@@ -118,6 +118,31 @@ def results_url() -> str:
         return default_results_url(output_root())
 
 
+def sending(context: dict[str, Any]) -> bool:
+    """params.send_email (default on): off renders and records without e-mailing anyone."""
+    value = (context.get("params") or {}).get("send_email", True)
+    return value not in (False, "false", "False", 0)
+
+
+def sla_digest(context: dict[str, Any]) -> dict[str, Any]:
+    """The SLA digest of D to every department head with something to report, once."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from revisit.daily import DigestNotSent, send_sla_digests
+    from revisit.mail import SmtpHookTransport
+
+    parts, policy = _daily_parts(context)
+    if not sending(context):
+        log.info("params.send_email is off: no digest is sent for %s", parts.day)
+        return {"sent": False}
+    try:
+        return send_sla_digests(parts, policy, results_url(), SmtpHookTransport())
+    except DigestNotSent as error:
+        if not error.retryable:
+            raise AirflowFailException(str(error)) from None
+        raise
+
+
 def publish(context: dict[str, Any]) -> dict[str, Any]:
     from revisit.daily import publish_results
 

@@ -53,6 +53,24 @@ class Sandbox:
         return AirflowRun(states[-1] if states else f"no state (exit {done.returncode})", log)
 
 
+def smtp_connection(host: str, port: int) -> str:
+    """AIRFLOW_CONN_SMTP_DEFAULT for a plain local SMTP server (no TLS, no provider retries)."""
+    import json
+
+    return json.dumps({"conn_type": "smtp", "host": host, "port": port, "extra": {
+        "disable_tls": True, "disable_ssl": True, "from_email": "revisit@example.com",
+        "retry_limit": 0, "timeout": 10}})
+
+
+@pytest.fixture(scope="module")
+def mail_sink(tmp_path_factory):
+    """A real SMTP server (aiosmtpd) storing what it receives, for the module's DAG runs."""
+    from revisit.mailsink import MailSink
+
+    with MailSink(tmp_path_factory.mktemp("mail") / "maildir") as sink:
+        yield sink
+
+
 def airflow_env(root: Path, crm_url: str) -> dict[str, str]:
     home = root / "airflow_home"
     home.mkdir(parents=True, exist_ok=True)

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 from openpyxl import load_workbook
 
-from tests.e2e.conftest import Sandbox
+from tests.e2e.conftest import Sandbox, smtp_connection
 
 D = "2026-11-20"  # a Friday; the next working day is Monday 2026-11-23
 CALL_LIST_COLUMNS = [
@@ -40,8 +40,9 @@ def _digest(folder: Path) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def demo(sandbox_factory) -> Sandbox:
+def demo(sandbox_factory, mail_sink) -> Sandbox:
     box = sandbox_factory("daily", customers=600, entry_errors=0.01)
+    box.env["AIRFLOW_CONN_SMTP_DEFAULT"] = smtp_connection(mail_sink.host, mail_sink.port)
     run = box.dags_test("revisit_daily", D)
     assert run.state == "success", run.log[-4000:]
     box.first_log = run.log  # type: ignore[attr-defined]
@@ -152,7 +153,28 @@ def test_task_logs_hold_no_customer_names_or_phones(demo: Sandbox, crm):
         assert value not in log
 
 
-def test_rerun_of_the_same_date_gives_identical_files_and_no_duplicate_rows(demo: Sandbox):
+def test_each_head_with_breaches_gets_one_digest_mail_with_masked_phones(demo: Sandbox, crm,
+                                                                        mail_sink):
+    folder = demo.output / "sla" / D
+    departments = sorted(p.stem.removeprefix("digest_") for p in folder.glob("digest_*.csv"))
+    assert departments
+    with sqlite3.connect(demo.crm) as conn:
+        heads = dict(conn.execute("SELECT department_id, head_email FROM departments"))
+    received = mail_sink.messages()
+    assert sorted(m["To"] for m in received) == sorted(heads[d] for d in departments)
+    phones = set(crm["customers"]["phone"].astype(str))
+    for message in received:
+        department = message["X-Revisit-Digest"].split("/")[1]
+        body = message.get_body(("plain",)).get_content()
+        rows = _csv(folder / f"digest_{department}.csv")
+        assert all(ticket in body for ticket in rows["ticket_id"])
+        assert not any(phone in body for phone in phones)
+        assert "****" in body
+
+
+def test_rerun_of_the_same_date_gives_identical_files_and_no_duplicate_rows(demo: Sandbox,
+                                                                           mail_sink):
+    mails_before = len(mail_sink.messages())
     before = _digest(demo.output)
     with sqlite3.connect(demo.output / "results.sqlite") as conn:
         rows_before = conn.execute("SELECT COUNT(*) FROM sla_status").fetchone()[0]
@@ -161,6 +183,7 @@ def test_rerun_of_the_same_date_gives_identical_files_and_no_duplicate_rows(demo
     assert _digest(demo.output) == before
     with sqlite3.connect(demo.output / "results.sqlite") as conn:
         assert conn.execute("SELECT COUNT(*) FROM sla_status").fetchone()[0] == rows_before
+    assert len(mail_sink.messages()) == mails_before  # no digest twice
 
 
 def test_failed_quality_gate_stops_the_run_before_any_list(sandbox_factory):

@@ -44,20 +44,23 @@ CREATE TABLE IF NOT EXISTS quality_issues (
     PRIMARY KEY (run_date, table_name, row_key, check_name, column_name)
 ) {{table_options}};
 
--- Monthly report e-mails: one row per (report month, department), so a retry or a rerun never
--- sends a head the same report twice. state: pending (claimed, being sent), sent, failed (the
--- server refused or could not be reached: safe to retry), unknown (the attempt died while
--- talking to the server: it may have been delivered; never resent automatically).
-CREATE TABLE IF NOT EXISTS report_delivery (
-    report_month      VARCHAR(7) NOT NULL,
+-- E-mails to department heads (mail_kind report: the monthly PDF, period = month; sla_digest:
+-- the daily breach digest, period = call date): one row per (kind, period, department), so a
+-- retry or a rerun never sends a head the same message twice. state: pending (claimed, being
+-- sent), sent, failed (the server refused or could not be reached: safe to retry), unknown (the
+-- attempt died while talking to the server: it may have been delivered; never resent
+-- automatically).
+CREATE TABLE IF NOT EXISTS mail_delivery (
+    mail_kind         VARCHAR(16) NOT NULL,
+    period            VARCHAR(10) NOT NULL,
     department_id     VARCHAR(16) NOT NULL,
     recipient         VARCHAR(320),
     state             VARCHAR(16) NOT NULL,
     attempts          INTEGER NOT NULL,
     message_id        VARCHAR(255),
-    pdf_sha256        VARCHAR(64),
+    content_sha256    VARCHAR(64),
     last_error        VARCHAR(1000),
     updated_at        {{timestamp}} NOT NULL,
     sent_at           {{timestamp}},
-    PRIMARY KEY (report_month, department_id)
+    PRIMARY KEY (mail_kind, period, department_id)
 ) {{table_options}};
