@@ -24,6 +24,15 @@ echo "demo: building the demo CRM ($CUSTOMERS customers) in $DEMO_DIR/crm.sqlite
   --as-of "$CALL_DATE" --entry-errors "$ENTRY_ERRORS"
 export AIRFLOW_CONN_CRM_DB="sqlite:///$DEMO_DIR/crm.sqlite"
 
+# A real local SMTP server (aiosmtpd) stands in for the company's: it keeps every message it
+# receives in $DEMO_DIR/mail (a Maildir), where the digests and reports can be read as received.
+SMTP_PORT="$("$PY" -c 'from revisit.mailsink import free_port; print(free_port())')"
+"$PY" -m revisit.mailsink --port "$SMTP_PORT" --maildir "$DEMO_DIR/mail" >"$LOG_DIR/mailsink.log" 2>&1 &
+SINK_PID=$!
+trap 'kill "$SINK_PID" 2>/dev/null || true' EXIT
+export AIRFLOW_CONN_SMTP_DEFAULT="{\"conn_type\": \"smtp\", \"host\": \"127.0.0.1\", \"port\": $SMTP_PORT, \"extra\": {\"disable_tls\": true, \"disable_ssl\": true, \"from_email\": \"revisit@revisit.example.com\", \"retry_limit\": 0, \"timeout\": 10}}"
+for _ in $(seq 50); do grep -q listening "$LOG_DIR/mailsink.log" 2>/dev/null && break; sleep 0.1; done
+
 echo "demo: preparing Airflow metadata (SQLite) in $AIRFLOW_HOME"
 "$AIRFLOW" db migrate >"$LOG_DIR/airflow-db-migrate.log" 2>&1
 
@@ -39,6 +48,21 @@ run_dag() {  # dag_id logical_date
 run_dag revisit_daily "$CALL_DATE"
 run_dag revisit_monthly "$MONTH_RUN"
 
-echo
-echo "demo: done. Outputs under $REVISIT_OUTPUT_DIR:"
-(cd "$REVISIT_OUTPUT_DIR" && find . -path ./demo/logs -prune -o -type f -print | sort | sed 's|^\./|  |' | head -60)
+MONTH="$("$PY" -c 'import datetime as d, sys; f = d.date.fromisoformat(sys.argv[1]).replace(day=1); print((f - d.timedelta(days=1)).strftime("%Y-%m"))' "$MONTH_RUN")"
+OUT="$REVISIT_OUTPUT_DIR"
+MAILS="$(find "$DEMO_DIR/mail/new" "$DEMO_DIR/mail/cur" -type f 2>/dev/null | wc -l | tr -d ' ')"
+AGENTS="$(find "$OUT/call_lists/$CALL_DATE" -name '*.xlsx' | wc -l | tr -d ' ')"
+PDFS="$(find "$OUT/reports/$MONTH" -name '*.pdf' | wc -l | tr -d ' ')"
+cat <<EOF2
+
+demo: done. Outputs of call date $CALL_DATE and month $MONTH under $OUT:
+  call lists   call_lists/$CALL_DATE/<agent_id>.xlsx and .csv ($AGENTS agents),
+               sms_notice.csv, carried_over.csv, not_listed.csv
+  quality      quality/$CALL_DATE/summary.md (quarantine.csv: every rejected row and why)
+  SLA          sla/$CALL_DATE/sla_status.csv, digest_<department_id>.csv
+  reports      reports/$MONTH/<department_id>.pdf ($PDFS departments), kpis.csv, delivery.json
+  results db   results.sqlite (call_list, sla_status, quality_issues, mail_delivery)
+  e-mails      demo/mail: $MAILS messages as the local SMTP server received them (digests and
+               reports; a rerun sends none again)
+  logs         demo/logs/
+EOF2
