@@ -299,12 +299,24 @@ class ReportTargets(_Model):
     median_handling_hours: float = Field(gt=0)
 
 
+class ReportHighlights(_Model):
+    """When a month-on-month move is worth a sentence in the report's highlights."""
+
+    rate_points: float = Field(default=0.02, gt=0, le=1)  # rates: 0.02 = 2 percentage points
+    score_points: float = Field(default=2.0, gt=0)  # satisfaction on the 0-100 scale
+    hours_share: float = Field(default=0.10, gt=0)  # handling hours: relative change
+    breaches_share: float = Field(default=0.20, gt=0)  # SLA breaches: relative change ...
+    breaches_min: int = Field(default=2, ge=1)  # ... and at least this many
+    max_lines: int = Field(default=6, ge=1)
+
+
 class ReportPolicy(_Model):
     locale: Literal["zh_CN", "en"]
     trend_months: int = Field(ge=1, le=24)
     top_categories: int = Field(ge=1)
     worst_breaches: int = Field(ge=1)
     targets: ReportTargets
+    highlights: ReportHighlights = ReportHighlights()
 
 
 class Policy(_Model):

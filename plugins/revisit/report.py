@@ -28,6 +28,7 @@ from urllib.parse import unquote, urlsplit
 import yaml
 
 from revisit.paths import TEMPLATES_DIR
+from revisit.policy import ReportHighlights
 
 REPORT_DIR = TEMPLATES_DIR / "report"
 I18N_DIR = REPORT_DIR / "i18n"
@@ -37,9 +38,6 @@ RATE_KPIS = ("visit_timeliness_rate", "problem_resolution_rate", "sla_compliance
 SCORE_KPIS = ("avg_satisfaction", "complaint_satisfaction")
 LOWER_IS_BETTER = ("median_handling_hours",)
 # A change is worth a highlight from: 2 percentage points, 2 satisfaction points, 10 % hours.
-SIGNIFICANT = {**dict.fromkeys(RATE_KPIS, 0.02), **dict.fromkeys(SCORE_KPIS, 2.0)}
-SIGNIFICANT_HOURS_SHARE = 0.10
-MAX_HIGHLIGHTS = 5
 
 
 # ================================================================= data (JSON-able)
@@ -211,10 +209,14 @@ def tiles(data: dict[str, Any], targets: dict[str, float], fmt: Formats) -> list
     return out
 
 
-def highlights(data: dict[str, Any], targets: dict[str, float], fmt: Formats) -> list[str]:
+def highlights(data: dict[str, Any], targets: dict[str, float], fmt: Formats,
+               rules: ReportHighlights | None = None) -> list[str]:
     """Generated sentences: the biggest moves against the previous month, missed targets,
     the change in SLA breaches and the most frequent problem category."""
     tr, hl = fmt.tr, fmt.tr["highlights"]
+    rules = rules or ReportHighlights()
+    significant = {**dict.fromkeys(RATE_KPIS, rules.rate_points),
+                   **dict.fromkeys(SCORE_KPIS, rules.score_points)}
     months = data["months"]
     if all(data["series"][name][-1] is None for name in TARGET_KPIS):
         return [hl["no_data"]]
@@ -231,10 +233,10 @@ def highlights(data: dict[str, Any], targets: dict[str, float], fmt: Formats) ->
             if delta == 0:
                 continue
             if name == "median_handling_hours":
-                size = abs(delta) / max(before, 1e-9) / SIGNIFICANT_HOURS_SHARE
+                size = abs(delta) / max(before, 1e-9) / rules.hours_share
                 key = "hours_rose" if delta > 0 else "hours_fell"
             else:
-                size = abs(delta) / SIGNIFICANT[name]
+                size = abs(delta) / significant[name]
                 key = "rose" if delta > 0 else "fell"
             if size >= 1:
                 moves.append((size, hl[key].format(
@@ -254,7 +256,8 @@ def highlights(data: dict[str, Any], targets: dict[str, float], fmt: Formats) ->
     breaches = data["series"]["sla_breaches"]
     if len(breaches) > 1 and breaches[-2] is not None and breaches[-1] is not None:
         before, after = int(breaches[-2]), int(breaches[-1])
-        if after != before and abs(after - before) >= max(2, 0.2 * max(before, 1)):
+        if after != before and abs(after - before) >= max(
+                rules.breaches_min, rules.breaches_share * max(before, 1)):
             lines.append(hl["breaches_more" if after > before else "breaches_fewer"].format(
                 before=before, after=after))
     if data["categories"]:
@@ -262,7 +265,7 @@ def highlights(data: dict[str, Any], targets: dict[str, float], fmt: Formats) ->
         lines.append(hl["top_category"].format(
             category=tr["categories"].get(top["category"], top["category"]),
             share=fmt.share(top["share"])))
-    return lines[:MAX_HIGHLIGHTS + 1]
+    return lines[:rules.max_lines]
 
 
 def _nice_range(values: list[float], target: float | None, rate: bool) -> tuple[float, float]:
@@ -379,7 +382,7 @@ def build_context(data: dict[str, Any], policy, locale: str | None = None,
         "generated": generated_at.astimezone(ZoneInfo(tz)).strftime("%Y-%m-%d %H:%M"),
         "tiles": tiles(data, targets, fmt),
         "counts": counts,
-        "highlights": highlights(data, targets, fmt),
+        "highlights": highlights(data, targets, fmt, policy.report.highlights),
         "charts": charts,
         "quality": quality_lines(data["quality"], tr),
     }

@@ -157,3 +157,10 @@ def test_report_missed_days_is_validated_and_defaults_to_30(raw):
     assert parse_policy(raw).visits.report_missed_days == 0
     del raw["visits"]["report_missed_days"]
     assert parse_policy(raw).visits.report_missed_days == 30
+
+
+def test_report_highlight_thresholds_are_validated_and_default(raw):
+    raw["report"]["highlights"]["rate_points"] = 0
+    assert "report.highlights.rate_points" in _error(raw)
+    del raw["report"]["highlights"]
+    assert parse_policy(raw, "test.yaml").report.highlights.rate_points == 0.02
