@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+import sys
 from datetime import timedelta
 
 import pendulum
-from airflow.sdk import Param, dag, task
+from airflow.sdk import AsyncCallback, DeadlineAlert, DeadlineReference, Param, dag, task
+
+SCHEDULE = "0 6 * * *"  # 06:00 in the business time zone
+# policy.yaml schedule.call_lists_ready_by (08:30) - 06:00; tests/dags checks they agree.
+CALL_LISTS_READY_AFTER = timedelta(hours=2, minutes=30)
+# Airflow 3.3.2's `airflow dags test` cannot finish a run of a DAG that declares a Deadline
+# Alert (DagRun.update_state reads dag.deadline as alert ids, the unserialised DAG holds the
+# alerts themselves). A test run of a past date would be "late" anyway: declare the alert for
+# scheduled and triggered runs only.
+UNDER_DAGS_TEST = sys.argv[1:3] == ["dags", "test"]
 
 DOC = """
 ### Revisit daily
@@ -28,6 +38,9 @@ For call date **D** (the logical date in the business time zone, or `params.call
 6. **publish** — D's rows replaced in the results database (connection `revisit_results`,
    default `results.sqlite` in the output root).
 
+A Deadline Alert warns (callback `revisit.alerts.call_lists_late`, run by the triggerer) when a
+run has not finished by the policy's `schedule.call_lists_ready_by` (08:30 local).
+
 Idempotent: a rerun of the same D replaces D's partition atomically. XCom carries only paths and
 counts. Rules and numbers: `include/config/policy.yaml`; contract: DESIGN.md.
 """
@@ -35,12 +48,18 @@ counts. Rules and numbers: `include/config/policy.yaml`; contract: DESIGN.md.
 
 @dag(
     dag_id="revisit_daily",
-    schedule="0 6 * * *",
+    schedule=SCHEDULE,
     start_date=pendulum.datetime(2026, 1, 1, tz="Asia/Shanghai"),
     catchup=False,
     max_active_runs=1,
     tags=["revisit", "daily", "crm"],
     doc_md=DOC,
+    deadline=None if UNDER_DAGS_TEST else DeadlineAlert(
+        reference=DeadlineReference.DAGRUN_LOGICAL_DATE,
+        interval=CALL_LISTS_READY_AFTER,
+        callback=AsyncCallback("revisit.alerts.call_lists_late"),
+        name="call_lists_ready_by",
+    ),
     default_args={
         "owner": "data-team",
         "retries": 2,

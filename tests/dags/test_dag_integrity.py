@@ -12,7 +12,10 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 DAG_FILES = sorted((ROOT / "dags").glob("*.py"))
-HEAVY_MODULES = ("pandas", "great_expectations", "weasyprint", "pyarrow", "matplotlib", "revisit")
+HEAVY_MODULES = ("pandas", "great_expectations", "weasyprint", "pyarrow", "matplotlib")
+# The only revisit modules a DAG file may load at parse time: the (empty) package and the
+# Deadline Alert callbacks, which the SDK imports to check they are awaitable.
+PARSE_TIME_REVISIT = {"revisit", "revisit.alerts"}
 
 
 @pytest.fixture(scope="module")
@@ -54,8 +57,10 @@ before = set(sys.modules)
 start = time.perf_counter()
 runpy.run_path({str(dag_file)!r})
 elapsed = time.perf_counter() - start
-loaded = sorted({{m.split('.')[0] for m in set(sys.modules) - before}})
-print(json.dumps({{"seconds": elapsed, "loaded": loaded}}))
+new = set(sys.modules) - before
+loaded = sorted({{m.split('.')[0] for m in new}})
+revisit = sorted(m for m in new if m.split('.')[0] == 'revisit')
+print(json.dumps({{"seconds": elapsed, "loaded": loaded, "revisit": revisit}}))
 """
     env = {**os.environ, "PYTHONPATH": str(ROOT / "plugins")}
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env,
@@ -63,3 +68,37 @@ print(json.dumps({{"seconds": elapsed, "loaded": loaded}}))
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert result["seconds"] < 0.5, result
     assert not set(result["loaded"]) & set(HEAVY_MODULES), result["loaded"]
+    assert set(result["revisit"]) <= PARSE_TIME_REVISIT, result["revisit"]
+
+
+def test_daily_deadline_alert_fires_at_the_policys_call_list_hour(dagbag):
+    import datetime as dt
+
+    from croniter import croniter
+
+    from revisit.policy import load_policy
+
+    dag = dagbag.dags["revisit_daily"]
+    alerts = dag.deadline if isinstance(dag.deadline, list) else [dag.deadline]
+    (alert,) = alerts
+    # The schedule's time of day + the alert's interval = schedule.call_lists_ready_by.
+    start = croniter(dag.schedule, dt.datetime(2026, 11, 20)).get_next(dt.datetime)
+    due = start + alert.interval
+    ready_by = load_policy().schedule.call_lists_ready_by
+    assert (due.hour * 60 + due.minute) == ready_by
+    assert "call_lists_late" in str(alert.callback.path if hasattr(alert.callback, "path")
+                                    else alert.callback)
+
+
+def test_late_call_list_callback_warns_without_customer_data(caplog):
+    import asyncio
+
+    from revisit.alerts import call_lists_late
+
+    class Run:
+        run_id, dag_id = "scheduled__2026-11-20T06:00:00+08:00", "revisit_daily"
+
+    with caplog.at_level("WARNING"):
+        message = asyncio.run(call_lists_late({"dag_run": Run()}))
+    assert "08:30 Asia/Shanghai" in message and "scheduled__2026-11-20" in message
+    assert message in caplog.text
