@@ -30,11 +30,40 @@ def ensure_dir(path: Path) -> Path:
     return path
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale_temps(target: Path) -> list[Path]:
+    """Remove what a killed writer of `target` left: `.<name>.<pid>.*.tmp` siblings whose
+    process is gone (a live writer's temp is left alone). Readers never see these: they are
+    hidden and never renamed into place."""
+    removed = []
+    for path in target.parent.glob(f".{target.name}.*.tmp"):
+        parts = path.name[len(target.name) + 2:].split(".")
+        if not parts[0].isdigit() or _alive(int(parts[0])):
+            continue
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+        removed.append(path)
+    return removed
+
+
 @contextlib.contextmanager
 def atomic_path(target: Path) -> Iterator[Path]:
     """Yield a temp path beside `target`; on success it replaces `target` in one rename."""
     ensure_dir(target.parent)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    remove_stale_temps(target)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.{os.getpid()}.", suffix=".tmp",
+                               dir=target.parent)
     os.close(fd)
     tmp_path = Path(tmp)
     try:
@@ -64,13 +93,15 @@ def atomic_dir(target: Path) -> Iterator[Path]:
     Used for a run's partition so a failed or killed task leaves the previous complete
     partition (or none), never a mix."""
     ensure_dir(target.parent)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    remove_stale_temps(target)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.{os.getpid()}.", suffix=".tmp",
+                                dir=target.parent))
     os.chmod(tmp, DIR_MODE)
     try:
         yield tmp
         old = None
         if target.exists():
-            old = target.with_name(f".{target.name}.old-{os.getpid()}")
+            old = target.with_name(f".{target.name}.{os.getpid()}.old.tmp")
             os.replace(target, old)
         os.replace(tmp, target)
         if old is not None:
