@@ -8,6 +8,7 @@ with `ddl_statements` and opens databases with `make_engine`.
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -56,11 +57,22 @@ def ddl_statements(path: Path, dialect: str) -> list[str]:
 
 
 def make_engine(url: str | URL) -> Engine:
-    """An engine for `url` (connections checked before use); a SQLite file's folder is
-    created first."""
+    """An engine for `url` (connections checked before use). A SQLite file Revisit creates
+    (results.sqlite, a demo CRM) holds personal data: it and its missing folders are created
+    owner/group-only first (SQLite gives its journal the database file's permissions)."""
+    from revisit.files import FILE_MODE, ensure_dir
+
     parsed = make_url(url)
-    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
-        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+    database = parsed.database or ""
+    if parsed.get_backend_name() == "sqlite" and database not in ("", ":memory:") \
+            and not database.startswith("file:"):
+        path = Path(database)
+        ensure_dir(path.parent)
+        try:
+            os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, FILE_MODE))
+            os.chmod(path, FILE_MODE)  # os.open's mode is filtered by the umask
+        except FileExistsError:
+            pass  # an existing database keeps the permissions its owner gave it
     return create_engine(parsed, pool_pre_ping=True)
 
 

@@ -15,12 +15,13 @@ import datetime as dt
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.exc import NoSuchTableError, OperationalError, ProgrammingError
 
@@ -87,12 +88,16 @@ def _typed(table: Table, raw: pd.DataFrame, business_tz: str, source_tz: str) ->
         col = raw[name]
         if kind in ("id", "text"):
             values = col.astype("string")
+            # Control characters (a NUL, a bell) are no content and break XLSX, e-mail and
+            # PostgreSQL text: removed; tab and line breaks stay.
+            values = values.str.replace(_CONTROL, "", regex=True)
             if kind == "id":
                 values = values.str.strip()
             out[name] = values
             continue
+        col = _blank_as_missing(col)
         if kind in ("datetime", "date"):
-            parsed = pd.to_datetime(col, errors="coerce", format="mixed", utc=_aware(col))
+            parsed = _to_datetime(col, business_tz)
             if parsed.dt.tz is not None:
                 # A zone-aware source column (e.g. PostgreSQL timestamptz) names its instant
                 # itself: convert, whatever source_tz says.
@@ -102,11 +107,14 @@ def _typed(table: Table, raw: pd.DataFrame, business_tz: str, source_tz: str) ->
                     parsed.dt.tz_localize(source_tz, ambiguous="NaT", nonexistent="shift_forward")
                     .dt.tz_convert(business_tz).dt.tz_localize(None)
                 )
+            # A bare number is no timestamp (pandas would read it as nanoseconds since 1970).
+            parsed = parsed.mask(_numbers(col))
             bad = parsed.isna() & col.notna()
             parsed = parsed.dt.as_unit("us")
             out[name] = parsed.dt.normalize() if kind == "date" else parsed
         else:
             parsed = pd.to_numeric(col, errors="coerce")
+            parsed = parsed.where(np.isfinite(parsed))  # 'inf', '1e400' are no amounts
             bad = parsed.isna() & col.notna()
             if kind in ("int", "bool"):
                 frac = parsed.notna() & (parsed != np.floor(parsed.fillna(0)))
@@ -117,9 +125,77 @@ def _typed(table: Table, raw: pd.DataFrame, business_tz: str, source_tz: str) ->
                 out[name] = parsed.astype("float64")
         if bad.any():
             shown = col[bad].astype(str).str.slice(0, 40)
-            errors[bad] = errors[bad] + f"{name}: not a {kind} (" + shown + "); "
+            article = "an" if kind[0] in "aeiou" else "a"
+            errors[bad] = errors[bad] + f"{name}: not {article} {kind} (" + shown + "); "
     out[PARSE_ERRORS] = errors.str.rstrip("; ").replace("", pd.NA)
     return out
+
+
+_CONTROL = r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]"
+# Blank text and MySQL's zero date stand for "no value" in many CRMs: missing, not unparseable.
+_NO_VALUE = r"^\s*(?:0000-00-00(?:[ T]00:00(?::00(?:\.0+)?)?)?)?\s*$"
+_OFFSET = r"(?:\d\s*(?:[+-]\d{2}:?\d{2}|Z)|\s(?:UTC|GMT))$"
+
+
+def _is_text(col: pd.Series) -> bool:
+    return col.dtype == object or pd.api.types.is_string_dtype(col)
+
+
+def _blank_as_missing(col: pd.Series) -> pd.Series:
+    if not _is_text(col):
+        return col
+    blank = col.astype("string").str.fullmatch(_NO_VALUE).fillna(False).astype(bool)
+    return col.mask(blank) if blank.any() else col
+
+
+def _numbers(col: pd.Series) -> pd.Series:
+    """Which values are numbers (not text that looks like one). Per value only in a column
+    that mixes numbers with other values (a data-entry accident), else one dtype check."""
+    if pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col):
+        return col.notna()
+    if col.dtype != object or pd.api.types.infer_dtype(col, skipna=True) in (
+            "string", "datetime", "datetime64", "date", "empty"):
+        return pd.Series(False, index=col.index)
+    return col.map(lambda v: isinstance(v, (int, float, np.number))
+                   and not isinstance(v, (bool, np.bool_)), na_action="ignore"
+                   ).fillna(False).astype(bool)
+
+
+def _to_datetime(col: pd.Series, business_tz: str) -> pd.Series:
+    """Timestamps of one column; text stamped with an offset ('...+08:00', '...Z', '... UTC')
+    in an otherwise naive column names its own instant and is converted to business-local
+    time (parsed together with the naive ones, pandas would refuse the whole column). Any
+    other zone name ('CST' is three zones) is no timestamp of this column."""
+    if _aware(col) or not _is_text(col):
+        return pd.to_datetime(col, errors="coerce", format="mixed", utc=_aware(col))
+    offset = col.astype("string").str.strip().str.contains(_OFFSET, regex=True)
+    offset = offset.fillna(False).astype(bool)
+    parsed = _naive_datetimes(col.mask(offset))
+    if not offset.any():
+        return parsed
+    aware = pd.to_datetime(col[offset], errors="coerce", format="mixed", utc=True)
+    local = aware.dt.tz_convert(business_tz).dt.tz_localize(None)
+    return parsed.astype("datetime64[ns]").mask(offset, local.astype("datetime64[ns]"))
+
+
+def _naive_datetimes(col: pd.Series) -> pd.Series:
+    try:
+        parsed = pd.to_datetime(col, errors="coerce", format="mixed")
+        if parsed.dt.tz is None:
+            return parsed
+    except ValueError:  # a zone name pandas knows beside naive values
+        pass
+    return pd.to_datetime(col.map(_naive_or_none, na_action="ignore"), errors="coerce",
+                          format="mixed")
+
+
+def _naive_or_none(value: object) -> object:
+    """One value that pandas read as zone-aware among naive ones: no timestamp (NaT)."""
+    try:
+        stamp = pd.Timestamp(value)
+    except (ValueError, TypeError, OverflowError):
+        return None
+    return None if stamp.tzinfo is not None else stamp
 
 
 def _aware(values: pd.Series) -> bool:
@@ -194,6 +270,8 @@ def extract_snapshot(
     url = make_url(url)
     _check_sqlite_file(url)
     engine = create_engine(url, pool_pre_ping=True)
+    if url.get_backend_name() == "sqlite":
+        event.listen(engine, "connect", _lenient_sqlite_text)
     counts: dict[str, int] = {}
     try:
         with atomic_dir(target) as tmp:
@@ -214,6 +292,13 @@ def extract_snapshot(
     finally:
         engine.dispose()
     return counts
+
+
+def _lenient_sqlite_text(dbapi_connection: Any, _record: Any) -> None:
+    """SQLite stores whatever bytes it was given: text that is not valid UTF-8 is read with
+    U+FFFD in place of the bad bytes, instead of failing the whole table (and quoting the
+    customer's name in the error)."""
+    dbapi_connection.text_factory = lambda raw: raw.decode("utf-8", errors="replace")
 
 
 def _check_sqlite_file(url: URL) -> None:

@@ -12,6 +12,16 @@ from pathlib import Path
 # Outputs hold customers' personal data: owner-only files and folders.
 FILE_MODE = 0o640
 DIR_MODE = 0o750
+# An id that names a file (call_lists/D/<agent_id>.csv, reports/M/<department_id>.pdf) must
+# stay inside its folder: no '/', '\\', control characters, and not '.' or '..'.
+SAFE_NAME_PATTERN = r"^(?!\.\.?$)[^/\\\x00-\x1f\x7f]+$"
+
+
+def safe_name(name: str) -> bool:
+    """Whether `name` can name a file inside its folder (see SAFE_NAME_PATTERN)."""
+    import re
+
+    return bool(re.fullmatch(SAFE_NAME_PATTERN, name))
 
 
 def ensure_dir(path: Path) -> Path:
@@ -99,6 +109,10 @@ def atomic_dir(target: Path) -> Iterator[Path]:
     os.chmod(tmp, DIR_MODE)
     try:
         yield tmp
+        # Whatever wrote into the folder (Parquet, pandas, a template), its files get the
+        # private modes before the folder becomes visible under its name.
+        for path in tmp.rglob("*"):
+            os.chmod(path, DIR_MODE if path.is_dir() else FILE_MODE)
         old = None
         if target.exists():
             old = target.with_name(f".{target.name}.{os.getpid()}.old.tmp")

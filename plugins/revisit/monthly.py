@@ -93,7 +93,7 @@ def compute_kpis(context: dict[str, Any]) -> dict[str, Any]:
     """KPIs of M from snapshots/M: reports/M/kpis.csv and report_data/M/<department>.json."""
     from revisit.calendar import BusinessCalendar
     from revisit.extract import read_snapshot, snapshot_dir
-    from revisit.files import atomic_dir
+    from revisit.files import atomic_dir, safe_name
     from revisit.kpis import COMPANY, compute_monthly, write_kpis_csv
     from revisit.report import report_data
 
@@ -103,6 +103,10 @@ def compute_kpis(context: dict[str, Any]) -> dict[str, Any]:
     kpis = compute_monthly(frames, policy, BusinessCalendar(policy.calendar), month)
     quarantined = quarantined_by_department(results_url(), month, frames)
     departments = kpis.departments["department_id"].astype(str).tolist()
+    unsafe = [d for d in departments if not safe_name(d)]
+    if unsafe:  # its files would land outside reports/M/ (the daily gate quarantines it too)
+        log.warning("no report for departments whose id cannot name a file: %s", unsafe)
+        departments = [d for d in departments if safe_name(d)]
     with atomic_dir(data_dir(root, month)) as tmp:
         for department_id in departments:
             count = None if quarantined is None else quarantined.get(department_id, 0)

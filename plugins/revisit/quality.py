@@ -22,13 +22,17 @@ too, since they are as absent from today's call lists as the rows that failed th
 
 Decisions:
 - a table whose failure share exceeds policy.quality.max_failure_share stops the run (at the
-  threshold it goes on); an empty table passes, except departments, agents and customers
-  (nothing can be called without them);
+  threshold it goes on); an empty table passes, except departments and agents
+  (no list can be assigned without them); an empty customers table is a date before the CRM
+  had customers and gives empty lists;
 - every removed row has at least one quarantine row (one per failed check) and clean + removed
   rows add up to the input;
 - a duplicated key quarantines every row that has it: which copy is right cannot be told;
 - a value extract could not parse is reported once, per column, as `parse_error` (not also as
   `required` although the typed value is empty);
+- a plausible phone number written oddly (spaces, dashes, brackets, full-width digits, a
+  +86 / 0086 prefix) passes and reaches the clean data in the form an agent dials
+  (`dial_phone`: 13812345678); a value that is no phone number ('n/a', an extension) fails;
 - customers.email is not checked: Revisit never uses it, and a malformed address must not take
   a customer (and by cascade their orders, tickets and visits) off the call lists;
 - reasons name the table, the column and the offending id, code, number or timestamp, never a
@@ -58,7 +62,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from revisit.extract import PARSE_ERRORS
-from revisit.files import FILE_MODE, atomic_dir, write_text
+from revisit.files import FILE_MODE, SAFE_NAME_PATTERN, atomic_dir, write_text
 from revisit.paths import INCLUDE_DIR, TEMPLATES_DIR
 from revisit.policy import Policy
 from revisit.schema import TABLES, TICKET_STAMPS, Table
@@ -68,7 +72,10 @@ log = logging.getLogger(__name__)
 SUITES_DIR = INCLUDE_DIR / "config" / "expectations"
 SUITE_PREFIX = "revisit."
 # Without these, nothing can be assigned or called: an empty one stops the run.
-NON_EMPTY_TABLES = ("departments", "agents", "customers")
+# Without departments or agents no list can be assigned: an empty one is a broken extract. An
+# empty customers table is a date before the CRM had customers: empty lists, not an error (a
+# customers table whose rows all failed stops the run through the failure share anyway).
+NON_EMPTY_TABLES = ("departments", "agents")
 QUARANTINE_COLUMNS = ["table", "row_key", "check", "column", "reason", "value"]
 SUMMARY_COLUMNS = [
     "table", "rows", "failed_rows", "clean_rows", "cascaded_rows", "failure_share", "passed",
@@ -101,9 +108,12 @@ PHONE_PARAMETER = "phone_pattern"
 # E-mail addresses Revisit never uses: a malformed one must not take the customer (and, by
 # cascade, their orders, tickets and visits) off the call lists.
 UNCHECKED_EMAILS = frozenset({("customers", "email")})
+# Ids that name output files (call_lists/D/<agent_id>.csv, sla/D/digest_<department_id>.csv,
+# reports/M/<department_id>.pdf): one that would leave its folder ('../x') is quarantined.
+FILE_NAME_KEYS = {"departments": "department_id", "agents": "agent_id"}
 
 _PHONE_SEPARATORS = re.compile(r"[\s\-‐‑‒–—.·()/]")
-_PHONE_PREFIX = re.compile(r"^(?:\+86|0086|\+)")
+_CN_PREFIX = re.compile(r"^(?:\+86|0086|86(?=1\d{10}$))")
 
 
 class QualityError(ValueError):
@@ -115,17 +125,23 @@ class QualityStop(RuntimeError):
 
 
 # ================================================================= phone numbers
-def normalize_phone(values: pd.Series) -> pd.Series:
-    """Phone numbers as bare digits where they are plausible-looking, vectorised.
-
-    Full-width characters become ASCII (NFKC), separators (spaces, dashes, dots, brackets,
-    slashes) go, and a leading +86 / 0086 (or any other leading '+') is dropped. A blank value
-    becomes NA; what is left of a non-phone ('n/a', an extension '转 12') keeps its non-digits,
-    so a digits-only pattern rejects it. Returns a nullable string Series on the same index."""
+def dial_phone(values: pd.Series) -> pd.Series:
+    """Phone numbers as an agent dials them, vectorised: full-width characters folded to
+    ASCII (NFKC), separators (spaces, dashes, dots, brackets, slashes) removed, China's own
+    country code (+86, 0086, or 86 before a mobile number) dropped, another country's '+'
+    kept. '+86 (138) 1234-5678' and '１３８ １２３４ ５６７８' both become '13812345678'.
+    A blank value becomes NA. Returns a nullable string Series on the same index."""
     text = values.astype("string").str.normalize("NFKC")
     text = text.str.replace(_PHONE_SEPARATORS, "", regex=True)
-    text = text.str.replace(_PHONE_PREFIX, "", regex=True)
+    text = text.str.replace(_CN_PREFIX, "", regex=True)
     return text.mask(text == "")
+
+
+def normalize_phone(values: pd.Series) -> pd.Series:
+    """Phone numbers as bare digits where they are plausible-looking, vectorised: the dial
+    form of `dial_phone` without a leading '+'. What is left of a non-phone ('n/a', an
+    extension '转 12') keeps its non-digits, so a digits-only pattern rejects it."""
+    return dial_phone(values).str.replace(r"^\+", "", regex=True)
 
 
 def phone_pattern(digits: Sequence[int]) -> str:
@@ -173,6 +189,13 @@ def build_suite(table: Table) -> dict:
         if table.columns[col] in ("id", "text") and col not in table.enums:
             exps.append(_expectation("expect_column_values_to_match_regex", "blank", col,
                                      f"{t}.{col} is blank", column=col, regex=NOT_BLANK_PATTERN))
+    if t in FILE_NAME_KEYS:
+        col = FILE_NAME_KEYS[t]
+        exps.append(_expectation("expect_column_values_to_match_regex", "file_name", col,
+                                 f"{t}.{col} {{value}} cannot name a file (it holds '/', '\\', "
+                                 "a control character, or is '.' or '..')",
+                                 column=col, regex=SAFE_NAME_PATTERN,
+                                 description=f"{t}.{col} cannot name an output file"))
     if len(table.key) == 1:
         (col,) = table.key
         exps.append(_expectation("expect_column_values_to_be_unique", "unique_key", col,
@@ -419,6 +442,10 @@ def _format_values(series: pd.Series, tz: str, kind: str | None = None) -> pd.Se
                      series.dt.tz_localize(tz, ambiguous="NaT", nonexistent="NaT"))
             out = local.astype("string").where(local.notna(), naive.astype("string"))
             out = out.str.replace(" ", "T", n=1, regex=False)
+    elif kind in ("int", "bool") and pd.api.types.is_float_dtype(series) \
+            and bool((series.dropna() % 1 == 0).all()):
+        # A nullable integer column reads back from Parquet as floats: 7, not 7.0.
+        out = series.astype("Int64").astype("string")
     else:
         out = series.astype("string")
     return out.fillna("").str.slice(0, VALUE_WIDTH)
@@ -487,11 +514,14 @@ def _parse_failures(name: str, frame: pd.DataFrame, positions: np.ndarray,
         for col, part in found.groupby("column", sort=False):
             rows = part["row"].to_numpy()
             raw = part["raw"].astype("string").reset_index(drop=True)
-            reason = (f"{name}.{col}: not a " + part["kind"].astype("string")
-                      .reset_index(drop=True) + " (" + raw + ")")
+            kind = part["kind"].astype("string").reset_index(drop=True)
+            article = kind.str.slice(0, 1).isin(list("aeiou")).map({True: "an", False: "a"})
+            reason = f"{name}.{col}: not " + article.astype("string") + " " + kind \
+                + " (" + raw + ")"
             failures.append(_Failure("parse_error", str(col),
-                                     f"{name}.{col}: a value does not parse as a "
-                                     f"{TABLES[name].columns[str(col)]}", positions[rows],
+                                     f"{name}.{col}: a value does not parse as "
+                                     f"{_article(TABLES[name].columns[str(col)])}",
+                                     positions[rows],
                                      reason, raw.str.slice(0, VALUE_WIDTH)))
     unmatched = np.setdiff1d(np.arange(len(text)),
                              found["row"].to_numpy() if len(found) else [])
@@ -501,6 +531,10 @@ def _parse_failures(name: str, frame: pd.DataFrame, positions: np.ndarray,
                                  positions[unmatched], f"{name}: " + rest.fillna(""),
                                  rest.fillna("").str.slice(0, VALUE_WIDTH)))
     return failures
+
+
+def _article(kind: str) -> str:
+    return f"{'an' if kind[0] in 'aeiou' else 'a'} {kind}"
 
 
 def _without(failure: _Failure, positions: np.ndarray) -> _Failure:
@@ -694,6 +728,9 @@ def run_quality_gate(frames: dict[str, pd.DataFrame], policy: Policy, *,
                 }))
 
         kept = frame.loc[~failed].drop(columns=[PARSE_ERRORS]).reset_index(drop=True)
+        phones = [c for c in kept.columns if _is_phone(c)]
+        if phones:  # a plausible number written oddly is kept, in the form an agent dials
+            kept = kept.assign(**{c: dial_phone(kept[c]) for c in phones})
         clean[name] = kept
         if len(table.key) == 1:
             (key,) = table.key
@@ -713,7 +750,7 @@ def run_quality_gate(frames: dict[str, pd.DataFrame], policy: Policy, *,
         if name in NON_EMPTY_TABLES and not len(kept):
             passed = False
             stop.append(f"{name}: no usable rows" + (" (the table is empty)" if not rows else "")
-                        + "; call lists need departments, agents and customers")
+                        + "; call lists need departments and agents")
         summary_rows.append({
             "table": name, "rows": rows, "failed_rows": n_failed, "clean_rows": len(kept),
             "cascaded_rows": n_cascaded, "failure_share": share,
@@ -785,7 +822,9 @@ def _render_context(result: QualityResult, call_date: dt.date | str) -> dict[str
 
 
 def _md_cell(value: object) -> str:
-    return str(value).replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
+    """Text for a Markdown cell: a viewer renders inline HTML, so '<' and '&' are escaped."""
+    return (str(value).replace("&", "&amp;").replace("<", "&lt;").replace("\\", "\\\\")
+            .replace("|", "\\|").replace("\n", " "))
 
 
 def render_summary(result: QualityResult, call_date: dt.date | str, fmt: str = "md") -> str:
@@ -841,7 +880,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 __all__ = [
     "NON_EMPTY_TABLES", "QUARANTINE_COLUMNS", "SUITES_DIR", "QualityError", "QualityResult",
-    "QualityStop", "build_suite", "build_suites", "load_suites", "normalize_phone",
+    "QualityStop", "build_suite", "build_suites", "dial_phone", "load_suites", "normalize_phone",
     "phone_pattern", "render_summary", "run_quality_gate", "table_order", "write_quality_outputs",
     "write_suites",
 ]

@@ -17,17 +17,21 @@ import pandas as pd
 from revisit.files import atomic_path
 
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+# A signed number is no formula: an international phone (+14155552671) stays as written.
+_SIGNED_NUMBER = r"^[+-]?[0-9]+(?:\.[0-9]+)?$"
 MAX_COLUMN_WIDTH = 60
 
 
 def neutralise(frame: pd.DataFrame) -> pd.DataFrame:
-    """Text cells that a spreadsheet would read as a formula get a leading apostrophe."""
+    """Text cells that a spreadsheet would read as a formula get a leading apostrophe (a
+    plain signed number such as '+14155552671' or '-5' is left alone: nothing to run)."""
     out = frame.copy()
     for name in out.columns:
         col = out[name]
         if pd.api.types.is_string_dtype(col) or col.dtype == object:
             text = col.astype("string")
-            risky = text.str.startswith(FORMULA_PREFIXES).fillna(False)
+            risky = (text.str.startswith(FORMULA_PREFIXES)
+                     & ~text.str.fullmatch(_SIGNED_NUMBER)).fillna(False)
             out[name] = text.mask(risky, "'" + text)
     return out
 
@@ -38,7 +42,17 @@ def _csv_ready(frame: pd.DataFrame) -> pd.DataFrame:
         col = out[name]
         if isinstance(col.dtype, pd.DatetimeTZDtype):
             out[name] = col.map(lambda t: t.isoformat() if pd.notna(t) else None)
-    return neutralise(out)
+    out = neutralise(out)
+    for name in out.columns:
+        col = out[name]
+        if pd.api.types.is_string_dtype(col) or col.dtype == object:
+            # Python's csv writer quotes a cell holding '\n' but not one holding a bare '\r',
+            # which a spreadsheet then reads as the end of the row: the rest of the cell would
+            # start a new row (and could start with '='). Line breaks are written as '\n'.
+            text = col.astype("string")
+            out[name] = text.str.replace("\r\n", "\n", regex=False).str.replace(
+                "\r", "\n", regex=False)
+    return out
 
 
 def write_csv(frame: pd.DataFrame, target: Path) -> Path:

@@ -79,7 +79,7 @@ def test_unparseable_values_are_reported_per_row_not_dropped(tmp_path):
     _, frames = _snapshot(tmp_path, rows)
     ticket = frames["tickets"].iloc[0]
     assert "first_response_at: not a datetime (soon)" in ticket[PARSE_ERRORS]
-    assert "satisfaction: not a int (five)" in ticket[PARSE_ERRORS]
+    assert "satisfaction: not an int (five)" in ticket[PARSE_ERRORS]
     assert pd.isna(frames["customers"].loc[0, PARSE_ERRORS])
 
 
@@ -161,3 +161,54 @@ def test_failed_extract_keeps_the_previous_partition_whole(tmp_path):
         extract_snapshot(url, D, target, business_tz=TZ, source_tz=TZ)
     assert sorted(p.name for p in target.iterdir()) == before
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".snap")] == []
+
+
+def test_odd_but_meaningful_values_parse_and_junk_does_not():
+    """Offsets in a naive text column convert (pandas would refuse the whole column), blank
+    text and MySQL's zero date mean no value, a bare number or 'inf' is no timestamp or amount,
+    control characters go from text."""
+    from revisit.extract import _typed
+
+    table = TABLES["orders"]
+    raw = pd.DataFrame({
+        "order_id": ["O1", "O2", "O3", "O4", "O5", "O6"],
+        "customer_id": ["C\x001", "C1", "C1", "C1", "C1", "C1"],
+        "product": ["a\x07b\tc", None, None, None, None, None],
+        "product_version": None,
+        "amount": pd.Series(["1", "", "inf", "1e400", None, " "], dtype=object),
+        "ordered_at": pd.Series(["2026-11-05T02:00:00Z", "2026-11-05 10:00 +0800", "  ",
+                                 "0000-00-00 00:00:00", 1700000000, "2026-11-05 10:00 CST"],
+                                dtype=object),
+        "delivered_at": None,
+    })
+    out = _typed(table, raw, "Asia/Shanghai", "Asia/Shanghai")
+    assert out["ordered_at"].tolist()[:2] == [pd.Timestamp("2026-11-05 10:00")] * 2
+    assert out["ordered_at"].iloc[2:].isna().all()
+    assert out["customer_id"].iloc[0] == "C1" and out["product"].iloc[0] == "ab\tc"
+    errors = out[PARSE_ERRORS].tolist()
+    assert errors[0] is pd.NA and errors[1] is pd.NA  # blank amount: no value, no error
+    assert errors[2] == "amount: not a money (inf)"
+    assert errors[3] == "amount: not a money (1e400)"
+    assert errors[4] == "ordered_at: not a datetime (1700000000)"
+    assert errors[5] == "ordered_at: not a datetime (2026-11-05 10:00 CST)"
+
+
+def test_text_that_is_not_utf8_does_not_fail_the_extract(tmp_path):
+    import sqlite3
+
+    crm = sqlite_crm(tmp_path, minimal_rows())
+    with sqlite3.connect(crm.removeprefix("sqlite:///")) as conn:
+        conn.execute("UPDATE customers SET name = CAST(X'E4B8ADFF41' AS TEXT)")
+    extract_snapshot(crm, D, tmp_path / "snap", business_tz=TZ)
+    assert read_snapshot(tmp_path / "snap")["customers"]["name"].tolist() == ["中\ufffdA"]
+
+
+def test_a_stamp_that_does_not_parse_reaches_the_gate_whatever_it_sorts_like(tmp_path):
+    """Text stamps compare as text in SQLite: 'yesterday' sorts after any date, so a WHERE on
+    the stamp in the extract SQL would drop the row unseen."""
+    rows = minimal_rows()
+    rows["customers"][0]["created_at"] = "yesterday"
+    crm = sqlite_crm(tmp_path, rows)
+    extract_snapshot(crm, D, tmp_path / "snap", business_tz=TZ)
+    customers = read_snapshot(tmp_path / "snap")["customers"]
+    assert customers[PARSE_ERRORS].tolist() == ["created_at: not a datetime (yesterday)"]

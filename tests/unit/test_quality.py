@@ -177,7 +177,7 @@ BAD_VALUES = [
     pytest.param("orders", {"delivered_at": "soon"}, "parse_error", "delivered_at",
                  ["orders.delivered_at: not a datetime (soon)"], id="unparseable-timestamp"),
     pytest.param("tickets", {"satisfaction": "good"}, "parse_error", "satisfaction",
-                 ["tickets.satisfaction: not a int (good)"], id="unparseable-number"),
+                 ["tickets.satisfaction: not an int (good)"], id="unparseable-number"),
     pytest.param("customers", {"do_not_call": "yes"}, "parse_error", "do_not_call",
                  ["customers.do_not_call: not a bool (yes)"], id="unparseable-flag"),
 ]
@@ -442,13 +442,21 @@ def test_empty_tickets_table_passes(policy):
     assert run_quality_gate(frames, policy).clean["ticket_pauses"].empty
 
 
-def test_empty_customers_table_stops(policy):
+def test_empty_customers_table_passes_as_a_date_before_any_customer(policy):
     rows = crm_rows()
     for name in ("customers", "orders", "tickets", "ticket_pauses", "visits"):
         rows[name] = []
     result = run_quality_gate(frames_of(rows), policy)
+    assert not result.stopped
+    assert result.clean["customers"].empty
+
+
+def test_empty_agents_table_stops(policy):
+    rows = crm_rows()
+    rows["agents"] = []
+    result = run_quality_gate(frames_of(rows), policy)
     assert result.stopped
-    assert "customers: no usable rows (the table is empty)" in result.stop_reason
+    assert "agents: no usable rows (the table is empty)" in result.stop_reason
 
 
 # ----------------------------------------------------------------- bad input
@@ -549,3 +557,26 @@ def test_summary_of_a_stopped_run_says_why(policy, tmp_path):
     assert "**STOPPED**" in md and "customers: 2 of 20 rows failed" in md
     html = (tmp_path / "q" / "summary.html").read_text(encoding="utf-8")
     assert "STOPPED" in html and "&#39;vip&#39;" in html
+
+
+def test_dial_phone_keeps_a_plausible_number_in_the_form_an_agent_dials(policy):
+    from revisit.quality import dial_phone
+
+    got = dial_phone(pd.Series(["+86 138-1234-5678", "１３８　１２３４　５６７８",
+                                "0086 13812345678", "8613812345678", "+1 (415) 555-2671",
+                                "(0755) 8888-6666", " "]))
+    assert got.tolist()[:6] == ["13812345678"] * 4 + ["+14155552671", "075588886666"]
+    assert got.isna().tolist()[6]
+    rows = crm_rows()
+    rows["customers"][0]["phone"] = "+86 (138) 1234-5678"
+    result = run_quality_gate(frames_of(rows), policy)
+    assert result.clean["customers"]["phone"].tolist() == ["13812345678"]
+
+
+def test_an_id_that_would_name_a_file_outside_its_folder_is_quarantined(policy):
+    rows = crm_rows()
+    add_copy(rows, "agents", agent_id="../../x")
+    result = run_quality_gate(frames_of(rows), with_threshold(policy, 1.0))
+    row = only_row(result, "agents", "../../x")
+    assert row["check"].tolist() == ["file_name"]
+    assert "agents.agent_id ../../x cannot name a file" in row["reason"].iloc[0]

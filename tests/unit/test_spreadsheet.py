@@ -29,6 +29,11 @@ def test_text_cells_that_start_like_formulas_get_an_apostrophe():
     assert out["rank"].tolist() == list(range(1, 9))  # numbers are left alone
 
 
+def test_signed_numbers_such_as_international_phones_stay_as_written():
+    out = neutralise(pd.DataFrame({"phone": ["+14155552671", "-5", "+1+1", "-2-3", "+1 cmd"]}))
+    assert out["phone"].tolist() == ["+14155552671", "-5", "'+1+1", "'-2-3", "'+1 cmd"]
+
+
 def test_csv_is_utf8_with_header_and_neutralised(tmp_path):
     path = write_csv(_frame(), tmp_path / "A001.csv")
     text = path.read_text(encoding="utf-8")
@@ -36,6 +41,13 @@ def test_csv_is_utf8_with_header_and_neutralised(tmp_path):
     assert "正常文本" in text
     back = pd.read_csv(path, dtype=str, keep_default_na=False)
     assert all(not v.startswith(("=", "+", "-", "@", "\t", "\r")) for v in back["customer_name"])
+
+
+def test_a_carriage_return_cannot_split_a_csv_row(tmp_path):
+    frame = pd.DataFrame({"name": ["a\r=1+1", "b\r\nc", "\r=2+2"], "n": [1, 2, 3]})
+    back = pd.read_csv(write_csv(frame, tmp_path / "x.csv"), dtype=str, keep_default_na=False)
+    assert back["n"].tolist() == ["1", "2", "3"]  # still three rows
+    assert back["name"].tolist() == ["a\n=1+1", "b\nc", "'\n=2+2"]
 
 
 def test_xlsx_has_no_formula_cells_and_is_formatted(tmp_path):
