@@ -91,16 +91,26 @@ def quarantined_by_department(url: str, month: str, frames: dict) -> dict[str, i
 
 def compute_kpis(context: dict[str, Any]) -> dict[str, Any]:
     """KPIs of M from snapshots/M: reports/M/kpis.csv and report_data/M/<department>.json."""
+    from airflow.sdk.exceptions import AirflowFailException
+
     from revisit.calendar import BusinessCalendar
     from revisit.extract import read_snapshot, snapshot_dir
     from revisit.files import atomic_dir, safe_name
     from revisit.kpis import COMPANY, compute_monthly, write_kpis_csv
+    from revisit.quality import run_quality_gate, write_quality_outputs
     from revisit.report import report_data
 
     month, policy = _month(context)
     root = output_root()
     frames = read_snapshot(snapshot_dir(root, month))
-    kpis = compute_monthly(frames, policy, BusinessCalendar(policy.calendar), month)
+    # The same gate as the daily run: KPIs are computed from rows that passed it (a rating of
+    # 11/10 or an orphan visit does not move a head's numbers); quality/M/ says what was left out.
+    gate = run_quality_gate(frames, policy)
+    write_quality_outputs(gate, root / "quality" / month, month)
+    if gate.stopped:
+        raise AirflowFailException(f"quality gate stopped the report for {month}: "
+                                   f"{gate.stop_reason} (see quality/{month}/)")
+    kpis = compute_monthly(gate.clean, policy, BusinessCalendar(policy.calendar), month)
     quarantined = quarantined_by_department(results_url(), month, frames)
     departments = kpis.departments["department_id"].astype(str).tolist()
     unsafe = [d for d in departments if not safe_name(d)]

@@ -105,9 +105,12 @@ RANGES: dict[tuple[str, str], tuple[int | None, int | None]] = {
 EMAIL_PATTERN = r"^\s*$|^\s*[^@\s]+@[^@\s]+\.[^@\s.]+\s*$"  # blank counts as absent
 NOT_BLANK_PATTERN = r"\S"
 PHONE_PARAMETER = "phone_pattern"
-# E-mail addresses Revisit never uses: a malformed one must not take the customer (and, by
-# cascade, their orders, tickets and visits) off the call lists.
-UNCHECKED_EMAILS = frozenset({("customers", "email")})
+# E-mail addresses are not row checks: a malformed one must not take a customer, an agent or
+# a whole department (and, by cascade, everything under it) off the call lists. Revisit never
+# writes to customers or agents; a head's bad address fails only that head's e-mail, with the
+# reason, in the delivery ledger (revisit.mail).
+UNCHECKED_EMAILS = frozenset({("customers", "email"), ("agents", "email"),
+                              ("departments", "head_email")})
 # Ids that name output files (call_lists/D/<agent_id>.csv, sla/D/digest_<department_id>.csv,
 # reports/M/<department_id>.pdf): one that would leave its folder ('../x') is quarantined.
 FILE_NAME_KEYS = {"departments": "department_id", "agents": "agent_id"}
