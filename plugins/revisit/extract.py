@@ -247,7 +247,9 @@ def _stream_table(engine: Engine, table: Table, cutoff: Cutoff, business_tz: str
         )
         columns = list(result.keys())
         while batch := result.fetchmany(chunk_rows):
-            raw = pd.DataFrame.from_records(batch, columns=columns)
+            # Plain tuples: pandas probes every Row object for array attributes, which costs
+            # SQLAlchemy an exception per row (5x slower on a million visits).
+            raw = pd.DataFrame.from_records(list(map(tuple, batch)), columns=columns)
             frame = apply_cutoff(table, _typed(table, raw, business_tz, source_tz), cutoff.business)
             writer.write_table(pa.Table.from_pandas(frame, schema=schema, preserve_index=False))
             rows += len(frame)

@@ -54,7 +54,9 @@ def remove_stale_temps(target: Path) -> list[Path]:
     """Remove what a killed writer of `target` left: `.<name>.<pid>.*.tmp` siblings whose
     process is gone (a live writer's temp is left alone). Readers never see these: they are
     hidden and never renamed into place."""
-    removed = []
+    removed: list[Path] = []
+    if target.parent.name.endswith(".tmp"):
+        return removed  # inside a partition being written: it is new, nothing stale in it
     for path in target.parent.glob(f".{target.name}.*.tmp"):
         parts = path.name[len(target.name) + 2:].split(".")
         if not parts[0].isdigit() or _alive(int(parts[0])):

@@ -234,11 +234,25 @@ def test_an_unsafe_department_id_gets_no_report_file(tmp_path, monkeypatch, host
     monkeypatch.setenv("REVISIT_OUTPUT_DIR", str(out))
     extract_snapshot(f"sqlite:///{hostile_crm}", dt.date(2026, 11, 1),
                      out / "snapshots" / MONTH, business_tz=policy.calendar.timezone)
+    from airflow.sdk.exceptions import AirflowFailException
+
+    # One of seven departments failing the gate is past the default 5 % limit: no report.
+    with pytest.raises(AirflowFailException, match="departments: 1 of 7 rows failed"):
+        monthly_task.compute_kpis({"params": {"month": MONTH}})
+    # With a looser limit the run goes on without the unsafe department.
+    import yaml
+
+    from revisit.policy import DEFAULT_POLICY_PATH
+
+    loose = yaml.safe_load(DEFAULT_POLICY_PATH.read_text(encoding="utf-8"))
+    loose["quality"]["max_failure_share"] = 0.5
+    (tmp_path / "policy.yaml").write_text(yaml.safe_dump(loose), encoding="utf-8")
+    monkeypatch.setenv("REVISIT_POLICY", str(tmp_path / "policy.yaml"))
     result = monthly_task.compute_kpis({"params": {"month": MONTH}})
     assert "../../dept" not in result["departments"]
     assert "D01" in result["departments"]
     written = {p.relative_to(tmp_path) for p in tmp_path.rglob("*") if p.is_file()}
-    assert all(str(p).startswith("out/") for p in written), written
+    assert all(str(p).startswith("out/") or p.name == "policy.yaml" for p in written), written
 
 
 # ----------------------------------------------------------------- daily outputs
