@@ -13,6 +13,13 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
+import pickle
+import sqlite3
+import subprocess
+import sys
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,18 +28,21 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
-from sqlalchemy import create_engine, event, text
-from sqlalchemy.engine import URL, Engine, make_url
-from sqlalchemy.exc import NoSuchTableError, OperationalError, ProgrammingError
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import URL, Connection, Engine, make_url
+from sqlalchemy.exc import DBAPIError, NoSuchTableError, OperationalError, ProgrammingError
 
 from revisit.files import atomic_dir
 from revisit.paths import SQL_DIR
+from revisit.patterns import DIGIT, SPACE
 from revisit.schema import TABLES, Table
 
 log = logging.getLogger(__name__)
 
 EXTRACT_SQL_DIR = SQL_DIR / "extract"
 CHUNK_ROWS = 100_000
+PARALLEL_FROM_BYTES = 64 * 2**20  # a SQLite CRM from this size is read by two processes
+LARGEST_TABLE = "visits"  # read by the second process
 PARSE_ERRORS = "_parse_errors"
 OPTIONAL_TABLES = frozenset({"ticket_pauses"})
 
@@ -69,9 +79,31 @@ def snapshot_dir(output_root: Path, partition: str) -> Path:
 
 def read_snapshot(folder: Path) -> dict[str, pd.DataFrame]:
     """A snapshot as frames (timestamps naive business-local)."""
-    if not folder.exists():
-        raise ExtractError(f"no snapshot at {folder} (run the extract task first)")
-    return {name: pd.read_parquet(folder / f"{name}.parquet") for name in TABLES}
+    return dict(SnapshotTables(folder))
+
+
+class SnapshotTables(Mapping[str, pd.DataFrame]):
+    """A snapshot's tables, each read when it is looked up and never held: a consumer that
+    goes table by table (the quality gate) has one raw table in memory at a time."""
+
+    def __init__(self, folder: Path) -> None:
+        if not folder.exists():
+            raise ExtractError(f"no snapshot at {folder} (run the extract task first)")
+        self.folder = folder
+
+    def __getitem__(self, name: str) -> pd.DataFrame:
+        if name not in TABLES:
+            raise KeyError(name)
+        return pd.read_parquet(self.folder / f"{name}.parquet")
+
+    def __contains__(self, name: object) -> bool:  # Mapping's default would read the table
+        return name in TABLES
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(TABLES)
+
+    def __len__(self) -> int:
+        return len(TABLES)
 
 
 def _typed(table: Table, raw: pd.DataFrame, business_tz: str, source_tz: str) -> pd.DataFrame:
@@ -133,8 +165,8 @@ def _typed(table: Table, raw: pd.DataFrame, business_tz: str, source_tz: str) ->
 
 _CONTROL = r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]"
 # Blank text and MySQL's zero date stand for "no value" in many CRMs: missing, not unparseable.
-_NO_VALUE = r"^\s*(?:0000-00-00(?:[ T]00:00(?::00(?:\.0+)?)?)?)?\s*$"
-_OFFSET = r"(?:\d\s*(?:[+-]\d{2}:?\d{2}|Z)|\s(?:UTC|GMT))$"
+_NO_VALUE = rf"{SPACE}*(?:0000-00-00(?:[ T]00:00(?::00(?:\.0+)?)?)?)?{SPACE}*"  # fullmatch
+_OFFSET = (rf"(?:{DIGIT}{SPACE}*(?:[+-]{DIGIT}{{2}}:?{DIGIT}{{2}}|Z)|{SPACE}(?:UTC|GMT))\Z")
 
 
 def _is_text(col: pd.Series) -> bool:
@@ -235,24 +267,37 @@ def apply_cutoff(table: Table, frame: pd.DataFrame, cutoff: pd.Timestamp) -> pd.
     return frame
 
 
-def _stream_table(engine: Engine, table: Table, cutoff: Cutoff, business_tz: str,
-                  source_tz: str, target: Path, chunk_rows: int) -> int:
-    sql = (EXTRACT_SQL_DIR / f"{table.name}.sql").read_text(encoding="utf-8")
+def _stream_any_text(engine: Engine, table: Table, sql: str, cutoff: Cutoff, business_tz: str,
+                     source_tz: str, target: Path, chunk_rows: int) -> int:
+    """Strict UTF-8 decoding first (sqlite3's own, at C speed); a SQLite table holding bytes
+    that are not UTF-8 is read again with U+FFFD in place of the bad bytes, instead of
+    failing the run (or quoting the customer's text in an error)."""
+    try:
+        return _stream_table(engine, table, sql, cutoff, business_tz, source_tz, target,
+                             chunk_rows, lenient=False)
+    except OperationalError as error:
+        if "could not decode to utf-8" not in str(error.orig).lower():
+            raise
+    log.warning("table %s holds text that is not valid UTF-8: read with U+FFFD in place of "
+                "the bad bytes", table.name)
+    return _stream_table(engine, table, sql, cutoff, business_tz, source_tz, target, chunk_rows,
+                         lenient=True)
+
+
+def _stream_table(engine: Engine, table: Table, sql: str, cutoff: Cutoff, business_tz: str,
+                  source_tz: str, target: Path, chunk_rows: int, *, lenient: bool) -> int:
     params = {"cutoff": cutoff.source.to_pydatetime()} if ":cutoff" in sql else {}
     schema = table.arrow_schema().append(pa.field(PARSE_ERRORS, pa.string()))
     rows = 0
     with engine.connect() as conn, pq.ParquetWriter(target, schema, compression="zstd") as writer:
-        result = conn.execution_options(stream_results=True, max_row_buffer=chunk_rows).execute(
-            text(sql), params
-        )
-        columns = list(result.keys())
-        while batch := result.fetchmany(chunk_rows):
-            # Plain tuples: pandas probes every Row object for array attributes, which costs
-            # SQLAlchemy an exception per row (5x slower on a million visits).
-            raw = pd.DataFrame.from_records(list(map(tuple, batch)), columns=columns)
-            frame = apply_cutoff(table, _typed(table, raw, business_tz, source_tz), cutoff.business)
-            writer.write_table(pa.Table.from_pandas(frame, schema=schema, preserve_index=False))
-            rows += len(frame)
+        with _query(conn, sql, params, chunk_rows, lenient=lenient) as (columns, batches):
+            for batch in batches:
+                raw = pd.DataFrame.from_records(batch, columns=columns)
+                frame = apply_cutoff(table, _typed(table, raw, business_tz, source_tz),
+                                     cutoff.business)
+                writer.write_table(pa.Table.from_pandas(frame, schema=schema,
+                                                        preserve_index=False))
+                rows += len(frame)
         if rows == 0 and not columns:
             raise ExtractError(f"table {table.name}: the extract query returned no columns")
         if rows == 0:  # still check the columns of an empty table
@@ -260,47 +305,159 @@ def _stream_table(engine: Engine, table: Table, cutoff: Cutoff, business_tz: str
     return rows
 
 
+@contextmanager
+def _query(conn: Connection, sql: str, params: dict[str, Any], chunk_rows: int, *,
+           lenient: bool) -> Iterator[tuple[list[str], Iterator[list[tuple]]]]:
+    """The query's column names and its rows as lists of plain tuples, chunk by chunk.
+
+    SQLite (the embedded default) is read on its own DBAPI cursor: sqlite3 takes the same
+    :name parameters as text(), and SQLAlchemy's Row objects cost a third of the fetch. Other
+    databases stream through SQLAlchemy (server-side cursors)."""
+    if conn.dialect.name != "sqlite":
+        result = conn.execution_options(stream_results=True, max_row_buffer=chunk_rows).execute(
+            text(sql), params)
+        try:
+            # Plain tuples: pandas probes every Row object for array attributes, which costs
+            # SQLAlchemy an exception per row (5x slower on a million visits).
+            yield list(result.keys()), (list(map(tuple, batch)) for batch in iter(
+                lambda: result.fetchmany(chunk_rows), []))
+        finally:
+            result.close()
+        return
+    dbapi = conn.connection.dbapi_connection
+    dbapi.text_factory = _lenient_text if lenient else str  # pooled: always set it
+    cursor = dbapi.cursor()
+
+    def wrapped(call: Callable[[], Any]) -> Any:
+        try:
+            return call()
+        except sqlite3.Error as error:  # as SQLAlchemy would raise it
+            raise DBAPIError.instance(sql, params, error, sqlite3.Error) from None
+
+    try:
+        wrapped(lambda: cursor.execute(sql, params))
+        yield ([d[0] for d in cursor.description or ()],
+               iter(lambda: wrapped(lambda: cursor.fetchmany(chunk_rows)), []))
+    finally:
+        cursor.close()
+
+
 def extract_snapshot(
     url: str | URL, cutoff_date: dt.date, target: Path, *, business_tz: str,
-    source_tz: str | None = None, chunk_rows: int = CHUNK_ROWS,
+    source_tz: str | None = None, chunk_rows: int = CHUNK_ROWS, workers: int | None = None,
 ) -> dict[str, int]:
     """Snapshot every canonical table as of cutoff_date 00:00 (business-local) into `target`,
     replacing it atomically; returns row counts per table. source_tz None: the CRM's naive
-    stamps are business-local."""
+    stamps are business-local. workers: processes reading tables side by side (None: see
+    default_workers)."""
     source_tz = source_tz or business_tz
     cutoff = Cutoff.for_date(cutoff_date, business_tz, source_tz)
     url = make_url(url)
     _check_sqlite_file(url)
+    workers = default_workers(url) if workers is None else max(1, workers)
+    names = list(TABLES)
     engine = create_engine(url, pool_pre_ping=True)
-    if url.get_backend_name() == "sqlite":
-        event.listen(engine, "connect", _lenient_sqlite_text)
-    counts: dict[str, int] = {}
     try:
         with atomic_dir(target) as tmp:
-            for name, table in TABLES.items():
-                path = tmp / f"{name}.parquet"
-                try:
-                    counts[name] = _stream_table(engine, table, cutoff, business_tz, source_tz,
-                                                 path, chunk_rows)
-                except (OperationalError, ProgrammingError, NoSuchTableError) as error:
-                    if name in OPTIONAL_TABLES and _is_missing_table(error):
-                        log.info("optional table %s is absent in the CRM; snapshot is empty", name)
-                        pq.write_table(table.arrow_schema().append(
-                            pa.field(PARSE_ERRORS, pa.string())).empty_table(), path)
-                        counts[name] = 0
-                        continue
-                    raise ExtractError(_describe(error, name, engine.url)) from None
-                log.info("extracted %s: %d rows", name, counts[name])
+            # The SQL is read here: a worker runs exactly the queries this process would.
+            args = {name: (name, (EXTRACT_SQL_DIR / f"{name}.sql").read_text(encoding="utf-8"),
+                           cutoff, business_tz, source_tz, chunk_rows, tmp) for name in names}
+            # Two workers: the largest table (the visits) in a child process, the rest here.
+            child = _start_worker(url, args[LARGEST_TABLE]) if workers > 1 else None
+            try:
+                counts = {name: _extract_table(engine, *args[name]) for name in names
+                          if child is None or name != LARGEST_TABLE}
+            except BaseException:
+                if child is not None:  # this error is the one to report: stop the worker
+                    child.kill()
+                    child.wait()
+                raise
+            if child is not None:
+                counts[LARGEST_TABLE] = _finish_worker(child)
     finally:
         engine.dispose()
+    counts = {name: counts[name] for name in TABLES}
+    for name, rows in counts.items():
+        log.info("extracted %s: %d rows", name, rows)
     return counts
 
 
-def _lenient_sqlite_text(dbapi_connection: Any, _record: Any) -> None:
-    """SQLite stores whatever bytes it was given: text that is not valid UTF-8 is read with
-    U+FFFD in place of the bad bytes, instead of failing the whole table (and quoting the
-    customer's name in the error)."""
-    dbapi_connection.text_factory = lambda raw: raw.decode("utf-8", errors="replace")
+def _start_worker(url: URL, args: tuple) -> subprocess.Popen:
+    """`python -m revisit.extract --worker` extracting one table; arguments as pickle on its
+    stdin (never on its command line: the URL may hold a password)."""
+    plugins = str(Path(__file__).resolve().parents[1])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        p for p in (plugins, os.environ.get("PYTHONPATH", "")) if p)}
+    child = subprocess.Popen([sys.executable, "-m", "revisit.extract", "--worker"],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
+    assert child.stdin is not None
+    child.stdin.write(pickle.dumps((url.render_as_string(hide_password=False), args)))
+    child.stdin.close()
+    return child
+
+
+def _finish_worker(child: subprocess.Popen) -> int:
+    """The worker's row count, or its error raised here."""
+    assert child.stdout is not None
+    out = child.stdout.read()
+    code = child.wait()
+    if code != 0 or not out:
+        raise ExtractError(f"the extract worker for {LARGEST_TABLE} exited with code {code} "
+                           "(out of memory?); nothing was replaced")
+    ok, value = pickle.loads(out)
+    if not ok:
+        raise value
+    return int(value)
+
+
+def _worker_main() -> int:
+    source, args = pickle.loads(sys.stdin.buffer.read())
+    engine = create_engine(make_url(source), pool_pre_ping=True)
+    try:
+        outcome: tuple[bool, Any] = (True, _extract_table(engine, *args))
+    except Exception as error:  # handed to the parent, which raises it
+        outcome = (False, error if isinstance(error, ExtractError) else
+                   ExtractError(f"table {args[0]}: {type(error).__name__}: {error}"))
+    finally:
+        engine.dispose()
+    sys.stdout.buffer.write(pickle.dumps(outcome))
+    return 0
+
+
+def default_workers(url: URL) -> int:
+    """Two processes where the CRM is big enough to repay starting them (~1 s each, imports
+    included): a database server, or a SQLite file of PARALLEL_FROM_BYTES or more. One where
+    only one core is available."""
+    if len(os.sched_getaffinity(0)) < 2:
+        return 1
+    if url.get_backend_name() == "sqlite":
+        database = url.database or ""
+        path = Path(database)
+        return 2 if database and path.is_file() and path.stat().st_size >= PARALLEL_FROM_BYTES \
+            else 1
+    return 2
+
+
+def _extract_table(engine: Engine, name: str, sql: str, cutoff: Cutoff, business_tz: str,
+                   source_tz: str, chunk_rows: int, folder: Path) -> int:
+    """One table into folder/<name>.parquet (in this process or a worker); its row count."""
+    table = TABLES[name]
+    path = folder / f"{name}.parquet"
+    try:
+        return _stream_any_text(engine, table, sql, cutoff, business_tz, source_tz, path,
+                                chunk_rows)
+    except (OperationalError, ProgrammingError, NoSuchTableError) as error:
+        if name in OPTIONAL_TABLES and _is_missing_table(error):
+            log.info("optional table %s is absent in the CRM; snapshot is empty", name)
+            pq.write_table(table.arrow_schema().append(
+                pa.field(PARSE_ERRORS, pa.string())).empty_table(), path)
+            return 0
+        raise ExtractError(_describe(error, name, engine.url)) from None
+
+
+def _lenient_text(raw: bytes) -> str:
+    """SQLite stores whatever bytes it was given: bad UTF-8 becomes U+FFFD."""
+    return raw.decode("utf-8", errors="replace")
 
 
 def _check_sqlite_file(url: URL) -> None:
@@ -326,6 +483,20 @@ def _describe(error: Exception, table: str, url: URL) -> str:
 
 
 __all__ = [
-    "PARSE_ERRORS", "Cutoff", "ExtractError", "apply_cutoff", "extract_snapshot",
-    "read_snapshot", "snapshot_dir",
+    "PARSE_ERRORS",
+    "Cutoff",
+    "ExtractError",
+    "SnapshotTables",
+    "apply_cutoff",
+    "extract_snapshot",
+    "read_snapshot",
+    "snapshot_dir",
 ]
+
+if __name__ == "__main__":
+    if sys.argv[1:] == ["--worker"]:
+        # The module by its own name, so what the parent unpickles is revisit.extract's.
+        from revisit.extract import _worker_main as worker_main
+
+        raise SystemExit(worker_main())
+    raise SystemExit("usage: python -m revisit.extract --worker (arguments as pickle on stdin)")

@@ -315,7 +315,9 @@ class _Snapshot:
         visits = table(frames, "visits")
         visit_at = timestamps(visits["visited_at"])
         keep = visit_at < cutoff
-        visits = visits[keep].reset_index(drop=True)
+        # The extract already dropped later rows: no copy of millions of visits when none is.
+        visits = visits.reset_index(drop=True) if keep.all() else \
+            visits[keep].reset_index(drop=True)
         kind = positions(visits["kind"], pa.array(VISIT_KINDS))
         return cls(
             customer_ids=ids, customers=customers, orders=orders, tickets=tickets, visits=visits,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 
 import pandas as pd
 import pytest
@@ -102,6 +103,41 @@ def test_small_chunks_give_the_same_snapshot(tmp_path):
         pd.testing.assert_frame_equal(whole[name], chunked[name])
 
 
+def test_two_workers_give_the_same_snapshot_as_one(tmp_path):
+    rows = minimal_rows()
+    rows["tickets"] = [_ticket(f"T{i}", f"2026-10-{10 + i % 5} 10:00:00") for i in range(23)]
+    _, one = _snapshot(tmp_path, rows, workers=1)
+    target = tmp_path / "two"
+    counts = extract_snapshot(f"sqlite:///{tmp_path / 'crm.sqlite'}", D, target,
+                              business_tz=TZ, source_tz=TZ, workers=2)
+    two = read_snapshot(target)
+    assert list(counts) == list(TABLES) and counts["tickets"] == 23
+    for name in TABLES:
+        pd.testing.assert_frame_equal(one[name], two[name])
+
+
+def test_a_large_sqlite_crm_is_read_by_two_processes_a_small_one_by_one(tmp_path, monkeypatch):
+    from sqlalchemy.engine import make_url
+
+    from revisit import extract as module
+
+    url = make_url(sqlite_crm(tmp_path, minimal_rows()))
+    assert module.default_workers(url) == 1
+    monkeypatch.setattr(module, "PARALLEL_FROM_BYTES", 1)
+    assert module.default_workers(url) == (2 if len(os.sched_getaffinity(0)) > 1 else 1)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_missing_required_table_fails_clearly_in_either_process(tmp_path, workers):
+    with pytest.raises(ExtractError, match=r"table visits: not found in the CRM"):
+        _snapshot(tmp_path, minimal_rows(), crm={"skip_tables": ("visits",)}, workers=workers)
+    (tmp_path / "b").mkdir()
+    with pytest.raises(ExtractError, match=r"table orders: not found in the CRM"):
+        _snapshot(tmp_path / "b", minimal_rows(), crm={"skip_tables": ("orders",)},
+                  workers=workers)
+    assert not (tmp_path / "snap").exists()
+
+
 def test_source_timezone_is_converted_to_business_time(tmp_path):
     rows = minimal_rows()
     rows["tickets"] = [_ticket("T1", "2026-10-15 08:00:00")]  # 08:00 UTC = 16:00 Shanghai
@@ -122,20 +158,22 @@ def test_missing_column_fails_naming_table_and_column(tmp_path, monkeypatch):
         (sql_dir / path.name).write_text(path.read_text(encoding="utf-8"), encoding="utf-8")
     (sql_dir / "agents.sql").write_text(
         "SELECT agent_id, name, email, department_id, role, active FROM agents", encoding="utf-8")
+    (sql_dir / "visits.sql").write_text("SELECT visit_id FROM visits", encoding="utf-8")
     monkeypatch.setattr(module, "EXTRACT_SQL_DIR", sql_dir)
     with pytest.raises(ExtractError, match=r"table agents: .*no column daily_capacity"):
         extract_snapshot(url, D, tmp_path / "snap", business_tz=TZ, source_tz=TZ)
+    with pytest.raises(ExtractError, match=r"table visits: .*no column customer_id"):
+        (sql_dir / "agents.sql").unlink()
+        (sql_dir / "agents.sql").write_text(
+            (module.SQL_DIR / "extract" / "agents.sql").read_text(encoding="utf-8"),
+            encoding="utf-8")
+        extract_snapshot(url, D, tmp_path / "snap", business_tz=TZ, source_tz=TZ, workers=2)
 
 
 def test_optional_pauses_table_may_be_absent(tmp_path):
     counts, frames = _snapshot(tmp_path, minimal_rows(), crm={"skip_tables": ("ticket_pauses",)})
     assert counts["ticket_pauses"] == 0
     assert list(frames["ticket_pauses"].columns)[:3] == ["ticket_id", "paused_at", "resumed_at"]
-
-
-def test_missing_required_table_fails_clearly(tmp_path):
-    with pytest.raises(ExtractError, match=r"table visits: not found in the CRM"):
-        _snapshot(tmp_path, minimal_rows(), crm={"skip_tables": ("visits",)})
 
 
 def test_unreachable_database_fails_with_the_url_but_no_password(tmp_path):
