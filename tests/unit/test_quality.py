@@ -102,6 +102,18 @@ def test_valid_crm_passes_with_nothing_quarantined(policy):
     assert (result.checks["failed_rows"] == 0).all()
 
 
+def test_gate_does_not_hash_whole_tables_for_a_gx_batch_fingerprint(policy, monkeypatch):
+    """GX would hash every batch for a marker nobody reads (a third of its time)."""
+    from great_expectations.execution_engine import pandas_execution_engine
+
+    def refuse(_frame):
+        raise AssertionError("GX hashed a batch")
+
+    monkeypatch.setattr(pandas_execution_engine, "hash_pandas_dataframe", refuse)
+    result = run_quality_gate(frames_of(crm_rows()), policy)
+    assert not result.stopped and result.quarantine.empty
+
+
 def test_valid_crm_read_back_from_a_parquet_snapshot_passes(tmp_path, policy):
     url = sqlite_crm(tmp_path, crm_rows())
     extract_snapshot(url, D, tmp_path / "snap", business_tz=TZ, source_tz=TZ)
@@ -320,6 +332,27 @@ def test_duplicate_key_quarantines_every_row_sharing_it(policy):
     assert result.clean["visits"].empty and result.clean["ticket_pauses"].empty
 
 
+def test_checks_in_small_chunks_decide_exactly_as_one_pass(policy, monkeypatch):
+    """Large tables are validated in chunks; every bad-row kind (duplicates across chunks too)
+    must come out the same as when the whole table is one batch."""
+    import revisit.quality as quality
+
+    rows = crm_rows()
+    for n, case in enumerate(BAD_VALUES):
+        table, changes = case.values[:2]
+        _bad_copy(rows, table, f"B{n}", dict(changes))
+    add_copy(rows, "visits", notes="second copy")  # the duplicate lands in a later chunk
+    add_copy(rows, "ticket_pauses", resumed_at="2026-10-01 17:00:00")
+    whole = run_quality_gate(frames_of(rows), policy)
+    monkeypatch.setattr(quality, "GX_CHUNK_ROWS", 2)
+    chunked = run_quality_gate(frames_of(rows), policy)
+    assert len(whole.quarantine) > len(BAD_VALUES)
+    pd.testing.assert_frame_equal(chunked.quarantine, whole.quarantine)
+    pd.testing.assert_frame_equal(chunked.checks, whole.checks)
+    for name, frame in whole.clean.items():
+        pd.testing.assert_frame_equal(chunked.clean[name], frame)
+
+
 def test_row_without_a_key_is_named_by_its_position(policy):
     rows = crm_rows()
     add_copy(rows, "customers", customer_id=None)
@@ -470,6 +503,16 @@ def test_missing_column_raises_naming_table_and_column(policy):
     frames["customers"] = frames["customers"].drop(columns=["phone"])
     with pytest.raises(QualityError, match="table customers has no column phone"):
         run_quality_gate(frames, policy)
+
+
+def test_invalid_expectation_is_named_by_its_place_in_the_suite(policy):
+    suites = copy.deepcopy(load_suites())
+    visits = suites["visits"]["expectations"]
+    visits.append({"type": "expect_no_such_thing", "kwargs": {"column": "visit_id"},
+                   "meta": {"check": "x", "column": "visit_id", "reason": "x"}})
+    with pytest.raises(QualityError, match=rf"suite visits: expectation {len(visits) - 1} "
+                                           r"\(expect_no_such_thing\) is invalid"):
+        run_quality_gate(frames_of(crm_rows()), policy, suites=suites)
 
 
 def test_missing_table_raises_naming_it(policy):
