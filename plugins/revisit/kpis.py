@@ -36,6 +36,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from revisit.calendar import BusinessCalendar
 from revisit.policy import Policy
@@ -82,8 +83,20 @@ def trend_months(month: str, count: int) -> list[str]:
 def _month_of(stamps: pd.Series) -> pd.Series:
     """'YYYY-MM' of naive timestamps (NA for NaT)."""
     stamps = pd.to_datetime(stamps)
-    out = stamps.dt.strftime("%Y-%m").astype("string")
-    return out.where(stamps.notna())
+    if stamps.dt.tz is not None:  # the local month, not UTC's
+        stamps = stamps.dt.tz_localize(None)
+    # Month numbers, then one label per month in the span: no text made per value.
+    months = stamps.to_numpy("datetime64[M]")
+    known = ~np.isnat(months)
+    if not known.any():
+        return pd.Series(pd.NA, index=stamps.index, dtype="string")
+    number = months.view("int64")
+    low = number[known].min()
+    labels = np.datetime_as_string(
+        np.arange(low, number[known].max() + 1).astype("datetime64[M]"), unit="M")
+    codes = pa.array(np.where(known, number - low, 0).astype(np.int32), mask=~known)
+    text = pa.DictionaryArray.from_arrays(codes, pa.array(labels)).cast(pa.large_string())
+    return pd.Series(pd.arrays.ArrowStringArray(text), index=stamps.index, dtype="string")
 
 
 def _naive(stamps: pd.Series) -> pd.Series:
@@ -175,9 +188,19 @@ def timeliness_obligations(frames: dict[str, pd.DataFrame], policy: Policy,
     out["month"] = _month_of(out["window_end"])
     out = out[out["month"].isin(months).fillna(False)].reset_index(drop=True)
     customers = table(frames, "customers").drop_duplicates("customer_id").set_index("customer_id")
-    out["department_id"] = out["customer_id"].map(customers["department_id"]).astype("string")
-    out["owner_agent_id"] = out["customer_id"].map(customers["owner_agent_id"]).astype("string")
-    dnc = out["customer_id"].map(customers["do_not_call"])
+    # One lookup of the customer rows for the three columns (a lookup per column cost 3x).
+    rows = customers.index.get_indexer(out["customer_id"])
+    found = rows >= 0
+
+    def of_customer(column: str) -> pd.Series:
+        if not len(customers):
+            return pd.Series(pd.NA, index=out.index, dtype="object")
+        values = customers[column].iloc[np.where(found, rows, 0)].reset_index(drop=True)
+        return values.where(pd.Series(found))
+
+    out["department_id"] = of_customer("department_id").astype("string")
+    out["owner_agent_id"] = of_customer("owner_agent_id").astype("string")
+    dnc = of_customer("do_not_call")
     out["do_not_call"] = (pd.to_numeric(dnc, errors="coerce") == 1).fillna(False).to_numpy(bool)
     return out
 
@@ -213,6 +236,8 @@ def _ratings(frames: dict[str, pd.DataFrame], tickets: pd.DataFrame,
     visits = table(frames, "visits")
     customers = table(frames, "customers").drop_duplicates("customer_id").set_index("customer_id")
     v_score = pd.to_numeric(visits["satisfaction"], errors="coerce").astype(float) * VISIT_SCALE
+    rated = v_score.notna().to_numpy(bool)  # only rated visits are kept below: skip the rest early
+    visits, v_score = visits[rated], v_score[rated]
     v = pd.DataFrame({
         "month": _month_of(visits["visited_at"]),
         "department_id": visits["customer_id"].map(customers["department_id"]).astype("string"),

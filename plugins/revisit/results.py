@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from sqlalchemy import column, delete, insert, table
 from sqlalchemy.engine import Engine
@@ -31,30 +32,50 @@ def ensure_schema(engine: Engine) -> None:
             conn.exec_driver_sql(statement)
 
 
-def _python_values(frame: pd.DataFrame) -> list[dict]:
-    """Rows as plain Python values: None for missing, naive datetimes, ints, strings."""
+def _python_columns(frame: pd.DataFrame, *, text_stamps: bool = False) -> list[np.ndarray]:
+    """Columns as plain Python values: None for missing, naive datetimes, ints, strings.
+
+    text_stamps (SQLite, which stores datetimes as text): the text sqlite3's own adapter would
+    write ('2026-11-19 09:31:00'), made in one numpy call instead of a Python call per value."""
     out = {}
     for name in frame.columns:
         col = frame[name]
         if isinstance(col.dtype, pd.DatetimeTZDtype):
             col = col.dt.tz_localize(None)
         if pd.api.types.is_datetime64_any_dtype(col):
-            col = pd.Series(col.dt.to_pydatetime(), index=col.index, dtype=object)
+            whole = col.isna() | (col.dt.microsecond == 0) & (col.dt.nanosecond == 0)
+            if text_stamps and whole.all():
+                text = np.datetime_as_string(col.to_numpy("datetime64[s]"), unit="s")
+                col = pd.Series(text, index=col.index, dtype="string").str.replace(
+                    "T", " ", n=1, regex=False).where(col.notna())
+            else:
+                col = pd.Series(col.dt.to_pydatetime(), index=col.index, dtype=object)
         values = col.astype(object).to_numpy(copy=True)
         values[col.isna().to_numpy()] = None
         out[name] = values
-    names = list(frame.columns)
-    return [dict(zip(names, row, strict=True)) for row in zip(*out.values(), strict=True)]
+    return list(out.values())
 
 
 def replace_partition(engine: Engine, name: str, run_date: dt.date, frame: pd.DataFrame) -> int:
     """Replace the rows of `run_date` in table `name` with `frame` (which lacks run_date)."""
-    rows = frame.assign(run_date=run_date)
+    text_stamps = engine.dialect.name == "sqlite"
+    rows = frame.assign(run_date=run_date.isoformat() if text_stamps else run_date)
     target = table(name, *(column(c) for c in rows.columns))
+    names = list(rows.columns)
     with engine.begin() as conn:
         conn.execute(delete(target).where(target.c.run_date == run_date))
+        # Positional drivers (sqlite3, MySQL) take tuples straight into executemany: half the
+        # time of SQLAlchemy binding a dict per row. PostgreSQL keeps SQLAlchemy's batched
+        # multi-VALUES insert (psycopg2's own executemany sends one statement per row).
+        positional = conn.dialect.positional
+        statement = str(insert(target).compile(dialect=conn.dialect)) if positional else None
         for start in range(0, len(rows), BATCH_ROWS):
-            batch = _python_values(rows.iloc[start:start + BATCH_ROWS])
-            if batch:
-                conn.execute(insert(target), batch)
+            batch = list(zip(*_python_columns(rows.iloc[start:start + BATCH_ROWS],
+                                              text_stamps=text_stamps), strict=True))
+            if not batch:
+                continue
+            if statement is not None:
+                conn.exec_driver_sql(statement, batch)
+            else:
+                conn.execute(insert(target), [dict(zip(names, row, strict=True)) for row in batch])
     return len(rows)

@@ -12,7 +12,10 @@ import datetime as dt
 import unicodedata
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from revisit.files import atomic_path
 
@@ -44,14 +47,25 @@ def _iso_timestamps(col: pd.Series) -> pd.Series:
     """Timestamp.isoformat() of every cell (2026-11-20T18:00:00+08:00), vectorised when no
     cell has a fraction of a second (what the CRM stamps hold), per cell otherwise."""
     known = col.dropna()
-    if (known.dt.microsecond == 0).all() and (known.dt.nanosecond == 0).all():
-        text = col.dt.strftime("%Y-%m-%dT%H:%M:%S%z")  # offset as +0800
-        return (text.str.slice(0, -2) + ":" + text.str.slice(-2)).astype(object) \
-            .where(col.notna(), None)
-    return col.map(lambda t: t.isoformat() if pd.notna(t) else None)
+    if not ((known.dt.microsecond == 0).all() and (known.dt.nanosecond == 0).all()):
+        return col.map(lambda t: t.isoformat() if pd.notna(t) else None)
+    local = col.dt.tz_localize(None).to_numpy("datetime64[s]")
+    utc = col.dt.tz_convert("UTC").dt.tz_localize(None).to_numpy("datetime64[s]")
+    minutes = ((local - utc).astype("int64") // 60).astype("int64")
+    offsets, inverse = np.unique(minutes, return_inverse=True)
+    labels = pa.array([f"{'-' if m < 0 else '+'}{abs(m) // 60:02d}:{abs(m) % 60:02d}"
+                       for m in offsets], pa.string())  # one per distinct offset
+    offset = pa.DictionaryArray.from_arrays(pa.array(inverse.astype(np.int32)), labels)
+    text = pc.binary_join_element_wise(
+        pa.array(np.datetime_as_string(local, unit="s"), pa.string()),
+        offset.cast(pa.string()), "")
+    text = pc.if_else(pa.array(col.isna().to_numpy()), pa.scalar(None, pa.string()), text)
+    return pd.Series(pd.arrays.ArrowStringArray(text.cast(pa.large_string())), index=col.index)
 
 
-def _csv_ready(frame: pd.DataFrame) -> pd.DataFrame:
+def csv_ready(frame: pd.DataFrame) -> pd.DataFrame:
+    """The frame as its CSV shows it: ISO timestamps, formulas neutralised, line breaks as
+    '\\n'. Per cell, so a frame prepared once can be split into many files."""
     out = frame.copy()
     for name in out.columns:
         col = out[name]
@@ -70,10 +84,12 @@ def _csv_ready(frame: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def write_csv(frame: pd.DataFrame, target: Path) -> Path:
-    """UTF-8 CSV with a header row, written atomically."""
+def write_csv(frame: pd.DataFrame, target: Path, *, ready: bool = False) -> Path:
+    """UTF-8 CSV with a header row, written atomically. ready: `frame` already went through
+    csv_ready (one pass for all the files split from it)."""
     with atomic_path(target) as tmp:
-        _csv_ready(frame).to_csv(tmp, index=False, encoding="utf-8", lineterminator="\n")
+        (frame if ready else csv_ready(frame)).to_csv(tmp, index=False, encoding="utf-8",
+                                                      lineterminator="\n")
     return target
 
 

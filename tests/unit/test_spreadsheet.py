@@ -76,3 +76,18 @@ def test_files_are_not_world_readable_and_no_temp_file_remains(tmp_path):
     path = write_csv(_frame(), tmp_path / "out" / "A001.csv")
     assert path.stat().st_mode & 0o007 == 0
     assert [p.name for p in path.parent.iterdir()] == ["A001.csv"]
+
+
+def test_csv_timestamps_are_iso_with_the_offset_of_each_instant(tmp_path):
+    from revisit.spreadsheet import write_csv
+
+    stamps = pd.Series(pd.to_datetime(["2026-03-08 01:30:00", "2026-07-01 12:00:05", None])
+                       .tz_localize("America/New_York"))
+    fractional = pd.Series(pd.to_datetime(["2026-11-20 18:00:00.25"])
+                           .tz_localize("Asia/Shanghai"))
+    write_csv(pd.DataFrame({"id": ["a", "b", "c"], "at": stamps}), tmp_path / "a.csv")
+    write_csv(pd.DataFrame({"at": fractional}), tmp_path / "b.csv")
+    assert (tmp_path / "a.csv").read_text().splitlines() == [
+        "id,at", "a,2026-03-08T01:30:00-05:00", "b,2026-07-01T12:00:05-04:00", "c,"]
+    assert (tmp_path / "b.csv").read_text().splitlines() == [
+        "at", "2026-11-20T18:00:00.250000+08:00"]
