@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import datetime as dt
 from email.message import EmailMessage
-from email.utils import formatdate
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from revisit.mail import SLA_DIGEST, DeliveryLedger, Transport, message_id, send_once
+from revisit.mail import SLA_DIGEST, DeliveryLedger, Transport, new_message, send_once
 from revisit.policy import Policy
 from revisit.sla import BREACHED, DIGEST_COLUMNS
 
@@ -69,16 +68,8 @@ def digest_message(rows: pd.DataFrame, department: dict[str, Any], day: dt.date,
         "rows": _display_rows(rows, tr),
     }
     env = environment()
-    recipient = str(department["head_email"]).strip()
-    msg = EmailMessage()
-    msg["Subject"] = subject
-    msg["From"] = sender
-    msg["To"] = recipient
-    msg["Date"] = formatdate(localtime=True)
-    msg["Message-ID"] = message_id(day.isoformat(), str(department["department_id"]),
-                                   recipient, sender, kind=SLA_DIGEST)
-    msg["Auto-Submitted"] = "auto-generated"
-    msg["X-Revisit-Digest"] = f"{day.isoformat()}/{department['department_id']}"
+    msg = new_message(subject, sender, department["head_email"], day.isoformat(),
+                      str(department["department_id"]), kind=SLA_DIGEST)
     msg.set_content(env.get_template("digest_email.txt.j2").render(context))
     msg.add_alternative(env.get_template("digest_email.html.j2").render(context), subtype="html")
     return msg

@@ -244,6 +244,24 @@ def message_id(month: str, department_id: str, recipient: str, sender: str,
     return f"<revisit.{month}.{digest}@{domain}>"
 
 
+def new_message(subject: str, sender: str, head_email: object, period: str,
+                department_id: str, kind: str = REPORT) -> EmailMessage:
+    """A message to a department head with the headers every Revisit e-mail carries: the
+    stable Message-ID (a receiving server may drop a duplicate), Auto-Submitted, and an
+    X-Revisit-Report / X-Revisit-Digest tag naming the period and the department."""
+    recipient = str(head_email).strip()
+    msg = EmailMessage()
+    msg["Subject"] = subject
+    msg["From"] = sender
+    msg["To"] = recipient
+    msg["Date"] = formatdate(localtime=True)
+    msg["Message-ID"] = message_id(period, department_id, recipient, sender, kind=kind)
+    msg["Auto-Submitted"] = "auto-generated"
+    tag = "X-Revisit-Digest" if kind == SLA_DIGEST else "X-Revisit-Report"
+    msg[tag] = f"{period}/{department_id}"
+    return msg
+
+
 def build_message(data: dict[str, Any], policy, pdf: bytes, sender: str,
                   locale: str | None = None) -> EmailMessage:
     """The head's message: short text + HTML alternative, the PDF attached."""
@@ -251,15 +269,7 @@ def build_message(data: dict[str, Any], policy, pdf: bytes, sender: str,
 
     dept = data["department"]
     subject, text, html = email_content(data, policy, locale)
-    recipient = str(dept["head_email"]).strip()
-    msg = EmailMessage()
-    msg["Subject"] = subject
-    msg["From"] = sender
-    msg["To"] = recipient
-    msg["Date"] = formatdate(localtime=True)
-    msg["Message-ID"] = message_id(data["month"], dept["department_id"], recipient, sender)
-    msg["Auto-Submitted"] = "auto-generated"
-    msg["X-Revisit-Report"] = f"{data['month']}/{dept['department_id']}"
+    msg = new_message(subject, sender, dept["head_email"], data["month"], dept["department_id"])
     msg.set_content(text)
     msg.add_alternative(html, subtype="html")
     msg.add_attachment(pdf, maintype="application", subtype="pdf",
@@ -361,6 +371,7 @@ __all__ = [
     "build_message",
     "deliver",
     "message_id",
+    "new_message",
     "send_once",
     "valid_address",
 ]

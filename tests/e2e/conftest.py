@@ -71,21 +71,29 @@ def mail_sink(tmp_path_factory):
         yield sink
 
 
-def airflow_env(root: Path, crm_url: str) -> dict[str, str]:
-    home = root / "airflow_home"
-    home.mkdir(parents=True, exist_ok=True)
+def project_airflow_env(home: Path, output: Path, crm_url: str) -> dict[str, str]:
+    """The caller's environment without its Airflow and Revisit settings, pointed at this
+    project (dags, plugins, Shanghai time), the output root `output` and the CRM `crm_url`."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "REVISIT_"))}
     env.update({
         "AIRFLOW_HOME": str(home),
         "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
         "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
         "AIRFLOW__CORE__DEFAULT_TIMEZONE": "Asia/Shanghai",
         "PYTHONPATH": str(ROOT / "plugins"),
-        "REVISIT_OUTPUT_DIR": str(root / "output"),
+        "REVISIT_OUTPUT_DIR": str(output),
         "AIRFLOW_CONN_CRM_DB": crm_url,
     })
+    return env
+
+
+def airflow_env(root: Path, crm_url: str) -> dict[str, str]:
+    """project_airflow_env with SQLite metadata and the output root under `root`."""
+    home = root / "airflow_home"
+    home.mkdir(parents=True, exist_ok=True)
+    env = project_airflow_env(home, root / "output", crm_url)
+    env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = f"sqlite:///{home / 'airflow.db'}"
     return env
 
 

@@ -42,6 +42,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from tests.conftest import service_unavailable
+from tests.e2e.conftest import airflow_env, project_airflow_env
 from tests.integration.crm_databases import scratch_database
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -160,13 +161,8 @@ def smtp_connection(host: str, port: int) -> str:
 def _stack_env(home: Path, output: Path, metadata_url: str, crm_url: str, results_url: str,
                prefix: str, smtp: str) -> dict[str, str]:
     api_port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "REVISIT_"))}
+    env = project_airflow_env(home, output, crm_url)
     env.update({
-        "AIRFLOW_HOME": str(home),
-        "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
-        "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__CORE__DEFAULT_TIMEZONE": "Asia/Shanghai",
         "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
         "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{api_port}/execution/",
@@ -186,8 +182,6 @@ def _stack_env(home: Path, output: Path, metadata_url: str, crm_url: str, result
         "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
         "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT / "plugins"),
                                                      os.environ.get("PYTHONPATH")])),
-        "REVISIT_OUTPUT_DIR": str(output),
-        "AIRFLOW_CONN_CRM_DB": crm_url,
         "AIRFLOW_CONN_REVISIT_RESULTS": results_url,
         "AIRFLOW_CONN_SMTP_DEFAULT": smtp,
     })
@@ -370,21 +364,8 @@ def _dags_test(root: Path, crm_conn: str, smtp: str) -> tuple[str, Path, str]:
 
     A task that fails and waits for its retry (the DAG's delay is minutes) ends the run at
     once: its process group is killed and the state says which tasks failed."""
-    home = root / "airflow_home"
-    home.mkdir(parents=True)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "REVISIT_"))}
-    env.update({
-        "AIRFLOW_HOME": str(home),
-        "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
-        "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
-        "AIRFLOW__CORE__DEFAULT_TIMEZONE": "Asia/Shanghai",
-        "PYTHONPATH": str(ROOT / "plugins"),
-        "REVISIT_OUTPUT_DIR": str(root / "output"),
-        "AIRFLOW_CONN_CRM_DB": crm_conn,
-        "AIRFLOW_CONN_SMTP_DEFAULT": smtp,
-    })
+    env = airflow_env(root, crm_conn)
+    env["AIRFLOW_CONN_SMTP_DEFAULT"] = smtp
     subprocess.run([str(AIRFLOW), "db", "migrate"], env=env, cwd=ROOT, check=True,
                    capture_output=True, timeout=CLI_TIMEOUT)
     log_path = root / "dags-test.log"
