@@ -1,6 +1,8 @@
 """Markdown tables of a benchmark result (for bench/README.md):
 
-    .venv/bin/python -m bench.report [bench/results/latest.json]
+    .venv/bin/python -m bench.report [bench/results/latest.json] [--before EARLIER.json]
+
+With --before, first a table of each stage before and after at the largest scale both hold.
 """
 
 from __future__ import annotations
@@ -79,10 +81,45 @@ def summary_table(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def before_after_table(before: dict[str, Any], after: dict[str, Any]) -> str:
+    """Process seconds and peak MiB of each stage in two runs, at their largest common scale."""
+    def by_scale(results: dict[str, Any]) -> dict[int, dict[str, Any]]:
+        return {s["customers"]: s for s in results["scales"]}
+
+    old, new = by_scale(before), by_scale(after)
+    scale = max(set(old) & set(new))
+    n = f"{scale:,}"
+    lines = [f"| stage ({n} customers) | before: s / peak MiB | after: s / peak MiB | faster |",
+             "|---|---:|---:|---:|"]
+    was = {s["stage"]: s for s in old[scale]["stages"] if s.get("ok")}
+    for s in new[scale]["stages"]:
+        if not s.get("ok") or s["stage"] not in was:
+            continue
+        b = was[s["stage"]]
+        lines.append(f"| {s['stage']} | {b['wall_seconds']:.1f} / {_mib(b['process_peak_rss'])} "
+                     f"| {s['wall_seconds']:.1f} / {_mib(s['process_peak_rss'])} | "
+                     f"{b['wall_seconds'] / s['wall_seconds']:.1f}× |")
+    sb, sa = old[scale]["summary"], new[scale]["summary"]
+    if sb.get("complete") and sa.get("complete"):
+        lines.append(f"| **daily DAG** | **{sb['daily_seconds']:.0f} / "
+                     f"{_mib(sb['daily_peak_rss'])}** | **{sa['daily_seconds']:.0f} / "
+                     f"{_mib(sa['daily_peak_rss'])}** | "
+                     f"{sb['daily_seconds'] / sa['daily_seconds']:.1f}× |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = sys.argv[1:] if argv is None else argv
+    args = list(sys.argv[1:] if argv is None else argv)
+    before = None
+    if "--before" in args:
+        at = args.index("--before")
+        before = json.loads(Path(args[at + 1]).read_text(encoding="utf-8"))
+        del args[at:at + 2]
     path = Path(args[0]) if args else DEFAULT_RESULTS / "latest.json"
     results = json.loads(path.read_text(encoding="utf-8"))
+    if before is not None:
+        print(before_after_table(before, results))
+        print()
     print(summary_table(results))
     print()
     print(stages_table(results))

@@ -174,7 +174,7 @@ def run_scale(scale: int, opts: argparse.Namespace) -> dict[str, Any]:
             stages.append(report)
             _echo(report)
     if opts.profile and not failed:
-        for stage in DAILY:
+        for stage in [*DAILY, *(MONTHLY if opts.monthly else ())]:
             report = run_stage(stage.name, scale, opts, out, crm, profile=True)
             print(f"  profiled {stage.name}: {opts.work / 'profiles' / str(scale) / stage.name}"
                   ".txt", flush=True)
@@ -402,7 +402,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
                         help="whose snapshot the deadline comparison uses (default: the "
                              "smallest scale with enough tickets, else the largest)")
     parser.add_argument("--profile", action="store_true",
-                        help="also run each daily stage under pyinstrument (bench/work/profiles)")
+                        help="also run each stage under pyinstrument (bench/work/profiles)")
     parser.add_argument("--no-save", dest="save", action="store_false",
                         help="print only; write no JSON under --results")
     opts = parser.parse_args(argv)

@@ -143,18 +143,31 @@ def _parts(cfg: Config):
 # ================================================================= daily stages (the DAG's tasks)
 def run_extract(cfg: Config, ctx: dict, probes: Probes) -> tuple[int, dict]:
     """revisit_daily.extract: runtime.extract_daily -> extract.extract_snapshot."""
+    return _extract(cfg.crm_url, cfg.call_date, _parts(cfg).snapshot, ctx, probes)
+
+
+def _extract(url: str, cutoff: dt.date, target: Path, ctx: dict, probes: Probes
+             ) -> tuple[int, dict]:
+    """extract_snapshot with a step per table read in this process, and one for waiting on the
+    worker process that reads the largest table meanwhile (its peak memory is reported apart:
+    it is another process)."""
+    import resource
+
     import revisit.extract as extract
 
     policy = ctx["policy"]
     probes.wrap(extract, "_stream_table", lambda engine, table, *a, **k: f"read {table.name}")
-    counts = extract.extract_snapshot(
-        cfg.crm_url, cfg.call_date, _parts(cfg).snapshot,
-        business_tz=policy.calendar.timezone, source_tz=policy.source_tz)
+    probes.wrap(extract, "_finish_worker",
+                f"wait for the worker ({extract.LARGEST_TABLE})")
+    counts = extract.extract_snapshot(url, cutoff, target, business_tz=policy.calendar.timezone,
+                                      source_tz=policy.source_tz)
     for name, count in counts.items():
-        step = probes.steps.get(f"read {name}")
+        step = probes.steps.get(f"read {name}") or (
+            probes.steps.get(f"wait for the worker ({name})"))
         if step is not None:
             step["rows"] = count
-    return sum(counts.values()), {"rows": counts}
+    worker_peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
+    return sum(counts.values()), {"rows": counts, "worker_peak_rss": worker_peak}
 
 
 def run_quality(cfg: Config, ctx: dict, probes: Probes) -> tuple[int, dict]:
@@ -162,14 +175,16 @@ def run_quality(cfg: Config, ctx: dict, probes: Probes) -> tuple[int, dict]:
     import revisit.daily as daily
     import revisit.quality as quality
 
-    probes.wrap(daily, "read_snapshot", "read snapshot", out_rows=_frames_rows)
-    probes.wrap(quality, "run_quality_gate", "checks (GX)",
-                rows=lambda frames, *a, **k: _frames_rows(frames))
+    # The gate reads the snapshot table by table (extract.SnapshotTables) inside its checks:
+    # reading is part of this step, and rows are counted from its summary afterwards.
+    probes.wrap(quality, "run_quality_gate", "read + checks (GX)",
+                out_rows=lambda result: int(result.summary["rows"].sum()))
     probes.wrap(quality, "write_quality_outputs", "quality files",
                 rows=lambda result, *a, **k: len(result.quarantine))
     summary = daily.run_quality(_parts(cfg), ctx["policy"])
-    rows = probes.steps["checks (GX)"]["rows"]
-    return rows, summary
+    step = probes.steps["read + checks (GX)"]
+    step["rows"] = step["out_rows"]
+    return step["rows"], summary
 
 
 def _files_probes(probes: Probes) -> None:
@@ -240,18 +255,10 @@ def run_monthly_extract(cfg: Config, ctx: dict, probes: Probes) -> tuple[int, di
     """revisit_monthly.extract: runtime.extract_monthly (snapshot as of the 1st after M)."""
     import revisit.extract as extract
 
-    policy = ctx["policy"]
     first = dt.date.fromisoformat(f"{cfg.month}-01")
     after = (first + dt.timedelta(days=32)).replace(day=1)
-    probes.wrap(extract, "_stream_table", lambda engine, table, *a, **k: f"read {table.name}")
-    counts = extract.extract_snapshot(
-        cfg.crm_url, after, extract.snapshot_dir(Path(cfg.out), cfg.month),
-        business_tz=policy.calendar.timezone, source_tz=policy.source_tz)
-    for name, count in counts.items():
-        step = probes.steps.get(f"read {name}")
-        if step is not None:
-            step["rows"] = count
-    return sum(counts.values()), {"rows": counts}
+    return _extract(cfg.crm_url, after, extract.snapshot_dir(Path(cfg.out), cfg.month), ctx,
+                    probes)
 
 
 def run_kpis(cfg: Config, ctx: dict, probes: Probes) -> tuple[int, dict]:
@@ -262,8 +269,10 @@ def run_kpis(cfg: Config, ctx: dict, probes: Probes) -> tuple[int, dict]:
 
     monthly.results_url = lambda: cfg.results_url  # what runtime.results_url would return
     import revisit.extract as extract
+    import revisit.quality as quality
 
     probes.wrap(extract, "read_snapshot", "read snapshot", out_rows=_frames_rows)
+    probes.wrap(quality, "run_quality_gate", "quality gate (GX)")
     probes.wrap(kpis, "compute_monthly", "KPIs",
                 rows=lambda frames, *a, **k: _frames_rows(frames))
     probes.wrap(monthly, "quarantined_by_department", "quality history")
