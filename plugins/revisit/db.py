@@ -24,9 +24,14 @@ _PLACEHOLDER = re.compile(r"\{\{\s*(\w+)\s*\}\}")
 # Chinese text round-trips.
 _MYSQL = {"timestamp": "DATETIME",
           "table_options": "ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci"}
+_MYSQL = {**_MYSQL, "ddl_lock": ""}  # MySQL's metadata locks already serialise CREATE TABLE
+# PostgreSQL: two CREATE TABLE IF NOT EXISTS at the same moment can both pass the "not exists"
+# check and one then fails on the catalogue's unique index, so creators that may race (parallel
+# tasks) take a transaction-scoped advisory lock first. SQLite locks the whole file.
+_PG_DDL_LOCK = "SELECT pg_advisory_xact_lock(hashtext('revisit.ddl'))"
 DIALECT_VALUES: dict[str, dict[str, str]] = {
-    "sqlite": {"timestamp": "TIMESTAMP", "table_options": ""},
-    "postgresql": {"timestamp": "TIMESTAMP", "table_options": ""},
+    "sqlite": {"timestamp": "TIMESTAMP", "table_options": "", "ddl_lock": ""},
+    "postgresql": {"timestamp": "TIMESTAMP", "table_options": "", "ddl_lock": _PG_DDL_LOCK},
     "mysql": _MYSQL,
     "mariadb": _MYSQL,
 }

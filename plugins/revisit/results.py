@@ -26,7 +26,7 @@ def default_results_url(output_root: Path) -> str:
 
 
 def ensure_schema(engine: Engine) -> None:
-    """Create the results tables when missing (idempotent)."""
+    """Create the results tables when missing (idempotent; parallel tasks may call it at once)."""
     with engine.begin() as conn:
         for statement in ddl_statements(RESULTS_SCHEMA, engine.dialect.name):
             conn.exec_driver_sql(statement)

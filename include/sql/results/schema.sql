@@ -1,8 +1,12 @@
 -- Revisit results database: what the daily and monthly runs produced, keyed by run date so a
 -- rerun or backfill replaces its own rows (DELETE + INSERT of the partition in one transaction).
--- Placeholders as in include/sql/crm/schema.sql: {{timestamp}}, {{table_options}}.
+-- Placeholders as in include/sql/crm/schema.sql: {{timestamp}}, {{table_options}}, {{ddl_lock}}.
 -- Timestamps are naive business-local time (policy calendar.timezone).
 -- Personal data is kept out on purpose: ids and codes only, no names or phone numbers.
+
+-- Parallel tasks create these tables at the same moment: {{ddl_lock}} makes them queue where the
+-- database needs it (PostgreSQL: a transaction-scoped advisory lock; elsewhere nothing).
+{{ddl_lock}};
 
 CREATE TABLE IF NOT EXISTS call_list (
     run_date          DATE NOT NULL,
