@@ -23,10 +23,6 @@ from revisit.policy import Policy
 log = logging.getLogger(__name__)
 
 
-class QualityGateStopped(RuntimeError):
-    """A table failed the quality gate beyond the policy's threshold: no lists go out."""
-
-
 @dataclass(frozen=True)
 class Partitions:
     """Where each stage of call date D reads and writes, under the output root."""
@@ -84,14 +80,11 @@ def read_clean(parts: Partitions, tables: tuple[str, ...] | None = None
 
 
 def run_quality(parts: Partitions, policy: Policy) -> dict:
-    """Quality gate over D's snapshot: quality/D/ report, clean/D/ frames, or a stop."""
-    from revisit.quality import run_quality_gate, write_quality_outputs
+    """Quality gate over D's snapshot: quality/D/ report, clean/D/ frames, or a stop
+    (revisit.quality.QualityStop: no lists go out)."""
+    from revisit.quality import gate_or_stop
 
-    result = run_quality_gate(SnapshotTables(parts.snapshot), policy)
-    write_quality_outputs(result, parts.quality, parts.day)
-    if result.stopped:
-        raise QualityGateStopped(f"quality gate stopped the run for {parts.day}: "
-                                 f"{result.stop_reason} (see {parts.quality})")
+    result = gate_or_stop(SnapshotTables(parts.snapshot), policy, parts.quality, parts.day)
     with atomic_dir(parts.clean) as tmp:
         for name, frame in result.clean.items():
             frame.to_parquet(tmp / f"{name}.parquet", index=False)

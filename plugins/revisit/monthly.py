@@ -97,7 +97,7 @@ def compute_kpis(context: dict[str, Any]) -> dict[str, Any]:
     from revisit.extract import read_snapshot, snapshot_dir
     from revisit.files import atomic_dir, safe_name
     from revisit.kpis import COMPANY, compute_monthly, write_kpis_csv
-    from revisit.quality import run_quality_gate, write_quality_outputs
+    from revisit.quality import QualityStop, gate_or_stop
     from revisit.report import report_data
 
     month, policy = _month(context)
@@ -105,11 +105,10 @@ def compute_kpis(context: dict[str, Any]) -> dict[str, Any]:
     frames = read_snapshot(snapshot_dir(root, month))
     # The same gate as the daily run: KPIs are computed from rows that passed it (a rating of
     # 11/10 or an orphan visit does not move a head's numbers); quality/M/ says what was left out.
-    gate = run_quality_gate(frames, policy)
-    write_quality_outputs(gate, root / "quality" / month, month)
-    if gate.stopped:
-        raise AirflowFailException(f"quality gate stopped the report for {month}: "
-                                   f"{gate.stop_reason} (see quality/{month}/)")
+    try:
+        gate = gate_or_stop(frames, policy, root / "quality" / month, month)
+    except QualityStop as stop:  # the data will not change: no retries
+        raise AirflowFailException(str(stop)) from None
     kpis = compute_monthly(gate.clean, policy, BusinessCalendar(policy.calendar), month)
     quarantined = quarantined_by_department(results_url(), month, frames)
     departments = kpis.departments["department_id"].astype(str).tolist()

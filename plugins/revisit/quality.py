@@ -950,6 +950,18 @@ def write_quality_outputs(result: QualityResult, folder: Path,
     return {key: folder / name for key, name in names.items()}
 
 
+def gate_or_stop(frames: Mapping[str, pd.DataFrame], policy: Policy, folder: Path,
+                 period: dt.date | str) -> QualityResult:
+    """The gate over a snapshot with its report written to `folder` (quality/<period>/) first,
+    so a stop (QualityStop, naming the period and the report) always leaves the reasons."""
+    result = run_quality_gate(frames, policy)
+    write_quality_outputs(result, folder, period)
+    if result.stopped:
+        raise QualityStop(f"quality gate stopped the run for {period}: {result.stop_reason} "
+                          f"(see {folder})")
+    return result
+
+
 # ================================================================= CLI
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
@@ -965,7 +977,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 __all__ = [
     "NON_EMPTY_TABLES", "QUARANTINE_COLUMNS", "SUITES_DIR", "QualityError", "QualityResult",
-    "QualityStop", "build_suite", "build_suites", "dial_phone", "load_suites", "normalize_phone",
+    "QualityStop", "build_suite", "build_suites", "dial_phone", "gate_or_stop", "load_suites",
+    "normalize_phone",
     "phone_pattern", "render_summary", "run_quality_gate", "table_order", "write_quality_outputs",
     "write_suites",
 ]

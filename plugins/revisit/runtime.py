@@ -84,12 +84,13 @@ def quality_gate(context: dict[str, Any]) -> dict[str, Any]:
     """Quality gate; a stop fails the task without retries (the data will not change)."""
     from airflow.sdk.exceptions import AirflowFailException
 
-    from revisit.daily import QualityGateStopped, run_quality
+    from revisit.daily import run_quality
+    from revisit.quality import QualityStop
 
     parts, policy = _daily_parts(context)
     try:
         return run_quality(parts, policy)
-    except QualityGateStopped as stop:
+    except QualityStop as stop:
         raise AirflowFailException(str(stop)) from None
 
 

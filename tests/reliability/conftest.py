@@ -114,8 +114,9 @@ def read_csv(path: Path) -> pd.DataFrame:
 def run_daily(crm: Path, output: Path, policy, calendar, *, day: dt.date = D,
               stop_after_quality: bool = False) -> Outputs:
     """extract -> quality gate -> call lists -> SLA, as the daily DAG's tasks call them."""
-    from revisit.daily import Partitions, QualityGateStopped, run_call_lists, run_quality, run_sla
+    from revisit.daily import Partitions, run_call_lists, run_quality, run_sla
     from revisit.extract import extract_snapshot
+    from revisit.quality import QualityStop
 
     parts = Partitions(output, day)
     counts = extract_snapshot(f"sqlite:///{crm}", day, parts.snapshot,
@@ -123,7 +124,7 @@ def run_daily(crm: Path, output: Path, policy, calendar, *, day: dt.date = D,
     out = Outputs(parts, counts)
     try:
         out.quality = run_quality(parts, policy)
-    except QualityGateStopped as stop:
+    except QualityStop as stop:
         out.stopped = stop
         return out
     if not stop_after_quality:

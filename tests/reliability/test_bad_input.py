@@ -31,8 +31,8 @@ import pandas as pd
 import pytest
 from openpyxl import load_workbook
 
-from revisit.daily import QualityGateStopped
 from revisit.extract import ExtractError, extract_snapshot
+from revisit.quality import QualityStop
 from tests.crm_fixtures import minimal_rows, sqlite_crm
 from tests.e2e.conftest import mail_sink, make_sandbox, smtp_connection
 from tests.reliability.conftest import (
@@ -538,7 +538,7 @@ def test_a_table_failing_beyond_the_policy_stops_the_run_before_any_list(
         bad_reference_tables, tmp_path, policy, calendar):
     crm, bad = bad_reference_tables
     out = run_daily(crm, tmp_path / "output", policy, calendar)
-    assert isinstance(out.stopped, QualityGateStopped)
+    assert isinstance(out.stopped, QualityStop)
     message = str(out.stopped)
     assert "departments: 4 of 10 rows failed (40.0%)" in message, message
     assert "policy quality.max_failure_share" in message
@@ -586,7 +586,7 @@ def test_empty_optional_tables_pass_and_an_empty_departments_table_stops(tmp_pat
     with sqlite3.connect(crm) as conn:
         conn.execute("DELETE FROM departments")
     out = run_daily(crm, tmp_path / "output2", policy, calendar)
-    assert isinstance(out.stopped, QualityGateStopped)
+    assert isinstance(out.stopped, QualityStop)
     assert "departments: no usable rows (the table is empty)" in str(out.stopped)
     assert not out.parts.call_lists.exists()
 
