@@ -122,7 +122,6 @@ def compute_kpis(context: dict[str, Any]) -> dict[str, Any]:
             data = report_data(kpis, department_id, quarantined=count)
             (tmp / f"{department_id}.json").write_text(
                 json.dumps(data, ensure_ascii=False, indent=1), encoding="utf-8")
-            (tmp / f"{department_id}.json").chmod(0o640)
     csv = write_kpis_csv(kpis, reports_dir(root, month) / "kpis.csv")
     company = kpis.of_month()
     company = company[company["department_id"] == COMPANY].set_index("metric")["value"]

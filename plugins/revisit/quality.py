@@ -62,7 +62,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from revisit.extract import PARSE_ERRORS
-from revisit.files import FILE_MODE, SAFE_NAME_PATTERN, atomic_dir, write_text
+from revisit.files import SAFE_NAME_PATTERN, atomic_dir, write_text
 from revisit.paths import INCLUDE_DIR, TEMPLATES_DIR
 from revisit.patterns import NOT_SPACE, SPACE, SPACE_CHARS
 from revisit.policy import Policy
@@ -945,8 +945,6 @@ def write_quality_outputs(result: QualityResult, folder: Path,
         result.checks.to_csv(tmp / names["checks"], index=False, encoding="utf-8")
         (tmp / names["summary_md"]).write_text(md, encoding="utf-8")
         (tmp / names["summary_html"]).write_text(html, encoding="utf-8")
-        for path in tmp.iterdir():
-            path.chmod(FILE_MODE)
     return {key: folder / name for key, name in names.items()}
 
 
