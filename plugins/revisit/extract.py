@@ -35,7 +35,7 @@ from sqlalchemy.exc import DBAPIError, NoSuchTableError, OperationalError, Progr
 from revisit.files import atomic_dir
 from revisit.paths import SQL_DIR
 from revisit.patterns import DIGIT, SPACE
-from revisit.schema import TABLES, Table
+from revisit.schema import TABLES, Table, a_kind
 
 log = logging.getLogger(__name__)
 
@@ -157,8 +157,7 @@ def _typed(table: Table, raw: pd.DataFrame, business_tz: str, source_tz: str) ->
                 out[name] = parsed.astype("float64")
         if bad.any():
             shown = col[bad].astype(str).str.slice(0, 40)
-            article = "an" if kind[0] in "aeiou" else "a"
-            errors[bad] = errors[bad] + f"{name}: not {article} {kind} (" + shown + "); "
+            errors[bad] = errors[bad] + f"{name}: not {a_kind(kind)} (" + shown + "); "
     out[PARSE_ERRORS] = errors.str.rstrip("; ").replace("", pd.NA)
     return out
 

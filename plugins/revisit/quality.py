@@ -66,7 +66,7 @@ from revisit.files import SAFE_NAME_PATTERN, atomic_dir, write_text
 from revisit.paths import INCLUDE_DIR, TEMPLATES_DIR
 from revisit.patterns import NOT_SPACE, SPACE, SPACE_CHARS
 from revisit.policy import Policy
-from revisit.schema import TABLES, TICKET_STAMPS, Table
+from revisit.schema import TABLES, TICKET_STAMPS, Table, a_kind
 
 log = logging.getLogger(__name__)
 
@@ -585,11 +585,11 @@ def _no_failure(meta: dict, parameters: dict[str, Any]) -> _Failure:
 def _parse_failures(name: str, frame: pd.DataFrame, positions: np.ndarray,
                     description: str) -> list[_Failure]:
     """One failure per column named in `_parse_errors` (extract writes
-    "<column>: not a <kind> (<raw value>)" joined by '; '); text in another shape is
+    "<column>: not a/an <kind> (<raw value>)" joined by '; '); text in another shape is
     reported whole against the `_parse_errors` column."""
     text = frame[PARSE_ERRORS].iloc[positions].astype("string").reset_index(drop=True)
     names = "|".join(re.escape(c) for c in sorted(TABLES[name].columns, key=len, reverse=True))
-    head = rf"(?P<column>{names}): not an? (?P<kind>\w+) \("
+    head = rf"(?P<column>{names}): not (?P<kind>an? \w+) \("
     found = text.str.extractall(rf"(?:^|; ){head}(?P<raw>.*?)\)(?=; (?:{names}): not an? |$)")
     failures = []
     if len(found):
@@ -597,13 +597,11 @@ def _parse_failures(name: str, frame: pd.DataFrame, positions: np.ndarray,
         for col, part in found.groupby("column", sort=False):
             rows = part["row"].to_numpy()
             raw = part["raw"].astype("string").reset_index(drop=True)
-            kind = part["kind"].astype("string").reset_index(drop=True)
-            article = kind.str.slice(0, 1).isin(list("aeiou")).map({True: "an", False: "a"})
-            reason = f"{name}.{col}: not " + article.astype("string") + " " + kind \
-                + " (" + raw + ")"
+            kind = part["kind"].astype("string").reset_index(drop=True)  # with its article
+            reason = f"{name}.{col}: not " + kind + " (" + raw + ")"
             failures.append(_Failure("parse_error", str(col),
                                      f"{name}.{col}: a value does not parse as "
-                                     f"{_article(TABLES[name].columns[str(col)])}",
+                                     f"{a_kind(TABLES[name].columns[str(col)])}",
                                      positions[rows],
                                      reason, raw.str.slice(0, VALUE_WIDTH)))
     unmatched = np.setdiff1d(np.arange(len(text)),
@@ -614,10 +612,6 @@ def _parse_failures(name: str, frame: pd.DataFrame, positions: np.ndarray,
                                  positions[unmatched], f"{name}: " + rest.fillna(""),
                                  rest.fillna("").str.slice(0, VALUE_WIDTH)))
     return failures
-
-
-def _article(kind: str) -> str:
-    return f"{'an' if kind[0] in 'aeiou' else 'a'} {kind}"
 
 
 def _without(failure: _Failure, positions: np.ndarray) -> _Failure:

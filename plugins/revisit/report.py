@@ -37,7 +37,6 @@ TARGET_KPIS = ("visit_timeliness_rate", "problem_resolution_rate", "avg_satisfac
 RATE_KPIS = ("visit_timeliness_rate", "problem_resolution_rate", "sla_compliance_rate")
 SCORE_KPIS = ("avg_satisfaction", "complaint_satisfaction")
 LOWER_IS_BETTER = ("median_handling_hours",)
-# A change is worth a highlight from: 2 percentage points, 2 satisfaction points, 10 % hours.
 
 
 # ================================================================= data (JSON-able)

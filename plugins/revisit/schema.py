@@ -24,6 +24,11 @@ ARROW_TYPES: dict[Kind, pa.DataType] = {
 }
 
 
+def a_kind(kind: str) -> str:
+    """The kind with its article, as messages about a value name it: 'a datetime', 'an int'."""
+    return f"{'an' if kind[0] in 'aeiou' else 'a'} {kind}"
+
+
 @dataclass(frozen=True)
 class Table:
     name: str
