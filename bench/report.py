@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from bench.run import DEFAULT_RESULTS
+from bench.run import DEFAULT_RESULTS, step_rate, table_rows
 
 MIB = 1024 ** 2
 
@@ -24,25 +24,23 @@ def _mib(value: int | None) -> str:
 def stages_table(results: dict[str, Any]) -> str:
     lines = ["| customers | stage / step | seconds | process s | CPU s | rows | rows/s | "
              "peak MiB |", "|---:|---|---:|---:|---:|---:|---:|---:|"]
-    for scale in results["scales"]:
-        n = f"{scale['customers']:,}"
-        for s in scale["stages"]:
-            if not s.get("ok"):
-                lines.append(f"| {n} | {s['stage']} | {s.get('error', 'failed')} | | | | | |")
-                continue
+    for customers, kind, name, v in table_rows(results):
+        n = f"{customers:,}"
+        if kind == "failed":
+            lines.append(f"| {n} | {name} | {v.get('error', 'failed')} | | | | | |")
+        elif kind == "stage":
             lines.append(
-                f"| {n} | **{s['stage']}** | {s['seconds']:.1f} | {s['wall_seconds']:.1f} | "
-                f"{s.get('cpu_seconds', 0):.1f} | {s['rows']:,} | {s['rows_per_second'] or 0:,} | "
-                f"{_mib(s['process_peak_rss'])} |")
-            for step, v in s.get("steps", {}).items():
-                rate = f"{round(v['rows'] / v['seconds']):,}" if v["rows"] and v["seconds"] else ""
-                rows = f"{v['rows']:,}" if v["rows"] else ""
-                lines.append(f"| | &nbsp;&nbsp;{step} | {v['seconds']:.1f} | | | {rows} | "
-                             f"{rate} | {_mib(v['peak_rss'])} |")
-        sm = scale["summary"]
-        if sm.get("complete"):
-            lines.append(f"| {n} | **daily DAG total** | {sm['daily_work_seconds']:.1f} | "
-                         f"{sm['daily_seconds']:.1f} | | | | {_mib(sm['daily_peak_rss'])} |")
+                f"| {n} | **{name}** | {v['seconds']:.1f} | {v['wall_seconds']:.1f} | "
+                f"{v.get('cpu_seconds', 0):.1f} | {v['rows']:,} | {v['rows_per_second'] or 0:,} | "
+                f"{_mib(v['process_peak_rss'])} |")
+        elif kind == "step":
+            rate = step_rate(v)
+            rows = f"{v['rows']:,}" if v["rows"] else ""
+            lines.append(f"| | &nbsp;&nbsp;{name} | {v['seconds']:.1f} | | | {rows} | "
+                         f"{'' if rate is None else f'{rate:,}'} | {_mib(v['peak_rss'])} |")
+        elif kind == "total":
+            lines.append(f"| {n} | **daily DAG total** | {v['daily_work_seconds']:.1f} | "
+                         f"{v['daily_seconds']:.1f} | | | | {_mib(v['daily_peak_rss'])} |")
     return "\n".join(lines)
 
 

@@ -28,6 +28,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -292,41 +293,62 @@ def machine() -> dict[str, Any]:
     }
 
 
-def table(results: dict[str, Any]) -> str:
-    head = (f"{'customers':>10}  {'stage':<28} {'seconds':>8} {'process s':>9} {'rows':>12} "
-            f"{'rows/s':>11} {'peak MiB':>9} {'proc MiB':>9}")
-    lines = [head, "-" * len(head)]
+def table_rows(results: dict[str, Any]) -> Iterator[tuple[int, str, str, dict[str, Any]]]:
+    """What a table of the results lists, in order, whatever its format: per scale
+    (customers), each stage ("failed" or "stage"), its probes ("step"), the daily total when
+    the scale completed ("total", the scale's summary), then "end"."""
     for scale in results["scales"]:
         n = scale["customers"]
         for s in scale["stages"]:
             if not s.get("ok"):
-                lines.append(f"{n:>10,}  {s['stage']:<28} {s.get('error', 'failed')[:60]}")
+                yield n, "failed", s["stage"], s
                 continue
-            lines.append(
-                f"{n:>10,}  {s['stage']:<28} {s['seconds']:>8.2f} {s['wall_seconds']:>9.2f} "
-                f"{s['rows']:>12,} {s['rows_per_second'] or 0:>11,} "
-                f"{s['peak_rss'] / MIB:>9,.0f} {s['process_peak_rss'] / MIB:>9,.0f}")
+            yield n, "stage", s["stage"], s
             for step, v in s.get("steps", {}).items():
-                rate = f"{round(v['rows'] / v['seconds']):>11,}" if v["rows"] and v["seconds"] \
-                    else f"{'':>11}"
-                rows = f"{v['rows']:>12,}" if v["rows"] else f"{'':>12}"
-                lines.append(f"{'':>10}    {step:<26} {v['seconds']:>8.2f} {'':>9} {rows} "
-                             f"{rate} {v['peak_rss'] / MIB:>9,.0f}")
-        sm = scale["summary"]
-        if sm.get("complete"):
+                yield n, "step", step, v
+        if scale["summary"].get("complete"):
+            yield n, "total", "daily DAG", scale["summary"]
+        yield n, "end", "", {}
+
+
+def step_rate(step: dict[str, Any]) -> int | None:
+    """A probe's rows per second (None when it counted no rows or took no time)."""
+    return round(step["rows"] / step["seconds"]) if step["rows"] and step["seconds"] else None
+
+
+def table(results: dict[str, Any]) -> str:
+    head = (f"{'customers':>10}  {'stage':<28} {'seconds':>8} {'process s':>9} {'rows':>12} "
+            f"{'rows/s':>11} {'peak MiB':>9} {'proc MiB':>9}")
+    lines = [head, "-" * len(head)]
+    for n, kind, name, v in table_rows(results):
+        if kind == "failed":
+            lines.append(f"{n:>10,}  {name:<28} {v.get('error', 'failed')[:60]}")
+        elif kind == "stage":
             lines.append(
-                f"{n:>10,}  {'= daily DAG (sum of tasks)':<28} {sm['daily_work_seconds']:>8.1f} "
-                f"{sm['daily_seconds']:>9.1f} {'':>12} {'':>11} {'':>9} "
-                f"{sm['daily_peak_rss'] / MIB:>9,.0f}")
-            targets = sm.get("targets")
+                f"{n:>10,}  {name:<28} {v['seconds']:>8.2f} {v['wall_seconds']:>9.2f} "
+                f"{v['rows']:>12,} {v['rows_per_second'] or 0:>11,} "
+                f"{v['peak_rss'] / MIB:>9,.0f} {v['process_peak_rss'] / MIB:>9,.0f}")
+        elif kind == "step":
+            rate = step_rate(v)
+            rate = f"{rate:>11,}" if rate is not None else f"{'':>11}"
+            rows = f"{v['rows']:>12,}" if v["rows"] else f"{'':>12}"
+            lines.append(f"{'':>10}    {name:<26} {v['seconds']:>8.2f} {'':>9} {rows} "
+                         f"{rate} {v['peak_rss'] / MIB:>9,.0f}")
+        elif kind == "total":
+            lines.append(
+                f"{n:>10,}  {'= daily DAG (sum of tasks)':<28} {v['daily_work_seconds']:>8.1f} "
+                f"{v['daily_seconds']:>9.1f} {'':>12} {'':>11} {'':>9} "
+                f"{v['daily_peak_rss'] / MIB:>9,.0f}")
+            targets = v.get("targets")
             if targets:
                 lines.append(
                     f"{'':>10}  target < {targets['seconds']} s: "
                     f"{'met' if targets['seconds_met'] else 'MISSED'}; peak < 4 GiB: "
                     f"{'met' if targets['peak_met'] else 'MISSED'} (call_lists + sla in "
-                    f"parallel: {sm['daily_peak_rss_parallel'] / MIB:,.0f} MiB, "
+                    f"parallel: {v['daily_peak_rss_parallel'] / MIB:,.0f} MiB, "
                     f"{'met' if targets['peak_parallel_met'] else 'MISSED'})")
-        lines.append("")
+        else:
+            lines.append("")
     cmp = results.get("deadlines")
     if cmp and "speed_ratio" in cmp:
         e, b = cmp["engine"], cmp["businesstimedelta"]
