@@ -88,7 +88,7 @@ def run_stage(name: str, scale: int, opts: argparse.Namespace, out: Path, crm: P
 
 # ================================================================= the demo CRM
 def _generator_digest() -> str:
-    return hashlib.sha256((ROOT / "plugins/revisit/demo_crm.py").read_bytes()).hexdigest()[:16]
+    return hashlib.sha256((ROOT / "tooling/demo_crm.py").read_bytes()).hexdigest()[:16]
 
 
 def ensure_crm(scale: int, opts: argparse.Namespace) -> dict[str, Any]:
@@ -112,7 +112,7 @@ def ensure_crm(scale: int, opts: argparse.Namespace) -> dict[str, Any]:
     crm.unlink(missing_ok=True)
     marker.unlink(missing_ok=True)
     print(f"  building the demo CRM of {scale:,} customers -> {crm} ...", flush=True)
-    code = ("import json,sys,time,bench;from revisit.demo_crm import build_demo_crm,DEFAULT_AS_OF;"
+    code = ("import json,sys,time,bench;from tooling.demo_crm import build_demo_crm,DEFAULT_AS_OF;"
             f"t=time.perf_counter();c=build_demo_crm('sqlite:///{crm}',{scale},{opts.seed},"
             "DEFAULT_AS_OF);print(json.dumps({'counts':c,'seconds':time.perf_counter()-t,"
             "'as_of':DEFAULT_AS_OF.isoformat()}))")

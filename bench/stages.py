@@ -1,8 +1,8 @@
 """One benchmark stage, run in a fresh process: `python -m bench.stages STAGE --config FILE`.
 
-Each daily stage calls exactly what the revisit_daily DAG's task calls (revisit.daily /
-revisit.extract, via the same arguments revisit.runtime passes), so the figures are the DAG's
-work without Airflow's own overhead. The stage runs in its own process, as an Airflow task
+Each daily stage calls exactly what the revisit_daily DAG's task calls (revisit.stages.daily /
+revisit.io.extract, via the same arguments revisit.bridge.tasks passes), so the figures are
+the DAG's work without Airflow's own overhead. The stage runs in its own process, as an Airflow task
 does, and data passes between stages through the same partitions on disk.
 
 Inside a stage, "probes" wrap the domain functions the task calls (visit rules, call-list
@@ -127,15 +127,15 @@ class Stage:
 
 
 def _policy_and_calendar(cfg: Config) -> dict:
-    from revisit.calendar import BusinessCalendar
-    from revisit.policy import load_policy
+    from revisit.config.policy import load_policy
+    from revisit.rules.calendar import BusinessCalendar
 
     policy = load_policy()
     return {"policy": policy, "calendar": BusinessCalendar(policy.calendar)}
 
 
 def _parts(cfg: Config):
-    from revisit.daily import Partitions
+    from revisit.stages.daily import Partitions
 
     return Partitions(Path(cfg.out), cfg.call_date)
 
@@ -153,7 +153,7 @@ def _extract(url: str, cutoff: dt.date, target: Path, ctx: dict, probes: Probes
     it is another process)."""
     import resource
 
-    import revisit.extract as extract
+    import revisit.io.extract as extract
 
     policy = ctx["policy"]
     probes.wrap(extract, "_stream_table", lambda engine, table, *a, **k: f"read {table.name}")
@@ -172,8 +172,8 @@ def _extract(url: str, cutoff: dt.date, target: Path, ctx: dict, probes: Probes
 
 def run_quality(cfg: Config, ctx: dict, probes: Probes) -> tuple[int, dict]:
     """revisit_daily.quality_gate: runtime.quality_gate -> daily.run_quality."""
-    import revisit.daily as daily
-    import revisit.quality as quality
+    import revisit.quality.gate as quality
+    import revisit.stages.daily as daily
 
     # The gate reads the snapshot table by table (extract.SnapshotTables) inside its checks:
     # reading is part of this step, and rows are counted from its summary afterwards.
@@ -188,8 +188,8 @@ def run_quality(cfg: Config, ctx: dict, probes: Probes) -> tuple[int, dict]:
 
 
 def _files_probes(probes: Probes) -> None:
-    import revisit.daily as daily
-    import revisit.spreadsheet as spreadsheet
+    import revisit.io.spreadsheet as spreadsheet
+    import revisit.stages.daily as daily
 
     probes.wrap(spreadsheet, "write_csv", "files (CSV)", rows=lambda frame, *a, **k: len(frame))
     probes.wrap(spreadsheet, "write_xlsx", "files (XLSX)", rows=lambda frame, *a, **k: len(frame))
@@ -199,9 +199,9 @@ def _files_probes(probes: Probes) -> None:
 def run_call_lists(cfg: Config, ctx: dict, probes: Probes) -> tuple[int, dict]:
     """revisit_daily.call_lists: runtime.call_lists -> daily.run_call_lists
     (read clean/D, visit rules, call-list build, per-agent XLSX + CSV)."""
-    import revisit.calllist as calllist
-    import revisit.daily as daily
-    import revisit.visits as visits
+    import revisit.rules.calllist as calllist
+    import revisit.rules.visits as visits
+    import revisit.stages.daily as daily
 
     probes.wrap(daily, "read_clean", "read clean", out_rows=_frames_rows)
     probes.wrap(visits, "visit_obligations", "visit rules",
@@ -220,8 +220,8 @@ def run_call_lists(cfg: Config, ctx: dict, probes: Probes) -> tuple[int, dict]:
 
 def run_sla(cfg: Config, ctx: dict, probes: Probes) -> tuple[int, dict]:
     """revisit_daily.sla: runtime.sla -> daily.run_sla (SLA engine, digests, CSVs)."""
-    import revisit.daily as daily
-    import revisit.sla as sla
+    import revisit.rules.sla as sla
+    import revisit.stages.daily as daily
 
     probes.wrap(daily, "read_clean", "read clean", out_rows=_frames_rows)
     probes.wrap(sla, "sla_status", "SLA engine",
@@ -236,8 +236,8 @@ def run_sla(cfg: Config, ctx: dict, probes: Probes) -> tuple[int, dict]:
 
 def run_publish(cfg: Config, ctx: dict, probes: Probes) -> tuple[int, dict]:
     """revisit_daily.publish: runtime.publish -> daily.publish_results."""
-    import revisit.daily as daily
-    import revisit.results as results
+    import revisit.io.results as results
+    import revisit.stages.daily as daily
 
     probes.wrap(results, "replace_partition",
                 lambda engine, name, *a, **k: f"upsert {name}",
@@ -253,7 +253,7 @@ def _monthly_context(cfg: Config) -> dict:
 
 def run_monthly_extract(cfg: Config, ctx: dict, probes: Probes) -> tuple[int, dict]:
     """revisit_monthly.extract: runtime.extract_monthly (snapshot as of the 1st after M)."""
-    import revisit.extract as extract
+    import revisit.io.extract as extract
 
     first = dt.date.fromisoformat(f"{cfg.month}-01")
     after = (first + dt.timedelta(days=32)).replace(day=1)
@@ -263,13 +263,13 @@ def run_monthly_extract(cfg: Config, ctx: dict, probes: Probes) -> tuple[int, di
 
 def run_kpis(cfg: Config, ctx: dict, probes: Probes) -> tuple[int, dict]:
     """revisit_monthly.kpis: monthly.compute_kpis (its results URL pointed at the bench's)."""
-    import revisit.kpis as kpis
-    import revisit.monthly as monthly
-    import revisit.report as report
+    import revisit.delivery.report as report
+    import revisit.rules.kpis as kpis
+    import revisit.stages.monthly as monthly
 
     monthly.results_url = lambda: cfg.results_url  # what runtime.results_url would return
-    import revisit.extract as extract
-    import revisit.quality as quality
+    import revisit.io.extract as extract
+    import revisit.quality.gate as quality
 
     probes.wrap(extract, "read_snapshot", "read snapshot", out_rows=_frames_rows)
     probes.wrap(quality, "run_quality_gate", "quality gate (GX)")
@@ -284,8 +284,8 @@ def run_kpis(cfg: Config, ctx: dict, probes: Probes) -> tuple[int, dict]:
 def run_render(cfg: Config, ctx: dict, probes: Probes) -> tuple[int, dict]:
     """revisit_monthly.render (one mapped task per department, here one after another):
     monthly.render_department -> report.render_report (Jinja2 HTML -> WeasyPrint PDF)."""
-    import revisit.monthly as monthly
-    import revisit.report as report
+    import revisit.delivery.report as report
+    import revisit.stages.monthly as monthly
 
     probes.wrap(report, "render_html", "HTML (Jinja2)")
     probes.wrap(report, "render_pdf", "PDF (WeasyPrint)")
@@ -326,7 +326,7 @@ def run_cmp_engine(cfg: Config, ctx: dict, probes: Probes) -> tuple[int, dict]:
     """Revisit's deadline engine: BusinessCalendar.add_business_hours over the tickets (one
     vectorised call: the business clock and two searchsorted). The comparison uses the probed
     call's time; reading the tickets and building the calendar are reported apart."""
-    from revisit.calendar import BusinessCalendar
+    from revisit.rules.calendar import BusinessCalendar
 
     policy = ctx["policy"]
     created, hours = _comparison_tickets(cfg, policy)
@@ -350,7 +350,7 @@ def _btd_rules(policy):
     from businesstimedelta import HolidayRule, Rules, WorkDayRule
     from businesstimedelta.rules import Rule
 
-    from revisit.calendar import DEFAULT_YEARS
+    from revisit.rules.calendar import DEFAULT_YEARS
 
     tz = pytz.timezone(policy.calendar.timezone)
     years = range(DEFAULT_YEARS[0], DEFAULT_YEARS[1] + 1)
@@ -432,8 +432,8 @@ def run_cmp_read_sql(cfg: Config, ctx: dict, probes: Probes) -> tuple[int, dict]
     import pandas as pd
     from sqlalchemy import create_engine, text
 
-    from revisit.extract import EXTRACT_SQL_DIR, Cutoff
-    from revisit.schema import TABLES
+    from revisit.config.schema import TABLES
+    from revisit.io.extract import EXTRACT_SQL_DIR, Cutoff
 
     policy = ctx["policy"]
     cutoff = Cutoff.for_date(cfg.call_date, policy.calendar.timezone, policy.source_tz)
@@ -474,13 +474,13 @@ STAGES: dict[str, Stage] = {s.name: s for s in (
     Stage("publish", "daily", run_publish, "result rows",
           describe="call lists, SLA status, quality issues -> results DB (replace D)"),
     Stage("monthly_extract", "monthly", run_monthly_extract, "CRM rows",
-          requires=("revisit.monthly",),
+          requires=("revisit.stages.monthly",),
           describe="CRM -> snapshots/M/*.parquet as of the 1st after M"),
     Stage("kpis", "monthly", run_kpis, "snapshot rows",
-          requires=("revisit.kpis", "revisit.report", "revisit.monthly"),
+          requires=("revisit.rules.kpis", "revisit.delivery.report", "revisit.stages.monthly"),
           describe="KPIs of M per department -> kpis.csv, report data JSON"),
     Stage("render", "monthly", run_render, "departments",
-          requires=("revisit.report", "revisit.monthly", "weasyprint"),
+          requires=("revisit.delivery.report", "revisit.stages.monthly", "weasyprint"),
           describe="per department: Jinja2 HTML + charts -> WeasyPrint PDF"),
     Stage("cmp_engine", "compare", run_cmp_engine, "tickets",
           describe="BusinessCalendar.add_business_hours (vectorised)"),

@@ -38,8 +38,8 @@ For call date **D** (the logical date in the business time zone, or `params.call
 6. **publish** — D's rows replaced in the results database (connection `revisit_results`,
    default `results.sqlite` in the output root).
 
-A Deadline Alert warns (callback `revisit.alerts.call_lists_late`, run by the triggerer) when a
-run has not finished by the policy's `schedule.call_lists_ready_by` (08:30 local).
+A Deadline Alert warns (callback `revisit.bridge.alerts.call_lists_late`, run by the triggerer)
+when a run has not finished by the policy's `schedule.call_lists_ready_by` (08:30 local).
 
 Idempotent: a rerun of the same D replaces D's partition atomically. XCom carries only paths and
 counts. Rules and numbers: `include/config/policy.yaml`; contract: DESIGN.md.
@@ -57,7 +57,7 @@ counts. Rules and numbers: `include/config/policy.yaml`; contract: DESIGN.md.
     deadline=None if UNDER_DAGS_TEST else DeadlineAlert(
         reference=DeadlineReference.DAGRUN_LOGICAL_DATE,
         interval=CALL_LISTS_READY_AFTER,
-        callback=AsyncCallback("revisit.alerts.call_lists_late"),
+        callback=AsyncCallback("revisit.bridge.alerts.call_lists_late"),
         name="call_lists_ready_by",
     ),
     default_args={
@@ -76,37 +76,37 @@ counts. Rules and numbers: `include/config/policy.yaml`; contract: DESIGN.md.
 def revisit_daily() -> None:
     @task
     def extract(**context) -> dict:
-        from revisit import runtime
+        from revisit.bridge import tasks as runtime
 
         return runtime.extract_daily(context)
 
     @task
     def quality_gate(**context) -> dict:
-        from revisit import runtime
+        from revisit.bridge import tasks as runtime
 
         return runtime.quality_gate(context)
 
     @task
     def call_lists(**context) -> dict:
-        from revisit import runtime
+        from revisit.bridge import tasks as runtime
 
         return runtime.call_lists(context)
 
     @task
     def sla(**context) -> dict:
-        from revisit import runtime
+        from revisit.bridge import tasks as runtime
 
         return runtime.sla(context)
 
     @task
     def sla_digest(**context) -> dict:
-        from revisit import runtime
+        from revisit.bridge import tasks as runtime
 
         return runtime.sla_digest(context)
 
     @task
     def publish(**context) -> dict:
-        from revisit import runtime
+        from revisit.bridge import tasks as runtime
 
         return runtime.publish(context)
 

@@ -60,13 +60,13 @@ ids and counts. Rules and report settings: `include/config/policy.yaml`; contrac
 def revisit_monthly() -> None:
     @task
     def extract(**context) -> dict:
-        from revisit import runtime
+        from revisit.bridge import tasks as runtime
 
         return runtime.extract_monthly(context)
 
     @task
     def kpis(**context) -> dict:
-        from revisit import monthly
+        from revisit.stages import monthly
 
         return monthly.compute_kpis(context)
 
@@ -76,13 +76,13 @@ def revisit_monthly() -> None:
 
     @task
     def render(department_id: str, **context) -> dict:
-        from revisit import monthly
+        from revisit.stages import monthly
 
         return monthly.render_department(context, department_id)
 
     @task
     def send(department_id: str, **context) -> dict:
-        from revisit import monthly
+        from revisit.stages import monthly
 
         return monthly.send_department(context, department_id)
 
@@ -92,7 +92,7 @@ def revisit_monthly() -> None:
 
     @task(trigger_rule="all_done")
     def summary(**context) -> dict:
-        from revisit import monthly
+        from revisit.stages import monthly
 
         return monthly.summarize(context)
 

@@ -20,14 +20,14 @@ mkdir -p "$LOG_DIR"
 chmod 750 "$REVISIT_OUTPUT_DIR" "$DEMO_DIR"
 
 echo "demo: building the demo CRM ($CUSTOMERS customers) in $DEMO_DIR/crm.sqlite"
-"$PY" -m revisit.demo_crm --url "sqlite:///$DEMO_DIR/crm.sqlite" --customers "$CUSTOMERS" \
+"$PY" -m tooling.demo_crm --url "sqlite:///$DEMO_DIR/crm.sqlite" --customers "$CUSTOMERS" \
   --as-of "$CALL_DATE" --entry-errors "$ENTRY_ERRORS"
 export AIRFLOW_CONN_CRM_DB="sqlite:///$DEMO_DIR/crm.sqlite"
 
 # A real local SMTP server (aiosmtpd) stands in for the company's: it keeps every message it
 # receives in $DEMO_DIR/mail (a Maildir), where the digests and reports can be read as received.
-SMTP_PORT="$("$PY" -c 'from revisit.mailsink import free_port; print(free_port())')"
-"$PY" -m revisit.mailsink --port "$SMTP_PORT" --maildir "$DEMO_DIR/mail" >"$LOG_DIR/mailsink.log" 2>&1 &
+SMTP_PORT="$("$PY" -c 'from tooling.mailsink import free_port; print(free_port())')"
+"$PY" -m tooling.mailsink --port "$SMTP_PORT" --maildir "$DEMO_DIR/mail" >"$LOG_DIR/mailsink.log" 2>&1 &
 SINK_PID=$!
 trap 'kill "$SINK_PID" 2>/dev/null || true' EXIT
 export AIRFLOW_CONN_SMTP_DEFAULT="{\"conn_type\": \"smtp\", \"host\": \"127.0.0.1\", \"port\": $SMTP_PORT, \"extra\": {\"disable_tls\": true, \"disable_ssl\": true, \"from_email\": \"revisit@revisit.example.com\", \"retry_limit\": 0, \"timeout\": 10}}"

@@ -6,8 +6,8 @@ import os
 
 import pytest
 
-from revisit.calendar import BusinessCalendar
-from revisit.policy import Policy, load_policy
+from revisit.config.policy import Policy, load_policy
+from revisit.rules.calendar import BusinessCalendar
 
 
 @pytest.fixture(scope="session")

@@ -7,8 +7,8 @@ from pathlib import Path
 import pandas as pd
 from sqlalchemy import create_engine
 
-from revisit.db import CRM_SCHEMA, ddl_statements
-from revisit.schema import TABLES
+from revisit.config.schema import TABLES
+from revisit.io.db import CRM_SCHEMA, ddl_statements
 
 
 def empty_frames() -> dict[str, pd.DataFrame]:

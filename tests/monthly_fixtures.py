@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from revisit.schema import TABLES
+from revisit.config.schema import TABLES
 
 
 def frame(name: str, rows: list[dict]) -> pd.DataFrame:

@@ -13,9 +13,9 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 DAG_FILES = sorted((ROOT / "dags").glob("*.py"))
 HEAVY_MODULES = ("pandas", "great_expectations", "weasyprint", "pyarrow", "matplotlib")
-# The only revisit modules a DAG file may load at parse time: the (empty) package and the
+# The only revisit modules a DAG file may load at parse time: the (empty) packages and the
 # Deadline Alert callbacks, which the SDK imports to check they are awaitable.
-PARSE_TIME_REVISIT = {"revisit", "revisit.alerts"}
+PARSE_TIME_REVISIT = {"revisit", "revisit.bridge", "revisit.bridge.alerts"}
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +76,7 @@ def test_daily_deadline_alert_fires_at_the_policys_call_list_hour(dagbag):
 
     from croniter import croniter
 
-    from revisit.policy import load_policy
+    from revisit.config.policy import load_policy
 
     dag = dagbag.dags["revisit_daily"]
     alerts = dag.deadline if isinstance(dag.deadline, list) else [dag.deadline]
@@ -93,7 +93,7 @@ def test_daily_deadline_alert_fires_at_the_policys_call_list_hour(dagbag):
 def test_late_call_list_callback_warns_without_customer_data(caplog):
     import asyncio
 
-    from revisit.alerts import call_lists_late
+    from revisit.bridge.alerts import call_lists_late
 
     class Run:
         run_id, dag_id = "scheduled__2026-11-20T06:00:00+08:00", "revisit_daily"

@@ -65,7 +65,7 @@ def smtp_connection(host: str, port: int) -> str:
 @pytest.fixture(scope="module")
 def mail_sink(tmp_path_factory):
     """A real SMTP server (aiosmtpd) storing what it receives, for the module's DAG runs."""
-    from revisit.mailsink import MailSink
+    from tooling.mailsink import MailSink
 
     with MailSink(tmp_path_factory.mktemp("mail") / "maildir") as sink:
         yield sink
@@ -98,7 +98,7 @@ def airflow_env(root: Path, crm_url: str) -> dict[str, str]:
 
 
 def make_sandbox(root: Path, customers: int, as_of: str, entry_errors: float) -> Sandbox:
-    from revisit.demo_crm import add_entry_errors, build_demo_crm
+    from tooling.demo_crm import add_entry_errors, build_demo_crm
 
     crm = root / "crm.sqlite"
     build_demo_crm(f"sqlite:///{crm}", customers=customers, as_of=dt.date.fromisoformat(as_of))

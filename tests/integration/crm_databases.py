@@ -22,7 +22,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
-from revisit.schema import TABLES
+from revisit.config.schema import TABLES
 from tests.conftest import service_unavailable
 
 CONNECT_TIMEOUT = {"connect_timeout": 5}

@@ -253,8 +253,8 @@ class CeleryRun:
 
 @pytest.fixture(scope="module")
 def celery_run(tmp_path_factory) -> Iterator[CeleryRun]:
-    from revisit.demo_crm import build_demo_crm
-    from revisit.mailsink import MailSink
+    from tooling.demo_crm import build_demo_crm
+    from tooling.mailsink import MailSink
 
     root = tmp_path_factory.mktemp("celery")
     broken = _celery_executor_import_error(_plain_env(root / "import-check"))
@@ -401,8 +401,8 @@ def _dags_test(root: Path, crm_conn: str, smtp: str) -> tuple[str, Path, str]:
 def test_mariadb_crm_gives_the_same_call_lists_as_sqlite(tmp_path):
     """The same demo data in MariaDB and in SQLite: `airflow dags test` gives identical call
     lists (CSV text, XLSX cells, file names) and SLA status."""
-    from revisit.demo_crm import build_demo_crm
-    from revisit.mailsink import MailSink
+    from tooling.demo_crm import build_demo_crm
+    from tooling.mailsink import MailSink
 
     outputs = {}
     with scratch_database("mariadb", tmp_path) as maria, \

@@ -211,7 +211,7 @@ def test_mounted_host_paths_exist(services):
             path = (ROOT / source).resolve()
             mounted.add(path)
             assert path.exists() or created, (name, source)
-    for folder in ("dags", "plugins", "include", "docker/postgres-init"):
+    for folder in ("dags", "plugins", "include", "tooling", "docker/postgres-init"):
         assert (ROOT / folder).resolve() in mounted, folder
 
 
@@ -228,7 +228,7 @@ def test_named_volumes_are_declared(compose, services):
 def test_the_demo_crm_seed_uses_the_demo_crm_cli(services):
     seed = services["crm-seed"]
     command = " ".join(seed["command"]) if isinstance(seed["command"], list) else seed["command"]
-    assert "python -m revisit.demo_crm" in command and "--url" in command
+    assert "python -m tooling.demo_crm" in command and "--url" in command
     assert seed.get("restart") == "no"
     init = _interpolate(" ".join(services["airflow-init"]["command"]), {})
     assert "/entrypoint airflow version" in init

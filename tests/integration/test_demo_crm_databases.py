@@ -10,14 +10,14 @@ import pandas as pd
 import pytest
 from sqlalchemy import create_engine, inspect, text
 
-from revisit.demo_crm import DemoCrmError, build_demo_crm, generate_frames, main
-from revisit.schema import TABLES
+from revisit.config.schema import TABLES
 from tests.integration.crm_databases import (
     BACKENDS,
     database_exists,
     normalised,
     scratch_database,
 )
+from tooling.demo_crm import DemoCrmError, build_demo_crm, generate_frames, main
 
 CUSTOMERS = 120
 SEED = 7

@@ -16,11 +16,11 @@ import pyarrow.parquet as pq
 import pytest
 from sqlalchemy import column, create_engine, insert, table
 
-from revisit.demo_crm import build_demo_crm, generate_frames
-from revisit.extract import PARSE_ERRORS, ExtractError, extract_snapshot, read_snapshot
-from revisit.schema import TABLES
+from revisit.config.schema import TABLES
+from revisit.io.extract import PARSE_ERRORS, ExtractError, extract_snapshot, read_snapshot
 from tests.crm_fixtures import build_crm, minimal_rows
 from tests.integration.crm_databases import BACKENDS, normalised, scratch_database
+from tooling.demo_crm import build_demo_crm, generate_frames
 
 CUSTOMERS = 300
 SEED = 7

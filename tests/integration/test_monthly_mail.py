@@ -1,4 +1,4 @@
-"""The monthly stages end to end against a real SMTP server (aiosmtpd, revisit.mailsink):
+"""The monthly stages end to end against a real SMTP server (aiosmtpd, tooling.mailsink):
 one message per department head with the PDF attached, never a second one, a refused send
 retried, an uncertain one held back."""
 
@@ -10,9 +10,9 @@ import json
 import pytest
 from pypdf import PdfReader
 
-from revisit.extract import snapshot_dir
-from revisit.mailsink import MailSink, free_port
+from revisit.io.extract import snapshot_dir
 from tests.monthly_fixtures import hand_built_frames
+from tooling.mailsink import MailSink, free_port
 
 MONTH = "2026-10"
 CONTEXT = {"params": {"month": MONTH}}
@@ -49,7 +49,7 @@ def env(tmp_path, monkeypatch, sink):
 
 def run_month(departments=None) -> dict:
     """kpis -> render + send per department -> summary, as the DAG's tasks call them."""
-    from revisit import monthly
+    from revisit.stages import monthly
 
     result = monthly.compute_kpis(CONTEXT)
     sent = {}
@@ -60,9 +60,9 @@ def run_month(departments=None) -> dict:
 
 
 def ledger_states(root) -> dict[str, str]:
-    from revisit.db import make_engine
-    from revisit.mail import DeliveryLedger
-    from revisit.results import default_results_url
+    from revisit.delivery.mail import DeliveryLedger
+    from revisit.io.db import make_engine
+    from revisit.io.results import default_results_url
 
     engine = make_engine(default_results_url(root))
     try:
@@ -73,7 +73,7 @@ def ledger_states(root) -> dict[str, str]:
 
 
 def test_one_message_per_head_with_the_pdf_and_never_twice(env, sink):
-    from revisit import monthly
+    from revisit.stages import monthly
 
     first = run_month()
     assert first["kpis"]["departments"] == ["D1", "D2"]
@@ -119,8 +119,8 @@ def test_one_message_per_head_with_the_pdf_and_never_twice(env, sink):
 
 
 def test_a_refused_send_is_retried_then_delivered_once(env, sink, monkeypatch):
-    from revisit import monthly
-    from revisit.mail import DeliveryRefused
+    from revisit.delivery.mail import DeliveryRefused
+    from revisit.stages import monthly
 
     monthly.compute_kpis(CONTEXT)
     monthly.render_department(CONTEXT, "D1")
@@ -140,8 +140,8 @@ def test_a_refused_send_is_retried_then_delivered_once(env, sink, monkeypatch):
 def test_an_uncertain_send_is_never_repeated_and_is_reported(env, sink):
     from airflow.sdk.exceptions import AirflowFailException
 
-    from revisit import monthly
-    from revisit.mail import DeliveryUncertain
+    from revisit.delivery.mail import DeliveryUncertain
+    from revisit.stages import monthly
 
     class BrokenOff:
         sender = "revisit@example.com"
@@ -166,10 +166,10 @@ def test_an_uncertain_send_is_never_repeated_and_is_reported(env, sink):
 def test_an_attempt_that_died_mid_send_is_not_repeated(env, sink):
     from airflow.sdk.exceptions import AirflowFailException
 
-    from revisit import monthly
-    from revisit.db import make_engine
-    from revisit.mail import DeliveryLedger
-    from revisit.results import default_results_url, ensure_schema
+    from revisit.delivery.mail import DeliveryLedger
+    from revisit.io.db import make_engine
+    from revisit.io.results import default_results_url, ensure_schema
+    from revisit.stages import monthly
 
     monthly.compute_kpis(CONTEXT)
     monthly.render_department(CONTEXT, "D1")
@@ -187,7 +187,7 @@ def test_an_attempt_that_died_mid_send_is_not_repeated(env, sink):
 def test_a_department_without_a_head_email_fails_alone(env, sink):
     from airflow.sdk.exceptions import AirflowFailException
 
-    from revisit import monthly
+    from revisit.stages import monthly
 
     folder = snapshot_dir(env, MONTH)
     frames = hand_built_frames()
@@ -205,7 +205,7 @@ def test_a_department_without_a_head_email_fails_alone(env, sink):
 
 
 def test_send_email_param_off_renders_without_sending(env, sink):
-    from revisit import monthly
+    from revisit.stages import monthly
 
     context = {"params": {"month": MONTH, "send_email": False}}
     monthly.compute_kpis(context)
@@ -220,9 +220,9 @@ def test_rows_quarantined_during_the_month_are_counted_per_department(env):
 
     import pandas as pd
 
-    from revisit import monthly
-    from revisit.db import make_engine
-    from revisit.results import default_results_url, ensure_schema, replace_partition
+    from revisit.io.db import make_engine
+    from revisit.io.results import default_results_url, ensure_schema, replace_partition
+    from revisit.stages import monthly
 
     engine = make_engine(default_results_url(env))
     ensure_schema(engine)
@@ -257,8 +257,8 @@ def test_a_server_refusal_is_failed_and_retryable_only_when_temporary(env, monke
     from aiosmtpd.controller import Controller
     from airflow.sdk.exceptions import AirflowFailException
 
-    from revisit import monthly
-    from revisit.mail import DeliveryRefused
+    from revisit.delivery.mail import DeliveryRefused
+    from revisit.stages import monthly
 
     monthly.compute_kpis(CONTEXT)
     monthly.render_department(CONTEXT, "D1")

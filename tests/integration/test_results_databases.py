@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from sqlalchemy import create_engine, inspect, text
 
-from revisit.results import BATCH_ROWS, ensure_schema, replace_partition
+from revisit.io.results import BATCH_ROWS, ensure_schema, replace_partition
 from tests.integration.crm_databases import BACKENDS, scratch_database
 
 TZ = "Asia/Shanghai"

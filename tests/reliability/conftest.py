@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from revisit.schema import TABLES
+from revisit.config.schema import TABLES
 
 D = dt.date(2026, 11, 20)  # a Friday; the cut-off is 2026-11-20 00:00 Asia/Shanghai
 DEMO_CUSTOMERS = 800
@@ -21,7 +21,7 @@ DEMO_CUSTOMERS = 800
 @pytest.fixture(scope="session")
 def demo_crm_file(tmp_path_factory) -> Path:
     """A clean demo CRM as of D (no entry errors): scenarios copy it before corrupting it."""
-    from revisit.demo_crm import build_demo_crm
+    from tooling.demo_crm import build_demo_crm
 
     path = tmp_path_factory.mktemp("demo_crm") / "crm.sqlite"
     build_demo_crm(f"sqlite:///{path}", customers=DEMO_CUSTOMERS, as_of=D)
@@ -114,9 +114,9 @@ def read_csv(path: Path) -> pd.DataFrame:
 def run_daily(crm: Path, output: Path, policy, calendar, *, day: dt.date = D,
               stop_after_quality: bool = False) -> Outputs:
     """extract -> quality gate -> call lists -> SLA, as the daily DAG's tasks call them."""
-    from revisit.daily import Partitions, run_call_lists, run_quality, run_sla
-    from revisit.extract import extract_snapshot
-    from revisit.quality import QualityStop
+    from revisit.io.extract import extract_snapshot
+    from revisit.quality.gate import QualityStop
+    from revisit.stages.daily import Partitions, run_call_lists, run_quality, run_sla
 
     parts = Partitions(output, day)
     counts = extract_snapshot(f"sqlite:///{crm}", day, parts.snapshot,

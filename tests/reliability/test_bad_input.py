@@ -31,8 +31,8 @@ import pandas as pd
 import pytest
 from openpyxl import load_workbook
 
-from revisit.extract import ExtractError, extract_snapshot
-from revisit.quality import QualityStop
+from revisit.io.extract import ExtractError, extract_snapshot
+from revisit.quality.gate import QualityStop
 from tests.crm_fixtures import minimal_rows, sqlite_crm
 from tests.e2e.conftest import mail_sink, make_sandbox, smtp_connection
 from tests.reliability.conftest import (
@@ -545,7 +545,7 @@ def test_a_table_failing_beyond_the_policy_stops_the_run_before_any_list(
     assert not out.parts.clean.exists()
     assert not out.parts.call_lists.exists() and not out.parts.sla.exists()
     # No digest: the digest task reads sla/D, which the stop never let exist.
-    from revisit.digest import read_digests
+    from revisit.delivery.digest import read_digests
 
     assert read_digests(out.parts.sla) == {}
     # The quarantine still says what was wrong with each row.
@@ -603,7 +603,7 @@ def test_a_missing_column_fails_the_extract_naming_table_and_column(tmp_path):
 
 def test_a_result_set_without_a_column_names_table_and_column(tmp_path, monkeypatch):
     """An adapter query (include/sql/extract/) that forgets a canonical column."""
-    import revisit.extract as extract
+    import revisit.io.extract as extract
 
     sql = tmp_path / "sql"
     sql.mkdir()

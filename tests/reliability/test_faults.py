@@ -16,16 +16,16 @@ from pathlib import Path
 
 import pytest
 
-from revisit.db import make_engine
-from revisit.extract import ExtractError, extract_snapshot
-from revisit.mail import (
+from revisit.delivery.mail import (
     DeliveryLedger,
     DeliveryRefused,
     DeliveryUncertain,
     SmtpHookTransport,
     send_once,
 )
-from revisit.results import ensure_schema
+from revisit.io.db import make_engine
+from revisit.io.extract import ExtractError, extract_snapshot
+from revisit.io.results import ensure_schema
 from tests.crm_fixtures import minimal_rows, sqlite_crm
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -55,7 +55,7 @@ def test_unreachable_crm_fails_naming_the_host_and_keeps_the_previous_partition(
 KILLED_WRITER = """
 import os, signal, sys
 from pathlib import Path
-from revisit.files import atomic_dir, atomic_path
+from revisit.io.files import atomic_dir, atomic_path
 target = Path(sys.argv[1])
 if sys.argv[2] == "dir":
     with atomic_dir(target) as tmp:
@@ -76,7 +76,7 @@ def _kill_mid_write(target: Path, kind: str) -> None:
 
 @pytest.mark.parametrize("previous", [False, True], ids=["first run", "rerun"])
 def test_writer_killed_mid_partition_leaves_no_partial_partition_visible(tmp_path, previous):
-    from revisit.files import atomic_dir
+    from revisit.io.files import atomic_dir
 
     target = tmp_path / "call_lists" / D.isoformat()
     if previous:
@@ -96,7 +96,7 @@ def test_writer_killed_mid_partition_leaves_no_partial_partition_visible(tmp_pat
 
 
 def test_writer_killed_mid_file_leaves_the_old_file_whole(tmp_path):
-    from revisit.files import write_text
+    from revisit.io.files import write_text
 
     target = tmp_path / "reports" / "kpis.csv"
     write_text(target, "month,department_id,metric,value\n")
@@ -162,7 +162,7 @@ def test_connection_dropped_after_the_server_took_the_message_is_unknown_and_nev
         tmp_path, monkeypatch, ledger):
     from aiosmtpd.controller import Controller
 
-    from revisit.mailsink import free_port
+    from tooling.mailsink import free_port
 
     handler = DropAfterData()
     controller = Controller(handler, hostname="127.0.0.1", port=free_port())
@@ -187,9 +187,11 @@ def test_one_departments_pdf_failing_still_delivers_the_others_and_reports_it(
         tmp_path, monkeypatch):
     from airflow.sdk.exceptions import AirflowFailException
 
-    from revisit import monthly, report, runtime
-    from revisit.demo_crm import build_demo_crm
-    from revisit.mailsink import MailSink
+    from revisit.bridge import tasks as runtime
+    from revisit.delivery import report
+    from revisit.stages import monthly
+    from tooling.demo_crm import build_demo_crm
+    from tooling.mailsink import MailSink
 
     crm = tmp_path / "crm.sqlite"
     build_demo_crm(f"sqlite:///{crm}", customers=200, as_of=dt.date(2026, 11, 20))

@@ -26,8 +26,8 @@ import pytest
 from openpyxl import load_workbook
 from pypdf import PdfReader
 
-from revisit.paths import TEMPLATES_DIR
-from revisit.spreadsheet import FORMULA_PREFIXES
+from revisit.config.paths import TEMPLATES_DIR
+from revisit.io.spreadsheet import FORMULA_PREFIXES
 from tests.reliability.conftest import (
     Crm,
     D,
@@ -145,8 +145,8 @@ def daily(hostile_crm, policy, calendar):
 @pytest.fixture(scope="module")
 def monthly(hostile_crm, policy, calendar):
     """The monthly KPIs of October as the kpis task computes them, from a hostile snapshot."""
-    from revisit.extract import extract_snapshot, read_snapshot
-    from revisit.kpis import compute_monthly
+    from revisit.io.extract import extract_snapshot, read_snapshot
+    from revisit.rules.kpis import compute_monthly
 
     target = hostile_crm.parent / "output" / "snapshots" / MONTH
     extract_snapshot(f"sqlite:///{hostile_crm}", dt.date(2026, 11, 1), target,
@@ -159,7 +159,7 @@ def monthly(hostile_crm, policy, calendar):
 
 @pytest.fixture(scope="module")
 def report(monthly, policy, hostile_crm):
-    from revisit.report import render_html, render_pdf, report_data, template_only_fetcher
+    from revisit.delivery.report import render_html, render_pdf, report_data, template_only_fetcher
 
     data = report_data(monthly, "D01", quarantined=3)
     html = render_html(data, policy, "en")
@@ -211,7 +211,7 @@ def test_the_pdf_shows_crm_text_escaped_literally(report, monthly):
 
 
 def test_the_monthly_email_is_inert_and_carries_only_the_report(report, policy):
-    from revisit.mail import build_message
+    from revisit.delivery.mail import build_message
 
     data, _, pdf, _ = report
     msg = build_message(data, policy, pdf, "revisit@example.com", "en")
@@ -227,8 +227,8 @@ def test_the_monthly_email_is_inert_and_carries_only_the_report(report, policy):
 def test_an_unsafe_department_id_gets_no_report_file(tmp_path, monkeypatch, hostile_crm, policy,
                                                      calendar):
     """The kpis task names report_data/M/<department_id>.json after CRM ids."""
-    from revisit import monthly as monthly_task
-    from revisit.extract import extract_snapshot
+    from revisit.io.extract import extract_snapshot
+    from revisit.stages import monthly as monthly_task
 
     out = tmp_path / "out"
     monkeypatch.setenv("REVISIT_OUTPUT_DIR", str(out))
@@ -242,7 +242,7 @@ def test_an_unsafe_department_id_gets_no_report_file(tmp_path, monkeypatch, host
     # With a looser limit the run goes on without the unsafe department.
     import yaml
 
-    from revisit.policy import DEFAULT_POLICY_PATH
+    from revisit.config.policy import DEFAULT_POLICY_PATH
 
     loose = yaml.safe_load(DEFAULT_POLICY_PATH.read_text(encoding="utf-8"))
     loose["quality"]["max_failure_share"] = 0.5
@@ -288,7 +288,7 @@ def test_every_csv_cell_a_spreadsheet_would_run_is_neutralised(daily):
 
 
 def test_the_digest_email_is_inert_with_masked_phones(daily, hostile_crm, policy):
-    from revisit.digest import digest_message, read_digests
+    from revisit.delivery.digest import digest_message, read_digests
 
     digests = read_digests(daily.parts.sla)
     assert digests

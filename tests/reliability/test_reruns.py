@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from revisit import runtime
+from revisit.bridge import tasks as runtime
 
 DATES = ("2026-11-18", "2026-11-19", "2026-11-20")
 STAGES = ("extract_daily", "quality_gate", "call_lists", "sla", "publish")
@@ -21,7 +21,7 @@ STAGES = ("extract_daily", "quality_gate", "call_lists", "sla", "publish")
 
 @pytest.fixture(scope="module")
 def crm(tmp_path_factory) -> Path:
-    from revisit.demo_crm import build_demo_crm
+    from tooling.demo_crm import build_demo_crm
 
     path = tmp_path_factory.mktemp("crm") / "crm.sqlite"
     build_demo_crm(f"sqlite:///{path}", customers=300, as_of=dt.date(2026, 11, 20))

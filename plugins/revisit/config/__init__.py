@@ -1,0 +1,1 @@
+"""The policy, the canonical CRM schema and where the project's files live."""

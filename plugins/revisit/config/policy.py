@@ -1,0 +1,381 @@
+"""The business policy (include/config/policy.yaml) as a typed, validated model.
+
+Every number of the visit, SLA, calendar and report rules comes from here, so a company can
+fill the blanks of its own 回访制度 without touching code. Loading fails loudly with the key
+path of the first bad value: a silently ignored typo in a policy would change who gets called.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import os
+import re
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from revisit.config.paths import PROJECT_ROOT
+
+DEFAULT_POLICY_PATH = PROJECT_ROOT / "include" / "config" / "policy.yaml"
+
+Unit = Literal["business_hours", "working_days", "hours", "days"]
+Priority = Literal["urgent", "important", "general"]
+VisitKind = Literal[
+    "welcome", "early_use", "stable_use", "long_term", "post_resolution", "periodic", "key_account"
+]
+TicketType = Literal["complaint", "consultation", "suggestion", "requirement", "repair", "other"]
+TicketTimestamp = Literal[
+    "created_at", "first_response_at", "verified_at", "plan_at", "resolved_at",
+    "result_fed_back_at", "closed_at",
+]
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s+([a-z_]+)\s*$")
+_TIME = re.compile(r"^(\d{2}):(\d{2})$")
+
+
+class PolicyError(ValueError):
+    """A policy file that cannot be used; the message names the key path and the reason."""
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Duration(_Model):
+    """An amount of time on one of the four clocks of DESIGN.md."""
+
+    amount: float = Field(ge=0)
+    unit: Unit
+
+    def __str__(self) -> str:
+        amount = int(self.amount) if float(self.amount).is_integer() else self.amount
+        return f"{amount} {self.unit}"
+
+
+def _parse_duration(value: object) -> object:
+    if isinstance(value, str):
+        match = _DURATION.match(value)
+        if not match:
+            raise ValueError(f"expected '<amount> <unit>', e.g. '3 working_days', got {value!r}")
+        return {"amount": float(match.group(1)), "unit": match.group(2)}
+    return value
+
+
+DurationField = Annotated[Duration, BeforeValidator(_parse_duration)]
+
+
+def _parse_time(value: object) -> int:
+    """'HH:MM' -> minutes after midnight (24:00 allowed as an end)."""
+    if not isinstance(value, str):
+        raise ValueError(f"expected a time 'HH:MM', got {value!r}")
+    match = _TIME.match(value.strip())
+    if not match:
+        raise ValueError(f"expected a time 'HH:MM', got {value!r}")
+    hours, minutes = int(match.group(1)), int(match.group(2))
+    if minutes > 59 or hours > 24 or (hours == 24 and minutes):
+        raise ValueError(f"{value!r} is not a time of day")
+    return hours * 60 + minutes
+
+
+class TimeRange(_Model):
+    """A [start, end) interval of a day, in minutes after midnight."""
+
+    start: int
+    end: int
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_pair(cls, value: object) -> object:
+        if isinstance(value, (list, tuple)):
+            if len(value) != 2:
+                raise ValueError(f"expected [opening, closing], got {value!r}")
+            return {"start": _parse_time(value[0]), "end": _parse_time(value[1])}
+        return value
+
+    @model_validator(mode="after")
+    def _ordered(self) -> TimeRange:
+        if self.end <= self.start:
+            raise ValueError(
+                f"closing {_fmt_minutes(self.end)} is not after opening {_fmt_minutes(self.start)}"
+            )
+        return self
+
+    def __str__(self) -> str:
+        return f"{_fmt_minutes(self.start)}-{_fmt_minutes(self.end)}"
+
+
+def _fmt_minutes(minutes: int) -> str:
+    return f"{minutes // 60:02d}:{minutes % 60:02d}"
+
+
+def _check_disjoint(ranges: list[TimeRange], what: str) -> list[TimeRange]:
+    ordered = sorted(ranges, key=lambda r: r.start)
+    for before, after in itertools.pairwise(ordered):
+        if after.start < before.end:
+            raise ValueError(f"{what} {before} and {after} overlap")
+    return ordered
+
+
+class CalendarPolicy(_Model):
+    country: str = Field(min_length=2)
+    timezone: str
+    hours: list[TimeRange] = Field(min_length=1)
+    extra_holidays: list[dt.date] = []
+    extra_workdays: list[dt.date] = []
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}") from None
+        return value
+
+    @field_validator("country")
+    @classmethod
+    def _known_country(cls, value: str) -> str:
+        import holidays
+
+        if value not in holidays.list_supported_countries():
+            raise ValueError(f"country {value!r} is not supported by the holidays package")
+        return value
+
+    @field_validator("hours")
+    @classmethod
+    def _disjoint_hours(cls, value: list[TimeRange]) -> list[TimeRange]:
+        return _check_disjoint(value, "business hours")
+
+    @model_validator(mode="after")
+    def _no_day_both(self) -> CalendarPolicy:
+        both = sorted(set(self.extra_holidays) & set(self.extra_workdays))
+        if both:
+            raise ValueError(f"{both[0]} is both an extra holiday and an extra workday")
+        return self
+
+    @property
+    def opening(self) -> int:
+        return self.hours[0].start
+
+    @property
+    def closing(self) -> int:
+        """Minutes after midnight when the working day ends (deadline of working_days targets)."""
+        return self.hours[-1].end
+
+
+class WindowRule(_Model):
+    """A visit window: it opens `start` after the anchor event; it ends at `end` after the
+    anchor, or `length` after the opening day."""
+
+    start: DurationField
+    end: DurationField | None = None
+    length: DurationField | None = None
+    ticket_types: list[TicketType] | None = None
+    min_cooperation_days: int | None = Field(default=None, ge=0)
+
+    @model_validator(mode="after")
+    def _one_end(self) -> WindowRule:
+        if (self.end is None) == (self.length is None):
+            raise ValueError("give exactly one of 'end' and 'length'")
+        for name in ("start", "end", "length"):
+            value = getattr(self, name)
+            if value is not None and value.unit not in ("days", "working_days"):
+                raise ValueError(f"{name}: visit windows are whole days, not {value.unit}")
+        return self
+
+
+class LowSatisfaction(_Model):
+    visit_below: float = Field(gt=0, le=10)
+    ticket_at_most: float = Field(ge=1, le=5)
+
+
+class VisitPolicy(_Model):
+    max_overdue_days: int = Field(ge=0)
+    max_failed_attempts: int = Field(ge=1)
+    # Days a missed / unreachable obligation stays in the daily not-listed report after the
+    # last day it could have been on the call list (window_end + max_overdue_days).
+    report_missed_days: int = Field(default=30, ge=0)
+    low_satisfaction: LowSatisfaction
+    kinds: dict[VisitKind, WindowRule]
+
+    @field_validator("kinds")
+    @classmethod
+    def _all_kinds(cls, value: dict[str, WindowRule]) -> dict[str, WindowRule]:
+        missing = sorted(set(VisitKind.__args__) - set(value))  # type: ignore[attr-defined]
+        if missing:
+            raise ValueError(f"missing visit kinds: {', '.join(missing)}")
+        return value
+
+
+class AssignmentPolicy(_Model):
+    daily_capacity: int = Field(ge=1)
+    key_tier_to_supervisor: bool = True
+
+
+class CallWindowPolicy(_Model):
+    avoid: list[TimeRange]
+
+    @field_validator("avoid")
+    @classmethod
+    def _sorted(cls, value: list[TimeRange]) -> list[TimeRange]:
+        return sorted(value, key=lambda r: r.start)
+
+
+class SmsPolicy(_Model):
+    days_ahead: int = Field(ge=1)
+
+
+class SlaMetric(_Model):
+    start: TicketTimestamp
+    achieved: TicketTimestamp
+
+    @model_validator(mode="after")
+    def _different(self) -> SlaMetric:
+        if self.start == self.achieved:
+            raise ValueError("start and achieved must be different events")
+        return self
+
+
+class SlaPolicy(_Model):
+    at_risk_share: float = Field(gt=0, lt=1)
+    metrics: dict[str, SlaMetric] = Field(min_length=1)
+    targets: dict[Priority, dict[str, DurationField]]
+
+    @model_validator(mode="after")
+    def _targets_known(self) -> SlaPolicy:
+        missing = sorted(set(Priority.__args__) - set(self.targets))  # type: ignore[attr-defined]
+        if missing:
+            raise ValueError(f"targets: missing priorities {', '.join(missing)}")
+        for priority, targets in self.targets.items():
+            for metric, duration in targets.items():
+                if metric not in self.metrics:
+                    raise ValueError(f"targets.{priority}.{metric}: unknown metric")
+                if duration.amount <= 0:
+                    raise ValueError(f"targets.{priority}.{metric}: must be positive")
+        return self
+
+
+class QualityPolicy(_Model):
+    max_failure_share: float = Field(ge=0, le=1)
+    phone_digits: tuple[int, int]
+
+    @field_validator("phone_digits")
+    @classmethod
+    def _range(cls, value: tuple[int, int]) -> tuple[int, int]:
+        low, high = value
+        if not 1 <= low <= high:
+            raise ValueError(f"expected [fewest, most] with 1 <= fewest <= most, got {value}")
+        return value
+
+
+class SchedulePolicy(_Model):
+    call_lists_ready_by: int
+
+    @field_validator("call_lists_ready_by", mode="before")
+    @classmethod
+    def _time(cls, value: object) -> int:
+        return _parse_time(value)
+
+
+class ReportTargets(_Model):
+    visit_timeliness_rate: float = Field(ge=0, le=1)
+    problem_resolution_rate: float = Field(ge=0, le=1)
+    avg_satisfaction: float = Field(ge=0, le=100)
+    complaint_satisfaction: float = Field(ge=0, le=100)
+    sla_compliance_rate: float = Field(ge=0, le=1)
+    median_handling_hours: float = Field(gt=0)
+
+
+class ReportHighlights(_Model):
+    """When a month-on-month move is worth a sentence in the report's highlights."""
+
+    rate_points: float = Field(default=0.02, gt=0, le=1)  # rates: 0.02 = 2 percentage points
+    score_points: float = Field(default=2.0, gt=0)  # satisfaction on the 0-100 scale
+    hours_share: float = Field(default=0.10, gt=0)  # handling hours: relative change
+    breaches_share: float = Field(default=0.20, gt=0)  # SLA breaches: relative change ...
+    breaches_min: int = Field(default=2, ge=1)  # ... and at least this many
+    max_lines: int = Field(default=6, ge=1)
+
+
+class ReportPolicy(_Model):
+    locale: Literal["zh_CN", "en"]
+    trend_months: int = Field(ge=1, le=24)
+    top_categories: int = Field(ge=1)
+    worst_breaches: int = Field(ge=1)
+    targets: ReportTargets
+    highlights: ReportHighlights = ReportHighlights()
+
+
+class Policy(_Model):
+    calendar: CalendarPolicy
+    source_timezone: str | None = None
+    visits: VisitPolicy
+    assignment: AssignmentPolicy
+    call_windows: CallWindowPolicy
+    sms_notice: SmsPolicy
+    sla: SlaPolicy
+    quality: QualityPolicy
+    schedule: SchedulePolicy
+    report: ReportPolicy
+
+    @field_validator("source_timezone")
+    @classmethod
+    def _known_zone(cls, value: str | None) -> str | None:
+        if value is not None:
+            CalendarPolicy._known_zone(value)
+        return value
+
+    @property
+    def source_tz(self) -> str:
+        return self.source_timezone or self.calendar.timezone
+
+
+def _format_errors(path: Path, error: ValidationError) -> str:
+    lines = []
+    for item in error.errors():
+        loc = ".".join(str(part) for part in item["loc"] if not str(part).startswith("function-"))
+        message = item["msg"].removeprefix("Value error, ")
+        if item["type"] == "extra_forbidden":
+            message = "unknown key"
+        lines.append(f"  {loc or '<root>'}: {message}")
+    return f"invalid policy {path}:\n" + "\n".join(lines)
+
+
+def parse_policy(data: object, source: Path | str = "<policy>") -> Policy:
+    """Validate an already-parsed policy mapping."""
+    try:
+        return Policy.model_validate(data)
+    except ValidationError as error:
+        raise PolicyError(_format_errors(Path(source), error)) from None
+
+
+def load_policy(path: str | os.PathLike[str] | None = None) -> Policy:
+    """Load and validate the policy: `path`, else env REVISIT_POLICY, else the project default."""
+    resolved = Path(path or os.environ.get("REVISIT_POLICY") or DEFAULT_POLICY_PATH)
+    return _load_cached(resolved.resolve(), resolved.stat().st_mtime_ns if resolved.exists() else 0)
+
+
+@lru_cache(maxsize=8)
+def _load_cached(path: Path, _mtime: int) -> Policy:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise PolicyError(f"policy file not found: {path}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise PolicyError(f"policy {path} is not valid YAML: {error}") from None
+    return parse_policy(data, path)

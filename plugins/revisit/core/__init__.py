@@ -1,0 +1,1 @@
+"""Small value primitives shared by every layer: regex classes, phone numbers."""

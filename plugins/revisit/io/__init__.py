@@ -1,0 +1,1 @@
+"""Reading and writing: the CRM extract, atomic files, databases, results, spreadsheets."""

@@ -1,0 +1,1 @@
+"""The quality gate: Great Expectations suites, quarantine with reasons, the summary."""

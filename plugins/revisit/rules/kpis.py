@@ -1,0 +1,572 @@
+"""Monthly KPIs per department and for the whole company (DESIGN.md "Outputs", KPI names).
+
+Pure functions over snapshot frames (the CRM as it stood at the end of month M, naive
+business-local timestamps). One snapshot taken at the 1st of M+1 00:00 answers the previous
+months too: every rule here only looks at stamps before the end of the month it measures.
+
+Definitions (month m = [1st of m 00:00, 1st of m+1 00:00), business-local):
+
+- `visits_due`: visit obligations (revisit.rules.visits) whose window ends in m, of customers that
+  may be called (do_not_call customers are excluded and counted in the data-quality note);
+  `visits_on_time`: of those, done (a reached visit of the same kind and order / ticket) on or
+  before the window's last day (an early visit counts as on time: the obligation is met);
+  `visit_timeliness_rate` = on time / due. The recurring kinds (`periodic`, `key_account`) have
+  one obligation per anchor (the cooperation start, then every reached visit that restarts the
+  clock); a `periodic` obligation restarted by a reached visit of another kind before its window
+  ended is superseded, not due.
+- `tickets_raised`: tickets created in m; `tickets_resolved`: of those, resolved (resolved_at,
+  else closed_at) before the end of m; `problem_resolution_rate` = resolved / raised.
+- `avg_satisfaction`: mean of visit ratings in m (1-10, x10) and ticket ratings of tickets closed
+  in m (1-5, x20), pooled, on 0-100; `complaint_satisfaction`: the same over complaint tickets
+  closed in m.
+- `sla_compliance_rate` = met / (met + breached) over (ticket, metric) rows of revisit.rules.sla
+  whose deadline falls in m, evaluated at the cut-off 1st of M+1 00:00; `sla_breaches`: breached
+  rows.
+- `median_handling_hours`: median wall-clock hours created -> resolved of tickets resolved in m.
+
+Rates are fractions 0-1; an undefined value (nothing due, no rating) is NaN (empty in the CSV).
+Visits and visit ratings belong to the customer's department, tickets and SLA rows to the
+ticket's; company rows (`department_id` "ALL") count every row, even one of no department.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from revisit.config.policy import Policy
+from revisit.config.schema import PRIORITIES
+from revisit.core.phones import mask_phone
+from revisit.rules.calendar import BusinessCalendar
+from revisit.rules.visits import RECURRING_KINDS, table, visit_obligations, window
+
+COMPANY = "ALL"
+KPI_NAMES = (
+    "visits_due", "visits_on_time", "visit_timeliness_rate",
+    "tickets_raised", "tickets_resolved", "problem_resolution_rate",
+    "avg_satisfaction", "complaint_satisfaction",
+    "sla_compliance_rate", "sla_breaches", "median_handling_hours",
+)
+COUNT_KPIS = ("visits_due", "visits_on_time", "tickets_raised", "tickets_resolved",
+              "sla_breaches")
+KPI_COLUMNS = ("month", "department_id", "metric", "value")
+VISIT_SCALE, TICKET_SCALE = 10.0, 20.0
+PARSE_ERRORS = "_parse_errors"
+
+
+# ================================================================= months
+def month_start(month: str) -> pd.Timestamp:
+    """'2026-10' -> 2026-10-01 00:00 (naive business-local)."""
+    return pd.Timestamp(dt.date.fromisoformat(f"{month}-01"))
+
+
+def next_month(month: str) -> str:
+    return (month_start(month) + pd.offsets.MonthBegin(1)).strftime("%Y-%m")
+
+
+def month_end(month: str) -> pd.Timestamp:
+    """The cut-off of month M: the 1st of M+1 00:00 (exclusive end)."""
+    return month_start(next_month(month))
+
+
+def trend_months(month: str, count: int) -> list[str]:
+    """`count` months ending with `month`, oldest first."""
+    start = month_start(month)
+    return [(start - pd.offsets.MonthBegin(k)).strftime("%Y-%m") if k else month
+            for k in range(count - 1, -1, -1)]
+
+
+def _month_of(stamps: pd.Series) -> pd.Series:
+    """'YYYY-MM' of naive timestamps (NA for NaT)."""
+    stamps = pd.to_datetime(stamps)
+    if stamps.dt.tz is not None:  # the local month, not UTC's
+        stamps = stamps.dt.tz_localize(None)
+    # Month numbers, then one label per month in the span: no text made per value.
+    months = stamps.to_numpy("datetime64[M]")
+    known = ~np.isnat(months)
+    if not known.any():
+        return pd.Series(pd.NA, index=stamps.index, dtype="string")
+    number = months.view("int64")
+    low = number[known].min()
+    labels = np.datetime_as_string(
+        np.arange(low, number[known].max() + 1).astype("datetime64[M]"), unit="M")
+    codes = pa.array(np.where(known, number - low, 0).astype(np.int32), mask=~known)
+    text = pa.DictionaryArray.from_arrays(codes, pa.array(labels)).cast(pa.large_string())
+    return pd.Series(pd.arrays.ArrowStringArray(text), index=stamps.index, dtype="string")
+
+
+def _naive(stamps: pd.Series) -> pd.Series:
+    stamps = pd.to_datetime(stamps)
+    if stamps.dt.tz is not None:
+        stamps = stamps.dt.tz_localize(None)
+    return stamps.astype("datetime64[us]")
+
+
+# ================================================================= visit obligations
+def _recurring_obligations(frames: dict[str, pd.DataFrame], policy: Policy,
+                           calendar: BusinessCalendar, cutoff: pd.Timestamp) -> pd.DataFrame:
+    """Every historical obligation of the recurring kinds (anchor chain), with its window end,
+    whether it was done on time and whether it was superseded."""
+    customers = table(frames, "customers")
+    visits = table(frames, "visits")
+    visited_at = _naive(visits["visited_at"])
+    reached = (visits["outcome"] == "reached").fillna(False).to_numpy(bool) \
+        & (visited_at < cutoff).fillna(False).to_numpy(bool)
+    visits = pd.DataFrame({"customer_id": visits["customer_id"].astype("string"),
+                           "at": visited_at, "kind": visits["kind"].astype("string")})[reached]
+    coop = _naive(customers["cooperation_start_date"])
+    days = (cutoff.normalize() - coop).dt.days
+    parts = []
+    for kind, tier in (("periodic", "standard"), ("key_account", "key")):
+        rule = policy.visits.kinds[kind]
+        eligible = (customers["tier"] == tier).fillna(False) & coop.notna()
+        if rule.min_cooperation_days is not None:
+            eligible &= (days >= rule.min_cooperation_days).fillna(False)
+        who = pd.DataFrame({"customer_id": customers["customer_id"].astype("string"),
+                            "at": coop})[eligible.to_numpy(bool)]
+        anchors_v = visits[visits["customer_id"].isin(who["customer_id"])]
+        if kind == "key_account":
+            anchors_v = anchors_v[(anchors_v["kind"] == "key_account").fillna(False)]
+        first = anchors_v.groupby("customer_id")["at"].min()
+        first_at = pd.Series(first.reindex(who["customer_id"]).to_numpy(), index=who.index,
+                             dtype="datetime64[us]")
+        coop_rows = who[~(first_at <= who["at"]).fillna(False).to_numpy(bool)]
+        chain = pd.concat([coop_rows.assign(kind=pd.NA, _order=0),
+                           anchors_v.assign(_order=1)], ignore_index=True)
+        chain = chain.sort_values(["customer_id", "at", "_order"], kind="stable",
+                                  ignore_index=True)
+        grouped = chain.groupby("customer_id", sort=False)
+        closer_at = grouped["at"].shift(-1)
+        closer_kind = grouped["kind"].shift(-1).astype("string")
+        if chain.empty:
+            continue
+        _, end = window(calendar, chain["at"].to_numpy().astype("datetime64[us]"), rule)
+        end = pd.Series(end.astype("datetime64[s]"), index=chain.index)
+        closer_day = closer_at.dt.normalize()
+        closed_in_window = (closer_day <= end).fillna(False)
+        same_kind = (closer_kind == kind).fillna(False)
+        parts.append(pd.DataFrame({
+            "customer_id": chain["customer_id"],
+            "kind": kind,
+            "window_end": end,
+            "on_time": (closed_in_window & same_kind).to_numpy(bool),
+            "superseded": (closed_in_window & ~same_kind).to_numpy(bool),
+        }))
+    if not parts:
+        return pd.DataFrame({"customer_id": pd.Series(dtype="string"),
+                             "kind": pd.Series(dtype="string"),
+                             "window_end": pd.Series(dtype="datetime64[s]"),
+                             "on_time": pd.Series(dtype=bool),
+                             "superseded": pd.Series(dtype=bool)})
+    return pd.concat(parts, ignore_index=True)
+
+
+def timeliness_obligations(frames: dict[str, pd.DataFrame], policy: Policy,
+                           calendar: BusinessCalendar, month: str,
+                           months: list[str] | None = None) -> pd.DataFrame:
+    """Visit obligations whose window ends in `months` (default [month]), as of the end of
+    `month`: customer_id, kind, window_end, month, on_time, department_id, owner_agent_id,
+    do_not_call."""
+    months = months or [month]
+    cutoff = month_end(month)
+    obligations = visit_obligations(frames, policy, calendar, cutoff.date())
+    single = obligations[~obligations["kind"].isin(RECURRING_KINDS).fillna(False)]
+    done_day = _naive(single["done_at"]).dt.normalize()
+    single = pd.DataFrame({
+        "customer_id": single["customer_id"].astype("string"),
+        "kind": single["kind"].astype("string"),
+        "window_end": single["window_end"].astype("datetime64[s]"),
+        "on_time": (done_day <= single["window_end"]).fillna(False).to_numpy(bool),
+    })
+    recurring = _recurring_obligations(frames, policy, calendar, cutoff)
+    recurring = recurring[~recurring["superseded"]].drop(columns="superseded")
+    out = pd.concat([single, recurring], ignore_index=True)
+    out["month"] = _month_of(out["window_end"])
+    out = out[out["month"].isin(months).fillna(False)].reset_index(drop=True)
+    customers = table(frames, "customers").drop_duplicates("customer_id").set_index("customer_id")
+    # One lookup of the customer rows for the three columns (a lookup per column cost 3x).
+    rows = customers.index.get_indexer(out["customer_id"])
+    found = rows >= 0
+
+    def of_customer(column: str) -> pd.Series:
+        if not len(customers):
+            return pd.Series(pd.NA, index=out.index, dtype="object")
+        values = customers[column].iloc[np.where(found, rows, 0)].reset_index(drop=True)
+        return values.where(pd.Series(found))
+
+    out["department_id"] = of_customer("department_id").astype("string")
+    out["owner_agent_id"] = of_customer("owner_agent_id").astype("string")
+    dnc = of_customer("do_not_call")
+    out["do_not_call"] = (pd.to_numeric(dnc, errors="coerce") == 1).fillna(False).to_numpy(bool)
+    return out
+
+
+# ================================================================= frames of facts
+def _ticket_facts(frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    tickets = table(frames, "tickets")
+    created = _naive(tickets["created_at"])
+    resolved = _naive(tickets["resolved_at"]).fillna(_naive(tickets["closed_at"]))
+    closed = _naive(tickets["closed_at"])
+    return pd.DataFrame({
+        "ticket_id": tickets["ticket_id"].astype("string"),
+        "customer_id": tickets["customer_id"].astype("string"),
+        "department_id": tickets["department_id"].astype("string"),
+        "handler_agent_id": tickets["handler_agent_id"].astype("string"),
+        "type": tickets["type"].astype("string"),
+        "category": tickets["category"].astype("string"),
+        "created_at": created,
+        "resolved_at": resolved,
+        "closed_at": closed,
+        "satisfaction": pd.to_numeric(tickets["satisfaction"], errors="coerce").astype(float),
+        "created_month": _month_of(created),
+        "resolved_month": _month_of(resolved),
+        "closed_month": _month_of(closed),
+    })
+
+
+def _ratings(frames: dict[str, pd.DataFrame], tickets: pd.DataFrame,
+             valid: bool = True) -> pd.DataFrame:
+    """Every satisfaction rating on the 0-100 scale: month, department_id, score, complaint,
+    agent_id (the visiting agent; NA for tickets). A rating off its scale (visits 1-10,
+    tickets 1-5: a typo in the CRM) is left out; `valid=False` returns only those."""
+    visits = table(frames, "visits")
+    customers = table(frames, "customers").drop_duplicates("customer_id").set_index("customer_id")
+    v_score = pd.to_numeric(visits["satisfaction"], errors="coerce").astype(float) * VISIT_SCALE
+    rated = v_score.notna().to_numpy(bool)  # only rated visits are kept below: skip the rest early
+    visits, v_score = visits[rated], v_score[rated]
+    v = pd.DataFrame({
+        "month": _month_of(visits["visited_at"]),
+        "department_id": visits["customer_id"].map(customers["department_id"]).astype("string"),
+        "score": v_score, "complaint": False,
+        "agent_id": visits["agent_id"].astype("string"),
+    })
+    t = pd.DataFrame({
+        "month": tickets["closed_month"],
+        "department_id": tickets["department_id"],
+        "score": tickets["satisfaction"] * TICKET_SCALE,
+        "complaint": (tickets["type"] == "complaint").fillna(False).to_numpy(bool),
+        "agent_id": pd.Series(pd.NA, index=tickets.index, dtype="string"),
+    })
+    out = pd.concat([v, t], ignore_index=True)
+    # On its scale: 1-10 x10 for visits, 1-5 x20 for tickets, i.e. (scale .. 100) both ways.
+    scale = np.r_[np.full(len(v), VISIT_SCALE), np.full(len(t), TICKET_SCALE)]
+    score = out["score"].to_numpy(float)
+    on_scale = (score >= scale) & (score <= 100.0)
+    keep = ~np.isnan(score) & out["month"].notna().to_numpy(bool)
+    keep &= on_scale if valid else ~on_scale
+    return out[keep].reset_index(drop=True)
+
+
+def sla_rows(frames: dict[str, pd.DataFrame], policy: Policy, calendar: BusinessCalendar,
+             month: str) -> pd.DataFrame:
+    """revisit.rules.sla.sla_status at the cut-off of `month`, with naive local deadline and its
+    month."""
+    from revisit.rules.sla import sla_status
+
+    status = sla_status(table(frames, "tickets"), frames.get("ticket_pauses"), policy, calendar,
+                        month_end(month))
+    status = status.copy()
+    for name in ("started_at", "deadline", "achieved_at"):
+        status[name] = _naive(status[name].dt.tz_convert(calendar.tz))
+    status["month"] = _month_of(status["deadline"])
+    return status
+
+
+# ================================================================= KPI table
+def _both(frame: pd.DataFrame) -> pd.DataFrame:
+    """The rows once per department and once more under COMPANY."""
+    company = frame.assign(department_id=COMPANY)
+    return pd.concat([frame[frame["department_id"].notna()], company], ignore_index=True)
+
+
+def _agg(frame: pd.DataFrame, keys: list[str], **named) -> pd.DataFrame:
+    if frame.empty:
+        return pd.DataFrame(columns=[*keys, *named])
+    return frame.groupby(keys, sort=True).agg(**named).reset_index()
+
+
+def kpi_long(obligations: pd.DataFrame, tickets: pd.DataFrame, ratings: pd.DataFrame,
+             sla: pd.DataFrame, months: list[str], departments: list[str]) -> pd.DataFrame:
+    """All KPIs of `months` x (departments + COMPANY), long: month, department_id, metric, value.
+
+    Every (month, department, metric) is present; undefined values are NaN."""
+    keys = ["month", "department_id"]
+    due = _both(obligations[~obligations["do_not_call"]])
+    visits = _agg(due, keys, visits_due=("on_time", "size"), visits_on_time=("on_time", "sum"))
+
+    ends = {m: month_end(m) for m in tickets["created_month"].dropna().unique()}
+    end_of_created = pd.to_datetime(tickets["created_month"].map(ends))
+    raised = _both(tickets.assign(
+        month=tickets["created_month"],
+        resolved=(tickets["resolved_at"] < end_of_created).fillna(False).to_numpy(bool)))
+    raised_t = _agg(raised, keys, tickets_raised=("ticket_id", "size"),
+                    tickets_resolved=("resolved", "sum"))
+    handled = tickets[tickets["resolved_month"].notna()]
+    handled = _both(handled.assign(
+        month=handled["resolved_month"],
+        hours=(handled["resolved_at"] - handled["created_at"]).dt.total_seconds() / 3600))
+    handled_t = _agg(handled, keys, median_handling_hours=("hours", "median"))
+
+    rated = _both(ratings)
+    sat = _agg(rated, keys, avg_satisfaction=("score", "mean"))
+    comp = _agg(rated[rated["complaint"]], keys, complaint_satisfaction=("score", "mean"))
+
+    s = _both(sla[sla["status"].isin(("met", "breached")).fillna(False)])
+    s = s.assign(met=(s["status"] == "met").to_numpy(bool),
+                 breached=(s["status"] == "breached").to_numpy(bool))
+    sla_t = _agg(s, keys, met=("met", "sum"), sla_breaches=("breached", "sum"))
+
+    grid = pd.MultiIndex.from_product([months, [*departments, COMPANY]], names=keys)
+    wide = pd.DataFrame(index=grid)
+    for part in (visits, raised_t, handled_t, sat, comp, sla_t):
+        if len(part):
+            wide = wide.join(part.set_index(keys), how="left")
+    for name in (*COUNT_KPIS, "met"):
+        if name not in wide:
+            wide[name] = 0
+        wide[name] = pd.to_numeric(wide[name], errors="coerce").fillna(0).astype(float)
+    for name in ("median_handling_hours", "avg_satisfaction", "complaint_satisfaction"):
+        if name not in wide:
+            wide[name] = np.nan
+    with np.errstate(invalid="ignore", divide="ignore"):
+        wide["visit_timeliness_rate"] = _ratio(wide["visits_on_time"], wide["visits_due"])
+        wide["problem_resolution_rate"] = _ratio(wide["tickets_resolved"], wide["tickets_raised"])
+        wide["sla_compliance_rate"] = _ratio(wide["met"], wide["met"] + wide["sla_breaches"])
+    long = wide[list(KPI_NAMES)].astype(float).reset_index().melt(
+        id_vars=keys, var_name="metric", value_name="value")
+    order = {name: i for i, name in enumerate(KPI_NAMES)}
+    dept_order = {d: i for i, d in enumerate([*departments, COMPANY])}
+    long = long.assign(_m=long["metric"].map(order), _d=long["department_id"].map(dept_order))
+    long = long.sort_values(["month", "_d", "_m"], kind="stable", ignore_index=True)
+    return long.loc[:, list(KPI_COLUMNS)]
+
+
+def _ratio(numerator: pd.Series, denominator: pd.Series) -> pd.Series:
+    return (numerator / denominator.where(denominator > 0)).astype(float)
+
+
+# ================================================================= breakdowns of month M
+def top_categories(tickets: pd.DataFrame, month: str, top: int) -> pd.DataFrame:
+    """department_id, category, tickets, share (of the department's tickets created in M)."""
+    rows = _both(tickets[tickets["created_month"] == month])
+    rows = rows.assign(category=rows["category"].fillna("other"))
+    counts = rows.groupby(["department_id", "category"]).size().rename("tickets").reset_index()
+    totals = counts.groupby("department_id")["tickets"].transform("sum")
+    counts["share"] = counts["tickets"] / totals
+    counts = counts.sort_values(["department_id", "tickets", "category"],
+                                ascending=[True, False, True], kind="stable")
+    return counts.groupby("department_id").head(top).reset_index(drop=True)
+
+
+def sla_by_priority(sla: pd.DataFrame, month: str, metric_order: list[str]) -> pd.DataFrame:
+    """department_id, priority, metric, met, breached, rate for deadlines in M."""
+    rows = _both(sla[(sla["month"] == month).fillna(False)
+                     & sla["status"].isin(("met", "breached")).fillna(False)])
+    rows = rows.assign(met=(rows["status"] == "met").to_numpy(bool),
+                       breached=(rows["status"] == "breached").to_numpy(bool))
+    out = _agg(rows, ["department_id", "priority", "metric"],
+               met=("met", "sum"), breached=("breached", "sum"))
+    if out.empty:
+        return pd.DataFrame(columns=["department_id", "priority", "metric", "met", "breached",
+                                     "rate"])
+    out["met"] = out["met"].astype(int)
+    out["breached"] = out["breached"].astype(int)
+    out["rate"] = out["met"] / (out["met"] + out["breached"])
+    out["_p"] = out["priority"].map({p: i for i, p in enumerate(PRIORITIES)})
+    out["_m"] = out["metric"].map({m: i for i, m in enumerate(metric_order)})
+    out = out.sort_values(["department_id", "_p", "_m"], kind="stable", ignore_index=True)
+    return out.drop(columns=["_p", "_m"])
+
+
+def worst_breaches(sla: pd.DataFrame, frames: dict[str, pd.DataFrame], month: str,
+                   top: int) -> pd.DataFrame:
+    """The `top` breached rows with deadlines in M per department (and COMPANY), most overdue
+    first; phones masked (the report leaves the CRM)."""
+    rows = sla[(sla["month"] == month).fillna(False) & (sla["status"] == "breached").fillna(False)]
+    customers = table(frames, "customers").drop_duplicates("customer_id").set_index("customer_id")
+    tickets = table(frames, "tickets").drop_duplicates("ticket_id").set_index("ticket_id")
+    agents = table(frames, "agents").drop_duplicates("agent_id").set_index("agent_id")
+    handler = rows["ticket_id"].map(tickets["handler_agent_id"]).astype("string")
+    out = pd.DataFrame({
+        "department_id": rows["department_id"].astype("string"),
+        "ticket_id": rows["ticket_id"].astype("string"),
+        "customer_name": rows["customer_id"].map(customers["name"]).astype("string"),
+        "phone_masked": mask_phone(rows["customer_id"].map(customers["phone"])).to_numpy(),
+        "priority": rows["priority"].astype("string"),
+        "metric": rows["metric"].astype("string"),
+        "deadline": rows["deadline"],
+        "achieved_at": rows["achieved_at"],
+        "overdue_minutes": rows["overdue_minutes"].astype(np.int64),
+        "handler_agent_id": handler,
+        "handler_name": handler.map(agents["name"]).astype("string"),
+    })
+    out = _both(out).sort_values(["department_id", "overdue_minutes", "ticket_id"],
+                                 ascending=[True, False, True], kind="stable")
+    return out.groupby("department_id").head(top).reset_index(drop=True)
+
+
+def agent_table(frames: dict[str, pd.DataFrame], obligations: pd.DataFrame,
+                tickets: pd.DataFrame, ratings: pd.DataFrame, sla: pd.DataFrame,
+                month: str) -> pd.DataFrame:
+    """One row per agent of a department for M: visits made / reached, visits due for their
+    customers and on time, tickets resolved and median hours, SLA breaches of their tickets,
+    average rating of their visits."""
+    agents = table(frames, "agents").drop_duplicates("agent_id")
+    visits = table(frames, "visits")
+    in_month = (_month_of(visits["visited_at"]) == month).fillna(False).to_numpy(bool)
+    made = visits[in_month]
+    made = pd.DataFrame({"agent_id": made["agent_id"].astype("string"),
+                         "reached": (made["outcome"] == "reached").fillna(False).to_numpy(bool)})
+    made_t = made.groupby("agent_id").agg(visits_made=("reached", "size"),
+                                          visits_reached=("reached", "sum"))
+    due = obligations[(obligations["month"] == month) & ~obligations["do_not_call"]]
+    due_t = due.groupby("owner_agent_id").agg(visits_due=("on_time", "size"),
+                                              visits_on_time=("on_time", "sum"))
+    res = tickets[(tickets["resolved_month"] == month).fillna(False)]
+    res = res.assign(hours=(res["resolved_at"] - res["created_at"]).dt.total_seconds() / 3600)
+    res_t = res.groupby("handler_agent_id").agg(tickets_resolved=("ticket_id", "size"),
+                                                median_handling_hours=("hours", "median"))
+    handler = tickets.set_index("ticket_id")["handler_agent_id"]
+    breached = sla[(sla["month"] == month).fillna(False) & (sla["status"] == "breached")]
+    br_t = breached["ticket_id"].map(handler).value_counts().rename("sla_breaches")
+    rat = ratings[(ratings["month"] == month) & ratings["agent_id"].notna()]
+    rat_t = rat.groupby("agent_id")["score"].mean().rename("avg_visit_satisfaction")
+    out = pd.DataFrame({
+        "department_id": agents["department_id"].astype("string").to_numpy(),
+        "agent_id": agents["agent_id"].astype("string").to_numpy(),
+        "name": agents["name"].astype("string").to_numpy(),
+        "role": agents["role"].astype("string").to_numpy(),
+        "active": (pd.to_numeric(agents["active"], errors="coerce") == 1).fillna(False)
+        .to_numpy(bool),
+    })
+    key = out["agent_id"]
+    for frame, names in ((made_t, ("visits_made", "visits_reached")),
+                         (due_t, ("visits_due", "visits_on_time")),
+                         (res_t, ("tickets_resolved", "median_handling_hours"))):
+        for name in names:
+            out[name] = key.map(frame[name]).to_numpy() if len(frame) else np.nan
+    out["sla_breaches"] = key.map(br_t).to_numpy() if len(br_t) else 0
+    out["avg_visit_satisfaction"] = key.map(rat_t).to_numpy() if len(rat_t) else np.nan
+    for name in ("visits_made", "visits_reached", "visits_due", "visits_on_time",
+                 "tickets_resolved", "sla_breaches"):
+        out[name] = pd.to_numeric(out[name], errors="coerce").fillna(0).astype(int)
+    out["median_handling_hours"] = pd.to_numeric(out["median_handling_hours"]).astype(float)
+    out["visit_timeliness_rate"] = _ratio(out["visits_on_time"].astype(float),
+                                          out["visits_due"].astype(float))
+    return out.sort_values(["department_id", "agent_id"], ignore_index=True)
+
+
+def data_quality(frames: dict[str, pd.DataFrame], obligations: pd.DataFrame,
+                 tickets: pd.DataFrame, month: str,
+                 departments: list[str]) -> dict[str, dict[str, int]]:
+    """Per department (and COMPANY): what the numbers leave out or may be skewed by."""
+    invalid = _ratings(frames, tickets, valid=False)
+    invalid = invalid[(invalid["month"] == month).fillna(False).to_numpy(bool)]
+    customers = table(frames, "customers")
+    dnc = (pd.to_numeric(customers["do_not_call"], errors="coerce") == 1).fillna(False)
+    due = obligations[(obligations["month"] == month)]
+    parse_errors = {}
+    for name, frame in frames.items():
+        if PARSE_ERRORS in frame:
+            bad = frame[frame[PARSE_ERRORS].notna()]
+            dept = bad.get("department_id")
+            parse_errors[name] = (bad, dept)
+    out: dict[str, dict[str, int]] = {}
+    for dept in [*departments, COMPANY]:
+        def pick(values: pd.Series, dept: str = dept) -> np.ndarray:
+            if dept == COMPANY:
+                return np.ones(len(values), dtype=bool)
+            return (values == dept).fillna(False).to_numpy(bool)
+
+        in_month = tickets[(tickets["created_month"] == month).fillna(False)]
+        errors = 0
+        for bad, bad_dept in parse_errors.values():
+            errors += len(bad) if dept == COMPANY or bad_dept is None else int(pick(bad_dept).sum())
+        out[dept] = {
+            "do_not_call_customers": int((dnc.to_numpy(bool)
+                                          & pick(customers["department_id"])).sum()),
+            "do_not_call_visits": int((due["do_not_call"].to_numpy(bool)
+                                       & pick(due["department_id"])).sum()),
+            "tickets_without_department": int(in_month["department_id"].isna().sum())
+            if dept == COMPANY else 0,
+            "unrated_closed_tickets": int((pick(tickets["department_id"])
+                                           & (tickets["closed_month"] == month).fillna(False)
+                                           .to_numpy(bool)
+                                           & tickets["satisfaction"].isna().to_numpy(bool)).sum()),
+            "parse_error_rows": int(errors),
+            "invalid_ratings": int(pick(invalid["department_id"]).sum()),
+        }
+    return out
+
+
+# ================================================================= all of it
+@dataclass
+class MonthlyKpis:
+    """Everything the monthly report of month M shows, for every department and COMPANY."""
+
+    month: str
+    months: list[str]  # trend months, oldest first, ending with `month`
+    departments: pd.DataFrame  # department_id, name, head_name, head_email
+    kpis: pd.DataFrame  # long: month, department_id, metric, value (all trend months)
+    categories: pd.DataFrame
+    sla_priority: pd.DataFrame
+    breaches: pd.DataFrame
+    agents: pd.DataFrame
+    quality: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    def of_month(self) -> pd.DataFrame:
+        """The kpis.csv rows: month M only."""
+        return self.kpis[self.kpis["month"] == self.month].reset_index(drop=True)
+
+
+def compute_monthly(frames: dict[str, pd.DataFrame], policy: Policy,
+                    calendar: BusinessCalendar, month: str) -> MonthlyKpis:
+    """The KPIs of month M and the `policy.report.trend_months` - 1 months before it, plus the
+    breakdowns of M, from one snapshot taken at the end of M."""
+    months = trend_months(month, policy.report.trend_months)
+    dept_frame = table(frames, "departments").drop_duplicates("department_id")
+    dept_frame = dept_frame.sort_values("department_id", ignore_index=True)
+    departments = dept_frame["department_id"].astype("string").tolist()
+    obligations = timeliness_obligations(frames, policy, calendar, month, months)
+    tickets = _ticket_facts(frames)
+    tickets = tickets[~(tickets["created_at"] >= month_end(month)).fillna(False)]
+    ratings = _ratings(frames, tickets)
+    ratings = ratings[ratings["month"] <= month]
+    sla = sla_rows(frames, policy, calendar, month)
+    return MonthlyKpis(
+        month=month, months=months,
+        departments=dept_frame.loc[:, ["department_id", "name", "head_name", "head_email"]],
+        kpis=kpi_long(obligations, tickets, ratings, sla, months, departments),
+        categories=top_categories(tickets, month, policy.report.top_categories),
+        sla_priority=sla_by_priority(sla, month, list(policy.sla.metrics)),
+        breaches=worst_breaches(sla, frames, month, policy.report.worst_breaches),
+        agents=agent_table(frames, obligations, tickets, ratings, sla, month),
+        quality=data_quality(frames, obligations, tickets, month, departments),
+    )
+
+
+def write_kpis_csv(kpis: MonthlyKpis, path: Path) -> Path:
+    """reports/M/kpis.csv: month, department_id, metric, value (UTF-8, header; counts as
+    integers, rates as fractions, empty when undefined); written atomically."""
+    from revisit.io.files import write_text
+
+    rows = kpis.of_month()
+    values = [
+        "" if pd.isna(v) else (str(int(v)) if m in COUNT_KPIS else f"{v:.6g}")
+        for m, v in zip(rows["metric"], rows["value"], strict=True)
+    ]
+    out = rows.loc[:, ["month", "department_id", "metric"]].assign(value=values)
+    return write_text(path, out.to_csv(index=False, lineterminator="\n"))
+
+
+__all__ = [
+    "COMPANY", "KPI_COLUMNS", "KPI_NAMES", "MonthlyKpis", "agent_table", "compute_monthly",
+    "data_quality", "kpi_long", "month_end", "month_start", "next_month", "sla_by_priority",
+    "sla_rows", "timeliness_obligations", "top_categories", "trend_months", "worst_breaches",
+    "write_kpis_csv",
+]

@@ -1,0 +1,339 @@
+"""The SLA engine: status of every (ticket, metric) as of the run's cut-off, and the digest.
+
+Rules are DESIGN.md "Business rules — SLA"; every number comes from `policy.sla`, every clock
+from the BusinessCalendar. Pure functions over DataFrames, vectorised: the only Python loops run
+over the handful of (metric, target) pairs of the policy, never over tickets.
+
+Inputs are snapshot frames (naive business-local timestamps, as `extract.apply_cutoff` leaves
+them). Stamps at or after the cut-off are treated as not having happened even if the caller did
+not cut the frame, because the status is "as of the cut-off" by definition.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from revisit.config.policy import Duration, Policy
+from revisit.config.schema import PRIORITIES
+from revisit.core.phones import mask_phone
+from revisit.rules.calendar import NS_PER_MINUTE, BusinessCalendar
+
+STATUS_COLUMNS = (
+    "ticket_id", "customer_id", "department_id", "priority", "metric", "started_at", "deadline",
+    "achieved_at", "status", "overdue_minutes",
+)
+DIGEST_COLUMNS = (
+    "ticket_id", "customer_name", "phone_masked", "handler_agent_id", "priority", "metric",
+    "deadline", "status", "overdue_minutes",
+)
+MET, BREACHED, AT_RISK, PENDING = "met", "breached", "at_risk", "pending"
+STATUSES = (MET, BREACHED, AT_RISK, PENDING)
+PAUSE_COLUMNS = ("ticket_id", "paused_at", "resumed_at")
+WALL_CLOCK_UNITS = ("hours", "days")
+
+
+# --------------------------------------------------------------------------- helpers
+# Internally every instant is naive UTC datetime64[ns]: comparisons and numpy arithmetic are then
+# plain, and the calendar gets tz-aware UTC (which it reads unambiguously).
+
+
+def _utc(values: pd.Series, tz: str) -> pd.Series:
+    """Naive business-local (the snapshot convention) or tz-aware -> naive UTC ns.
+
+    A local time that occurs twice (DST ending) is read as its first occurrence and one that
+    does not occur (DST starting) is shifted forward: a ticket is never lost to a clock change
+    (BusinessCalendar.to_utc_ns would turn the former into NaT)."""
+    values = pd.to_datetime(values)
+    if values.dt.tz is None:
+        values = values.dt.tz_localize(tz, ambiguous=np.ones(len(values), dtype=bool),
+                                       nonexistent="shift_forward")
+    return values.dt.tz_convert("UTC").dt.tz_localize(None).dt.as_unit("ns")
+
+
+def _utc_scalar(value: pd.Timestamp, tz: str) -> pd.Timestamp:
+    value = pd.Timestamp(value)
+    if value.tzinfo is None:
+        value = value.tz_localize(tz, ambiguous=True, nonexistent="shift_forward")
+    return value.tz_convert("UTC").tz_localize(None).as_unit("ns")
+
+
+def _aware(values: pd.Series | np.ndarray) -> pd.Series:
+    """Naive UTC -> tz-aware UTC, the form handed to the calendar."""
+    return pd.Series(values).dt.tz_localize("UTC")
+
+
+def _aware_scalar(value: pd.Timestamp, tz: object) -> pd.Timestamp:
+    """A cut-off comparable with a column of zone `tz` (None: a naive column)."""
+    value = pd.Timestamp(value)
+    if tz is None:
+        return value.tz_localize(None) if value.tzinfo is not None else value
+    return value.tz_convert(tz) if value.tzinfo is not None else value.tz_localize(tz)
+
+
+def _before(values: pd.Series, cutoff: pd.Timestamp) -> pd.Series:
+    """Stamps at or after the cut-off have not happened yet as of the cut-off."""
+    return values.where(values < cutoff)
+
+
+def _ns(values: pd.Series) -> np.ndarray:
+    """Int64 nanoseconds of instants (UTC) or durations; NaT is numpy's int64 minimum."""
+    return values.array.asi8
+
+
+def _select_pauses(pauses: pd.DataFrame, keep: np.ndarray) -> pd.DataFrame:
+    """Pauses of the rows where `keep` is true, renumbered to positions among those rows."""
+    if pauses.empty:
+        return pauses
+    rows = pauses["row"].to_numpy()
+    new_pos = np.cumsum(keep) - 1
+    chosen = keep[rows]
+    out = pauses[chosen].copy()
+    out["row"] = new_pos[rows[chosen]]
+    return out
+
+
+@dataclass(frozen=True)
+class _Group:
+    """The rows of one (metric, target): positions in tickets plus their events."""
+
+    metric: str
+    metric_pos: int
+    duration: Duration
+    positions: np.ndarray  # positions in the tickets frame
+    started: pd.Series  # naive UTC, not null
+    achieved: pd.Series  # naive UTC, NaT = not achieved by the cut-off
+
+
+def _prepare_pauses(pauses: pd.DataFrame | None, tickets: pd.DataFrame, cutoff: pd.Timestamp,
+                    tz: str) -> pd.DataFrame:
+    """Pauses that exist as of the cut-off, keyed by the ticket's position (`ticket`); an open
+    (or later-resumed) one runs to the cut-off; pauses of unknown tickets are dropped."""
+    if pauses is None or pauses.empty:
+        return pd.DataFrame({"ticket": np.array([], dtype=np.intp),
+                             "paused_at": np.array([], dtype="datetime64[ns]"),
+                             "resumed_at": np.array([], dtype="datetime64[ns]")})
+    ticket = pd.Index(tickets["ticket_id"]).get_indexer(pauses["ticket_id"])
+    paused = _utc(pauses["paused_at"], tz)
+    resumed = _utc(pauses["resumed_at"], tz)
+    keep = (paused < cutoff).to_numpy() & (ticket >= 0)
+    resumed = resumed.where(resumed < cutoff, cutoff)  # NaT compares False -> cut-off
+    return pd.DataFrame({"ticket": ticket[keep], "paused_at": paused.to_numpy()[keep],
+                         "resumed_at": resumed.to_numpy()[keep]})
+
+
+def _pauses_for(group: _Group, n_tickets: int, pauses: pd.DataFrame,
+                cutoff: pd.Timestamp) -> pd.DataFrame:
+    """The group's pauses in the calendar's shape (row = position in the group), each ended at
+    the metric's achievement: waiting on the customer after a metric is met does not move it."""
+    position = np.full(n_tickets, -1, dtype=np.intp)
+    position[group.positions] = np.arange(group.positions.size)
+    row = position[pauses["ticket"].to_numpy()]
+    hit = row >= 0
+    row = row[hit]
+    upper = group.achieved.fillna(cutoff).to_numpy()[row]
+    paused = pauses["paused_at"].to_numpy()[hit]
+    resumed = np.minimum(pauses["resumed_at"].to_numpy()[hit], upper)
+    useful = paused < upper
+    return pd.DataFrame({"row": row[useful], "paused_at": _aware(paused[useful]),
+                         "resumed_at": _aware(resumed[useful])})
+
+
+def _evaluate(group: _Group, pauses: pd.DataFrame, calendar: BusinessCalendar,
+              cutoff: pd.Timestamp, at_risk_share: float) -> dict[str, np.ndarray | pd.Series]:
+    """Deadline, status and overdue minutes of one group's rows."""
+    unit = group.duration.unit
+    if unit in WALL_CLOCK_UNITS:
+        # DESIGN: paused time is excluded from business-time targets only; a wall-clock target
+        # (e.g. urgent plan in 24 hours) runs on regardless of waiting on the customer.
+        pauses = pauses.iloc[:0]
+    n = len(group.started)
+    started = _aware(group.started)
+    deadline = calendar.deadline(started, group.duration, pauses)
+    deadline_ns = _ns(deadline)
+    achieved_ns = _ns(group.achieved)
+    cutoff_ns = cutoff.value
+
+    achieved = group.achieved.notna().to_numpy()
+    late = achieved & (achieved_ns > deadline_ns)
+    missed = ~achieved & (deadline_ns < cutoff_ns)
+    running = ~achieved & ~missed
+    status = np.full(n, PENDING, dtype=object)
+    status[achieved & ~late] = MET
+    status[late | missed] = BREACHED
+
+    if running.any():
+        # Time used so far and the target's whole time, both on the target's own clock and
+        # less paused time; one elapsed() call for both halves.
+        sel = _select_pauses(pauses, running)
+        k = int(running.sum())
+        starts = pd.concat([started[running], started[running]], ignore_index=True)
+        ends = pd.concat([_aware(np.full(k, cutoff_ns).view("datetime64[ns]")),
+                          deadline[running].dt.tz_convert("UTC")], ignore_index=True)
+        both = pd.concat([sel, sel.assign(row=sel["row"] + k)], ignore_index=True)
+        spent = _ns(calendar.elapsed(starts, ends, unit, both))
+        used, total = spent[:k], spent[k:]
+        # Rounded to the nanosecond so that e.g. exactly 80 % is at risk despite 0.8 in binary.
+        threshold = np.round(total.astype(np.float64) * at_risk_share).astype(np.int64)
+        idx = np.flatnonzero(running)
+        status[idx[used >= threshold]] = AT_RISK
+
+    overdue = np.zeros(n, dtype=np.int64)
+    breached = late | missed
+    if breached.any():
+        until = _aware(group.achieved.where(achieved, cutoff)[breached])
+        late_ns = _ns(calendar.elapsed(deadline[breached].dt.tz_convert("UTC"), until, unit,
+                                       _select_pauses(pauses, breached)))
+        # Half up to whole minutes; never negative (the clock is monotone, this is a guard).
+        overdue[breached] = np.maximum((late_ns + NS_PER_MINUTE // 2) // NS_PER_MINUTE, 0)
+    return {"deadline": deadline, "status": status, "overdue_minutes": overdue}
+
+
+def _groups(tickets: pd.DataFrame, policy: Policy, calendar: BusinessCalendar,
+            cutoff: pd.Timestamp) -> list[_Group]:
+    """One group per (metric, distinct target): priorities sharing a target share a call."""
+    sla = policy.sla
+    priority = tickets["priority"].astype("string")
+    stamps: dict[str, pd.Series] = {}  # each stamp column converted once
+
+    def stamp(name: str) -> pd.Series:
+        if name not in stamps:
+            stamps[name] = _before(_utc(tickets[name], calendar.tz), cutoff)
+        return stamps[name]
+
+    groups = []
+    for metric_pos, (metric, events) in enumerate(sla.metrics.items()):
+        by_target: dict[Duration, list[str]] = {}
+        for prio, targets in sla.targets.items():
+            if metric in targets:
+                by_target.setdefault(targets[metric], []).append(prio)
+        for duration, priorities in by_target.items():
+            started, achieved = stamp(events.start), stamp(events.achieved)
+            chosen = (priority.isin(priorities).fillna(False) & started.notna()).to_numpy(bool)
+            positions = np.flatnonzero(chosen)
+            if positions.size:
+                groups.append(_Group(
+                    metric, metric_pos, duration, positions,
+                    started.iloc[positions].reset_index(drop=True),
+                    achieved.iloc[positions].reset_index(drop=True),
+                ))
+    return groups
+
+
+def _empty_status(tickets: pd.DataFrame, tz: str) -> pd.DataFrame:
+    stamp = pd.Series([], dtype=pd.DatetimeTZDtype("ns", tz))
+    return pd.DataFrame({
+        "ticket_id": tickets["ticket_id"].iloc[:0].reset_index(drop=True),
+        "customer_id": tickets["customer_id"].iloc[:0].reset_index(drop=True),
+        "department_id": tickets["department_id"].iloc[:0].reset_index(drop=True),
+        "priority": tickets["priority"].iloc[:0].reset_index(drop=True),
+        "metric": pd.Series([], dtype="str"),
+        "started_at": stamp, "deadline": stamp, "achieved_at": stamp,
+        "status": pd.Series([], dtype="str"),
+        "overdue_minutes": pd.Series([], dtype=np.int64),
+    })
+
+
+# --------------------------------------------------------------------------- public API
+def sla_status(tickets: pd.DataFrame, pauses: pd.DataFrame | None, policy: Policy,
+               calendar: BusinessCalendar, cutoff: pd.Timestamp) -> pd.DataFrame:
+    """Every (ticket, metric) whose priority has a target for the metric and whose start event
+    happened before the cut-off (D 00:00 local), with its deadline, status and overdue minutes.
+
+    Columns are exactly STATUS_COLUMNS (the sla_status.csv contract); timestamps are tz-aware
+    in the business zone; rows sorted by ticket_id, then metric in the policy's order."""
+    cutoff = _utc_scalar(cutoff, calendar.tz)
+    if not tickets["ticket_id"].is_unique:
+        duplicated = tickets["ticket_id"][tickets["ticket_id"].duplicated()].iloc[0]
+        raise ValueError(f"tickets: ticket_id {duplicated!r} occurs more than once")
+    groups = _groups(tickets, policy, calendar, cutoff)
+    if not groups:
+        return _empty_status(tickets, calendar.tz)
+    ready = _prepare_pauses(pauses, tickets, cutoff, calendar.tz)
+
+    parts = []
+    for group in groups:
+        group_pauses = _pauses_for(group, len(tickets), ready, cutoff)
+        result = _evaluate(group, group_pauses, calendar, cutoff, policy.sla.at_risk_share)
+        parts.append(pd.DataFrame({
+            "_pos": group.positions,
+            "_metric": np.full(len(group.positions), group.metric_pos),
+            "metric": np.full(len(group.positions), group.metric, dtype=object),
+            "started_at": _aware(group.started).dt.tz_convert(calendar.tz),
+            "deadline": result["deadline"].reset_index(drop=True),
+            "achieved_at": _aware(group.achieved).dt.tz_convert(calendar.tz),
+            "status": result["status"],
+            "overdue_minutes": result["overdue_minutes"],
+        }))
+    rows = pd.concat(parts, ignore_index=True)
+    positions = rows["_pos"].to_numpy()
+    out = pd.DataFrame({
+        name: tickets[name].iloc[positions].reset_index(drop=True)
+        for name in ("ticket_id", "customer_id", "department_id", "priority")
+    })
+    for name in ("metric", "started_at", "deadline", "achieved_at", "status", "overdue_minutes"):
+        out[name] = rows[name]
+    out["_metric"] = rows["_metric"]
+    out = out.sort_values(["ticket_id", "_metric"], kind="stable", ignore_index=True)
+    return out.loc[:, list(STATUS_COLUMNS)]
+
+
+def new_breaches(status: pd.DataFrame, cutoff: pd.Timestamp,
+                 previous_cutoff: pd.Timestamp) -> pd.DataFrame:
+    """Breached rows that became known in [previous_cutoff, cutoff): those whose deadline
+    passed in that window, achieved or not.
+
+    A late achievement's breach was already known at the first cut-off after its deadline
+    (it was "not achieved, deadline passed" then), so keying on the deadline reports every
+    breach once, in the run right after it happened, instead of again when it is finally met."""
+    tz = status["deadline"].dt.tz
+    now, before = _aware_scalar(cutoff, tz), _aware_scalar(previous_cutoff, tz)
+    deadline = status["deadline"]
+    window = (deadline >= before) & (deadline < now)
+    chosen = (status["status"] == BREACHED) & window.fillna(False)
+    return status[chosen.to_numpy(bool)].reset_index(drop=True)
+
+
+def breach_digest(status: pd.DataFrame, tickets: pd.DataFrame, customers: pd.DataFrame,
+                  cutoff: pd.Timestamp, previous_cutoff: pd.Timestamp
+                  ) -> dict[str, pd.DataFrame]:
+    """Per department: the new breaches and the at-risk rows, for its head's daily e-mail.
+
+    Phones are masked (the e-mail leaves the CRM); rows sorted most urgent first: breached
+    before at_risk, then priority, then earliest deadline. Departments with nothing to report
+    have no key."""
+    fresh = new_breaches(status, cutoff, previous_cutoff)
+    risky = status[(status["status"] == AT_RISK).to_numpy(bool)]
+    rows = pd.concat([fresh, risky], ignore_index=True)
+    people = customers.drop_duplicates("customer_id").set_index("customer_id")
+    handlers = tickets.drop_duplicates("ticket_id").set_index("ticket_id")["handler_agent_id"]
+    digest = pd.DataFrame({
+        "department_id": rows["department_id"],
+        "ticket_id": rows["ticket_id"],
+        "customer_name": rows["customer_id"].map(people["name"]).astype("string"),
+        "phone_masked": mask_phone(rows["customer_id"].map(people["phone"])),
+        "handler_agent_id": rows["ticket_id"].map(handlers).astype("string"),
+        "priority": rows["priority"],
+        "metric": rows["metric"],
+        "deadline": rows["deadline"],
+        "status": rows["status"],
+        "overdue_minutes": rows["overdue_minutes"],
+        "_status": (rows["status"] != BREACHED).astype(int),
+        "_priority": rows["priority"].map({p: i for i, p in enumerate(PRIORITIES)})
+                                     .fillna(len(PRIORITIES)),
+        "_order": np.arange(len(rows)),
+    })
+    digest = digest.sort_values(["_status", "_priority", "deadline", "ticket_id", "_order"],
+                                kind="stable", ignore_index=True)
+    return {
+        str(department): frame.loc[:, list(DIGEST_COLUMNS)].reset_index(drop=True)
+        for department, frame in digest.groupby("department_id", sort=True)
+    }
+
+
+__all__ = [
+    "AT_RISK", "BREACHED", "DIGEST_COLUMNS", "MET", "PENDING", "STATUSES", "STATUS_COLUMNS",
+    "breach_digest", "new_breaches", "sla_status",
+]

@@ -1,0 +1,1 @@
+"""The daily and monthly stages over partitions; no Airflow here."""

@@ -1,0 +1,166 @@
+"""The policy file is loaded into a typed model; a bad value fails with its key path."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import yaml
+
+from revisit.config.policy import DEFAULT_POLICY_PATH, PolicyError, load_policy, parse_policy
+
+
+@pytest.fixture
+def raw() -> dict:
+    return yaml.safe_load(DEFAULT_POLICY_PATH.read_text(encoding="utf-8"))
+
+
+def _error(data: dict) -> str:
+    with pytest.raises(PolicyError) as caught:
+        parse_policy(data, "test.yaml")
+    return str(caught.value)
+
+
+def test_default_policy_holds_the_design_numbers(policy):
+    assert policy.calendar.country == "CN"
+    assert policy.calendar.timezone == "Asia/Shanghai"
+    assert [(h.start, h.end) for h in policy.calendar.hours] == [(9 * 60, 18 * 60)]
+    assert policy.visits.max_overdue_days == 30
+    assert policy.visits.max_failed_attempts == 3
+    assert policy.visits.report_missed_days == 30
+    assert policy.assignment.daily_capacity == 40
+    assert policy.sla.at_risk_share == 0.75
+    targets = {p: {m: str(d) for m, d in t.items()} for p, t in policy.sla.targets.items()}
+    day = {"verification": "1 working_days", "result_feedback": "1 working_days"}
+    assert targets == {
+        "urgent": {"first_response": "2 business_hours", "plan": "24 hours", **day},
+        "important": {"first_response": "4 business_hours", "plan": "3 working_days", **day},
+        "general": {"first_response": "8 business_hours", "resolution": "5 working_days", **day},
+    }
+    assert policy.sla.metrics["result_feedback"].start == "resolved_at"
+    assert str(policy.visits.kinds["stable_use"].length) == "5 working_days"
+    assert policy.source_tz == "Asia/Shanghai"
+
+
+def test_unknown_key_fails_with_its_path(raw):
+    raw["visits"]["max_overdue_dayz"] = 10
+    assert "visits.max_overdue_dayz: unknown key" in _error(raw)
+
+
+def test_wrong_type_fails_with_its_path(raw):
+    raw["assignment"]["daily_capacity"] = "forty"
+    assert "assignment.daily_capacity" in _error(raw)
+
+
+def test_negative_duration_fails(raw):
+    raw["sla"]["targets"]["urgent"]["first_response"] = "-2 business_hours"
+    assert "sla.targets.urgent.first_response" in _error(raw)
+
+
+def test_zero_duration_target_fails(raw):
+    raw["sla"]["targets"]["urgent"]["first_response"] = "0 business_hours"
+    assert "targets.urgent.first_response: must be positive" in _error(raw)
+
+
+def test_unknown_duration_unit_fails(raw):
+    raw["sla"]["targets"]["general"]["resolution"] = "5 fortnights"
+    message = _error(raw)
+    assert "sla.targets.general.resolution.unit" in message
+
+
+def test_closing_before_opening_fails(raw):
+    raw["calendar"]["hours"] = [["18:00", "09:00"]]
+    message = _error(raw)
+    assert "calendar.hours.0" in message and "closing 09:00 is not after opening 18:00" in message
+
+
+def test_overlapping_business_hours_fail(raw):
+    raw["calendar"]["hours"] = [["09:00", "13:00"], ["12:00", "18:00"]]
+    assert "overlap" in _error(raw)
+
+
+def test_impossible_time_of_day_fails(raw):
+    raw["calendar"]["hours"] = [["09:00", "25:00"]]
+    assert "calendar.hours.0" in _error(raw)
+
+
+def test_lunch_break_is_two_sorted_intervals(raw):
+    raw["calendar"]["hours"] = [["13:30", "18:00"], ["09:00", "12:00"]]
+    policy = parse_policy(raw)
+    assert [str(h) for h in policy.calendar.hours] == ["09:00-12:00", "13:30-18:00"]
+    assert policy.calendar.opening == 9 * 60 and policy.calendar.closing == 18 * 60
+
+
+def test_unknown_timezone_and_country_fail(raw):
+    raw["calendar"]["timezone"] = "Mars/Olympus"
+    raw["calendar"]["country"] = "XX"
+    message = _error(raw)
+    assert "calendar.timezone: unknown time zone 'Mars/Olympus'" in message
+    assert "calendar.country" in message
+
+
+def test_share_out_of_range_fails(raw):
+    raw["sla"]["at_risk_share"] = 1.5
+    assert "sla.at_risk_share" in _error(raw)
+
+
+def test_target_for_unknown_metric_fails(raw):
+    raw["sla"]["targets"]["urgent"]["teleport"] = "1 hours"
+    assert "targets.urgent.teleport: unknown metric" in _error(raw)
+
+
+def test_missing_visit_kind_fails(raw):
+    del raw["visits"]["kinds"]["welcome"]
+    assert "visits.kinds: missing visit kinds: welcome" in _error(raw)
+
+
+def test_window_needs_exactly_one_end(raw):
+    broken = copy.deepcopy(raw)
+    broken["visits"]["kinds"]["welcome"]["length"] = "3 working_days"
+    assert "visits.kinds.welcome: give exactly one of 'end' and 'length'" in _error(broken)
+
+
+def test_visit_window_in_business_hours_fails(raw):
+    raw["visits"]["kinds"]["early_use"]["start"] = "7 business_hours"
+    assert "visits.kinds.early_use: start: visit windows are whole days" in _error(raw)
+
+
+def test_day_both_holiday_and_workday_fails(raw):
+    raw["calendar"]["extra_holidays"] = ["2026-12-24"]
+    raw["calendar"]["extra_workdays"] = ["2026-12-24"]
+    assert "2026-12-24 is both" in _error(raw)
+
+
+def test_env_points_to_another_policy_file(tmp_path, raw, monkeypatch):
+    raw["assignment"]["daily_capacity"] = 25
+    other = tmp_path / "policy.yaml"
+    other.write_text(yaml.safe_dump(raw), encoding="utf-8")
+    monkeypatch.setenv("REVISIT_POLICY", str(other))
+    assert load_policy().assignment.daily_capacity == 25
+
+
+def test_missing_and_malformed_files_fail_clearly(tmp_path):
+    with pytest.raises(PolicyError, match="policy file not found"):
+        load_policy(tmp_path / "nope.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("calendar: [unclosed", encoding="utf-8")
+    with pytest.raises(PolicyError, match="not valid YAML"):
+        load_policy(bad)
+
+
+def test_report_missed_days_is_validated_and_defaults_to_30(raw):
+    for bad in (-1, "thirty", 2.5):
+        broken = copy.deepcopy(raw)
+        broken["visits"]["report_missed_days"] = bad
+        assert "visits.report_missed_days" in _error(broken), bad
+    raw["visits"]["report_missed_days"] = 0
+    assert parse_policy(raw).visits.report_missed_days == 0
+    del raw["visits"]["report_missed_days"]
+    assert parse_policy(raw).visits.report_missed_days == 30
+
+
+def test_report_highlight_thresholds_are_validated_and_default(raw):
+    raw["report"]["highlights"]["rate_points"] = 0
+    assert "report.highlights.rate_points" in _error(raw)
+    del raw["report"]["highlights"]
+    assert parse_policy(raw, "test.yaml").report.highlights.rate_points == 0.02

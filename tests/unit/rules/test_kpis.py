@@ -1,0 +1,179 @@
+"""Monthly KPIs on a hand-built CRM, every expected value computed by hand (see comments).
+
+Calendar facts used (CN 2026): 1-7 Oct are holidays, Sat 10 Oct and Sun 20 Sep are working
+days, 25 Sep (Mid-Autumn) is a holiday; business hours 09:00-18:00.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import pytest
+
+from revisit.rules.kpis import (
+    COMPANY,
+    KPI_NAMES,
+    compute_monthly,
+    month_end,
+    timeliness_obligations,
+    trend_months,
+    write_kpis_csv,
+)
+from tests.monthly_fixtures import frame, hand_built_frames, ticket, visit
+
+MONTH = "2026-10"
+
+
+@pytest.fixture(scope="module")
+def frames() -> dict[str, pd.DataFrame]:
+    return hand_built_frames()
+
+
+@pytest.fixture(scope="module")
+def kpis(frames, policy, calendar):
+    return compute_monthly(frames, policy, calendar, MONTH)
+
+
+def value(kpis, dept: str, metric: str, month: str = MONTH) -> float:
+    rows = kpis.kpis
+    hit = rows[(rows["month"] == month) & (rows["department_id"] == dept)
+               & (rows["metric"] == metric)]
+    assert len(hit) == 1, (month, dept, metric)
+    return float(hit["value"].iloc[0])
+
+
+EXPECTED = {
+    # D1: C1 early (on time), C1 stable (late), C4 periodic (missed), T1 post_resolution
+    # (missed); C3 is do-not-call. D2: C2 early, stable and T3 post_resolution, all on time
+    "visits_due": {"D1": 4, "D2": 3, COMPANY: 7},
+    "visits_on_time": {"D1": 1, "D2": 3, COMPANY: 4},
+    "visit_timeliness_rate": {"D1": 1 / 4, "D2": 1.0, COMPANY: 4 / 7},
+    "tickets_raised": {"D1": 2, "D2": 1, COMPANY: 3},
+    "tickets_resolved": {"D1": 1, "D2": 1, COMPANY: 2},
+    "problem_resolution_rate": {"D1": 0.5, "D2": 1.0, COMPANY: 2 / 3},
+    # visits x10, tickets closed in October x20
+    "avg_satisfaction": {"D1": (80 + 60 + 80) / 3, "D2": (90 + 100 + 60) / 3,
+                         COMPANY: (80 + 60 + 90 + 80 + 100 + 60) / 6},
+    "complaint_satisfaction": {"D1": 80.0, "D2": math.nan, COMPANY: 80.0},
+    # D1: T1 4 met, T2 2 met + 1 breached; D2: T3 3 met + 1 breached, T4 1 met
+    "sla_compliance_rate": {"D1": 6 / 7, "D2": 4 / 5, COMPANY: 10 / 12},
+    "sla_breaches": {"D1": 1, "D2": 1, COMPANY: 2},
+    "median_handling_hours": {"D1": 48.0, "D2": (24 + 672) / 2, COMPANY: 48.0},
+}
+
+
+@pytest.mark.parametrize("metric", list(EXPECTED))
+def test_october_kpis_match_hand_computed_values(kpis, metric):
+    for dept, expected in EXPECTED[metric].items():
+        got = value(kpis, dept, metric)
+        if math.isnan(expected):
+            assert math.isnan(got), (metric, dept, got)
+        else:
+            assert got == pytest.approx(expected), (metric, dept)
+
+
+def test_every_kpi_of_every_trend_month_and_department_is_present(kpis):
+    assert kpis.months == ["2026-05", "2026-06", "2026-07", "2026-08", "2026-09", "2026-10"]
+    assert set(EXPECTED) == set(KPI_NAMES)
+    assert len(kpis.kpis) == 6 * 3 * len(KPI_NAMES)
+
+
+def test_recurring_visits_follow_their_anchor_chain(kpis):
+    # July: C4's first periodic window met on 3 Jul; C5's was superseded (not due)
+    assert value(kpis, "D1", "visits_due", "2026-07") == 1
+    assert value(kpis, "D1", "visits_on_time", "2026-07") == 1
+    assert value(kpis, "D2", "visits_due", "2026-07") == 0
+    assert math.isnan(value(kpis, "D2", "visit_timeliness_rate", "2026-07"))
+    # September: C5's restarted window [30 Aug, 11 Sep] was missed
+    assert value(kpis, "D2", "visits_due", "2026-09") == 1
+    assert value(kpis, "D2", "visits_on_time", "2026-09") == 0
+    # September tickets: T4 raised, not resolved by the end of September
+    assert value(kpis, "D2", "tickets_raised", "2026-09") == 1
+    assert value(kpis, "D2", "problem_resolution_rate", "2026-09") == 0.0
+
+
+def test_do_not_call_visits_are_left_out_and_counted(frames, policy, calendar, kpis):
+    obligations = timeliness_obligations(frames, policy, calendar, MONTH)
+    dnc = obligations[obligations["do_not_call"]]
+    assert sorted(dnc["kind"]) == ["early_use", "stable_use"]
+    assert kpis.quality["D1"]["do_not_call_customers"] == 1
+    assert kpis.quality["D1"]["do_not_call_visits"] == 2
+    assert kpis.quality["D2"]["do_not_call_visits"] == 0
+
+
+def test_top_categories_with_shares(kpis):
+    cats = kpis.categories
+    d1 = cats[cats["department_id"] == "D1"]
+    assert d1[["category", "tickets"]].values.tolist() == [["product_function", 2]]
+    assert d1["share"].tolist() == [1.0]
+    company = cats[cats["department_id"] == COMPANY]
+    assert company["category"].tolist() == ["product_function", "quality_failure"]
+    assert company["share"].tolist() == pytest.approx([2 / 3, 1 / 3])
+
+
+def test_sla_by_priority_and_metric(kpis):
+    d2 = kpis.sla_priority[kpis.sla_priority["department_id"] == "D2"]
+    rows = {(r.priority, r.metric): (r.met, r.breached) for r in d2.itertuples()}
+    assert rows == {("urgent", "first_response"): (0, 1), ("urgent", "plan"): (1, 0),
+                    ("urgent", "verification"): (1, 0), ("urgent", "result_feedback"): (1, 0),
+                    ("general", "result_feedback"): (1, 0)}
+    assert d2["priority"].tolist()[0] == "urgent"  # policy order, not alphabetical
+
+
+def test_worst_breaches_most_overdue_first_with_masked_phones(kpis):
+    company = kpis.breaches[kpis.breaches["department_id"] == COMPANY]
+    assert company["ticket_id"].tolist() == ["T2", "T3"]
+    assert company["overdue_minutes"].tolist() == [4320, 60]
+    assert company["phone_masked"].tolist() == ["138****5678", "138****5678"]
+    assert "13812345678" not in kpis.breaches.to_csv()
+    assert company["handler_name"].tolist() == ["张伟", "刘洋"]
+
+
+def test_agent_table(kpis):
+    agents = kpis.agents.set_index("agent_id")
+    a1, a2 = agents.loc["A1"], agents.loc["A2"]
+    assert (a1.visits_made, a1.visits_reached, a1.visits_due, a1.visits_on_time) == (2, 2, 4, 1)
+    assert (a1.tickets_resolved, a1.median_handling_hours, a1.sla_breaches) == (1, 48.0, 1)
+    assert a1.avg_visit_satisfaction == pytest.approx(70.0)
+    assert (a2.visits_made, a2.visits_due, a2.visits_on_time, a2.tickets_resolved) == (3, 3, 3, 2)
+    assert a2.median_handling_hours == pytest.approx(348.0)
+    assert a2.visit_timeliness_rate == 1.0
+
+
+def test_kpis_csv(kpis, tmp_path):
+    path = write_kpis_csv(kpis, tmp_path / "reports" / MONTH / "kpis.csv")
+    csv = pd.read_csv(path, dtype=str, keep_default_na=False)
+    assert list(csv.columns) == ["month", "department_id", "metric", "value"]
+    assert set(csv["month"]) == {MONTH}
+    assert len(csv) == 3 * len(KPI_NAMES)
+    got = csv.set_index(["department_id", "metric"])["value"]
+    assert got[("ALL", "visits_due")] == "7"
+    assert got[("D2", "complaint_satisfaction")] == ""  # undefined: no complaint closed
+    assert float(got[("ALL", "sla_compliance_rate")]) == pytest.approx(10 / 12, abs=1e-6)
+
+
+def test_a_later_snapshot_gives_the_same_month(frames, policy, calendar, kpis):
+    # A November ticket and visit change nothing in October.
+    later = dict(frames)
+    extra = frame("tickets", [ticket("T9", "C1", "D1", "A1", "complaint", "urgent", "other",
+                                     "2026-11-03 10:00")])
+    later["tickets"] = pd.concat([frames["tickets"], extra], ignore_index=True)
+    again = compute_monthly(later, policy, calendar, MONTH)
+    pd.testing.assert_frame_equal(again.of_month(), kpis.of_month())
+
+
+def test_month_helpers():
+    assert trend_months("2026-02", 3) == ["2025-12", "2026-01", "2026-02"]
+    assert month_end("2026-12") == pd.Timestamp("2027-01-01")
+
+
+def test_ratings_off_their_scale_are_left_out_and_counted(frames, policy, calendar, kpis):
+    typo = dict(frames)
+    extra = frame("visits", [visit("V9", "C1", "A1", "periodic", "2026-10-20 10:00", sat=11)])
+    typo["visits"] = pd.concat([frames["visits"], extra], ignore_index=True)
+    again = compute_monthly(typo, policy, calendar, MONTH)
+    assert value(again, "D1", "avg_satisfaction") == pytest.approx(value(kpis, "D1",
+                                                                         "avg_satisfaction"))
+    assert again.quality["D1"]["invalid_ratings"] == 1
+    assert kpis.quality["D1"]["invalid_ratings"] == 0

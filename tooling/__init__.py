@@ -1,0 +1,1 @@
+"""Developer tooling, not imported by workers: the demo-CRM generator, the local SMTP sink."""
