@@ -29,6 +29,7 @@ import yaml
 
 from revisit.config.paths import TEMPLATES_DIR
 from revisit.config.policy import ReportHighlights
+from revisit.core.periods import month_cutoff_date
 
 REPORT_DIR = TEMPLATES_DIR / "report"
 I18N_DIR = REPORT_DIR / "i18n"
@@ -371,8 +372,7 @@ def build_context(data: dict[str, Any], policy, locale: str | None = None,
         due=_int(series["visits_due"][-1]), on_time=_int(series["visits_on_time"][-1]),
         raised=_int(series["tickets_raised"][-1]), resolved=_int(series["tickets_resolved"][-1]),
         breaches=_int(series["sla_breaches"][-1]))
-    first_next = (dt.date.fromisoformat(f"{data['month']}-01") + dt.timedelta(days=32)).replace(
-        day=1)
+    first_next = month_cutoff_date(data["month"])
     return {
         "tr": tr, "fmt": fmt, "locale": locale, "lang": locale.replace("_", "-"),
         "data": data, "department": data["department"],

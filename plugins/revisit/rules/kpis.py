@@ -31,7 +31,6 @@ ticket's; company rows (`department_id` "ALL") count every row, even one of no d
 
 from __future__ import annotations
 
-import datetime as dt
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -41,6 +40,7 @@ import pyarrow as pa
 
 from revisit.config.policy import Policy
 from revisit.config.schema import PRIORITIES
+from revisit.core.periods import month_end, trend_months
 from revisit.core.phones import mask_phone
 from revisit.rules.calendar import BusinessCalendar
 from revisit.rules.visits import RECURRING_KINDS, table, visit_obligations, window
@@ -60,27 +60,6 @@ PARSE_ERRORS = "_parse_errors"
 
 
 # ================================================================= months
-def month_start(month: str) -> pd.Timestamp:
-    """'2026-10' -> 2026-10-01 00:00 (naive business-local)."""
-    return pd.Timestamp(dt.date.fromisoformat(f"{month}-01"))
-
-
-def next_month(month: str) -> str:
-    return (month_start(month) + pd.offsets.MonthBegin(1)).strftime("%Y-%m")
-
-
-def month_end(month: str) -> pd.Timestamp:
-    """The cut-off of month M: the 1st of M+1 00:00 (exclusive end)."""
-    return month_start(next_month(month))
-
-
-def trend_months(month: str, count: int) -> list[str]:
-    """`count` months ending with `month`, oldest first."""
-    start = month_start(month)
-    return [(start - pd.offsets.MonthBegin(k)).strftime("%Y-%m") if k else month
-            for k in range(count - 1, -1, -1)]
-
-
 def _month_of(stamps: pd.Series) -> pd.Series:
     """'YYYY-MM' of naive timestamps (NA for NaT)."""
     stamps = pd.to_datetime(stamps)
@@ -566,7 +545,6 @@ def write_kpis_csv(kpis: MonthlyKpis, path: Path) -> Path:
 
 __all__ = [
     "COMPANY", "KPI_COLUMNS", "KPI_NAMES", "MonthlyKpis", "agent_table", "compute_monthly",
-    "data_quality", "kpi_long", "month_end", "month_start", "next_month", "sla_by_priority",
-    "sla_rows", "timeliness_obligations", "top_categories", "trend_months", "worst_breaches",
-    "write_kpis_csv",
+    "data_quality", "kpi_long", "sla_by_priority", "sla_rows", "timeliness_obligations",
+    "top_categories", "worst_breaches", "write_kpis_csv",
 ]

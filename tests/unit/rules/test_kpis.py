@@ -15,9 +15,7 @@ from revisit.rules.kpis import (
     COMPANY,
     KPI_NAMES,
     compute_monthly,
-    month_end,
     timeliness_obligations,
-    trend_months,
     write_kpis_csv,
 )
 from tests.monthly_fixtures import frame, hand_built_frames, ticket, visit
@@ -161,11 +159,6 @@ def test_a_later_snapshot_gives_the_same_month(frames, policy, calendar, kpis):
     later["tickets"] = pd.concat([frames["tickets"], extra], ignore_index=True)
     again = compute_monthly(later, policy, calendar, MONTH)
     pd.testing.assert_frame_equal(again.of_month(), kpis.of_month())
-
-
-def test_month_helpers():
-    assert trend_months("2026-02", 3) == ["2025-12", "2026-01", "2026-02"]
-    assert month_end("2026-12") == pd.Timestamp("2027-01-01")
 
 
 def test_ratings_off_their_scale_are_left_out_and_counted(frames, policy, calendar, kpis):
