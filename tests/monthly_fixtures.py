@@ -28,12 +28,14 @@ def frame(name: str, rows: list[dict]) -> pd.DataFrame:
     return out
 
 
-def customer(cid, dept, owner, coop, dnc=0, tier="standard", phone="13812345678"):
+def customer(cid, dept, owner, coop, dnc=0, tier="standard", phone="13812345678", created=None):
+    """A customer row; its record was created at `created` (default: the cooperation start)."""
+    created = coop if created is None else created
     return {"customer_id": cid, "name": f"客户{cid}", "industry": "制造业", "contact_name": "陈明",
             "contact_title": "经理", "phone": phone, "email": f"{cid}@example.com",
             "source": "展会", "tier": tier, "owner_agent_id": owner, "department_id": dept,
-            "cooperation_start_date": coop, "do_not_call": dnc, "created_at": coop,
-            "updated_at": coop}
+            "cooperation_start_date": coop, "do_not_call": dnc, "created_at": created,
+            "updated_at": created}
 
 
 def visit(vid, cid, agent, kind, at, order=None, sat=None, outcome="reached", ticket=None):

@@ -205,8 +205,7 @@ class LowSatisfaction(_Model):
 class VisitPolicy(_Model):
     max_overdue_days: int = Field(ge=0)
     max_failed_attempts: int = Field(ge=1)
-    # Days a missed / unreachable obligation stays in the daily not-listed report after the
-    # last day it could have been on the call list (window_end + max_overdue_days).
+    # Days in the daily not_listed report; the rule: revisit.rules.calllist._reported.
     report_missed_days: int = Field(default=30, ge=0)
     low_satisfaction: LowSatisfaction
     kinds: dict[VisitKind, WindowRule]

@@ -171,10 +171,21 @@ class BusinessCalendar:
         )
         return bool(hit[0]) if _is_scalar(dates) else hit
 
-    def add_working_days_to_date(self, dates: Any, n: int | np.ndarray) -> Any:
+    def add_working_days_to_date(self, dates: Any, n: int | np.ndarray,
+                                 outside: str = "raise") -> Any:
         """The n-th working day after each date (the date itself not counted); n >= 1.
-        n = 0 gives the date itself if it is a working day, else the next working day."""
-        days = self._as_days(dates)
+        n = 0 gives the date itself if it is a working day, else the next working day.
+
+        `outside` says what happens to a date before the calendar's first year, or an answer
+        after its last working day: "raise" (CalendarError: a deadline computed from the
+        wrong end of the table would be silently wrong), or "weekdays": Monday-Friday
+        arithmetic (np.busday_offset) there. Why "weekdays" exists: a visit window can be
+        anchored long before the calendar (a customer cooperating since 2005 and never
+        reached); such a window ended long ago, so a Monday-Friday answer is fair there,
+        where failing the whole daily run is not."""
+        if outside not in ("raise", "weekdays"):
+            raise ValueError(f"outside must be 'raise' or 'weekdays', not {outside!r}")
+        days = self._as_days(dates, check=outside == "raise")
         n = np.asarray(n)
         if (n < 0).any():
             raise CalendarError("working days to add must be >= 0")
@@ -183,20 +194,47 @@ class BusinessCalendar:
         after = np.searchsorted(self.working_days, safe, side="right")
         on_or_after = np.searchsorted(self.working_days, safe, side="left")
         pos = np.where(n == 0, on_or_after, after + n - 1)
-        if (pos >= len(self.working_days)).any():
+        if outside == "weekdays":
+            out = self._weekdays_outside(days, n, pos)
+        elif (pos >= len(self.working_days)).any():
             raise CalendarError("a working day falls after the calendar's last year")
-        out = np.where(nat, np.datetime64("NaT", "D"), self.working_days[pos])
+        else:
+            out = np.where(nat, np.datetime64("NaT", "D"), self.working_days[pos])
         if _is_scalar(dates):
             return None if np.isnat(out[0]) else out[0].astype(dt.date)
         return out
 
-    def _as_days(self, dates: Any) -> np.ndarray:
-        if _is_scalar(dates):
-            dates = [dates]
-        values = pd.Series(dates)
-        if pd.api.types.is_datetime64_any_dtype(values) and values.dt.tz is not None:
-            values = values.dt.tz_convert(self.tz).dt.tz_localize(None)
-        days = pd.to_datetime(values).to_numpy().astype("datetime64[D]")
+    def _weekdays_outside(self, days: np.ndarray, n: np.ndarray, pos: np.ndarray) -> np.ndarray:
+        """add_working_days_to_date's answers (positions `pos` in the table) where the table
+        has them, Monday-Friday arithmetic where it has not (see `outside`)."""
+        days, n = np.broadcast_arrays(days, n)
+        out = np.full(pos.shape, np.datetime64("NaT", "D"))
+        known = ~np.isnat(days)
+        first = np.datetime64(f"{self.years[0]:04d}-01-01", "D")
+        inside = known & (days >= first) & (pos < len(self.working_days))
+        out[inside] = self.working_days[pos[inside]]
+        # n = 0: the date if Monday-Friday, else the next Monday; n >= 1: the n-th weekday
+        # after the date (a weekend date counts from the Friday before it).
+        for zero, roll in ((True, "forward"), (False, "backward")):
+            rows = known & ~inside & ((n == 0) == zero)
+            if rows.any():
+                out[rows] = np.busday_offset(days[rows], n[rows], roll=roll)
+        return out
+
+    def _as_days(self, dates: Any, check: bool = True) -> np.ndarray:
+        """Calendar dates (datetime64[D]) of dates or timestamps (tz-aware: in the calendar's
+        zone); with `check`, a date outside the calendar's years raises CalendarError."""
+        if isinstance(dates, np.ndarray) and np.issubdtype(dates.dtype, np.datetime64):
+            days = dates.astype("datetime64[D]")  # no pandas round trip for numpy dates
+        else:
+            if _is_scalar(dates):
+                dates = [dates]
+            values = pd.Series(dates)
+            if pd.api.types.is_datetime64_any_dtype(values) and values.dt.tz is not None:
+                values = values.dt.tz_convert(self.tz).dt.tz_localize(None)
+            days = pd.to_datetime(values).to_numpy().astype("datetime64[D]")
+        if not check:
+            return days
         known = days[~np.isnat(days)]  # answering outside the table would be silently wrong
         first = np.datetime64(f"{self.years[0]}-01-01")
         last = np.datetime64(f"{self.years[1]}-12-31")

@@ -4,9 +4,9 @@ Why this module: the visit obligations (revisit.rules.visits) say which visits a
 needs one row per customer (all reasons merged), ranked by urgency, spread over the department
 within each agent's daily capacity, with a suggested call window that respects the customer's
 time and a short human note. What cannot be listed is reported, never silently dropped: missed,
-unreachable and do-not-call obligations go to `not_listed`, customers beyond the department's
-capacity to `carried_over`. Customers whose first call is coming up get an SMS pre-notice
-(policy 003: "提前1天通过短信/预约").
+unreachable and do-not-call obligations go to `not_listed` (which ones, how long: `_reported`),
+customers beyond the department's capacity to `carried_over`. Customers whose first call is
+coming up get an SMS pre-notice (policy 003: "提前1天通过短信/预约").
 
 Decisions where DESIGN.md is silent:
 - A call date that is not a working day has no lists, no carry-over and no SMS (agents receive
@@ -18,12 +18,7 @@ Decisions where DESIGN.md is silent:
 - Capacity: in each department the lowest-ranked rows beyond the department's total capacity
   are carried over first, so what is listed always fits; key-tier rows overflow to the other
   supervisors first, agents' rows to the other agents, then to anyone of the department.
-- not_listed is a daily report, so it names what needs attention now: a missed or unreachable
-  obligation is reported while D - window_end <= max_overdue_days + report_missed_days (the
-  policy's `visits.report_missed_days`, default 30): from the day it is missed (or found
-  unreachable) until report_missed_days days after the last day it could have been listed,
-  then no more. A do-not-call customer's due / overdue obligations are reported with reason
-  do_not_call (they would be listed otherwise); their missed / unreachable ones are not.
+- What not_listed reports and for how long (`visits.report_missed_days`): see `_reported`.
 - The suggested window is the allowed slot holding the time of day the customer was last
   reached (they answered then), else the day's first allowed slot.
 
@@ -46,18 +41,18 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import yaml
 
-from revisit.config.paths import TEMPLATES_DIR
 from revisit.config.policy import Policy
+from revisit.config.translations import load_translations, translation_path
 from revisit.rules.calendar import BusinessCalendar
 from revisit.rules.visits import (
     OPEN_STATUSES,
+    OUTSIDE_CALENDAR,
     arrow_strings,
     as_day,
     dates,
     positions,
     table,
     timestamps,
-    working_days_after,
 )
 
 # Fixed order of reason codes in `reasons` and in the note: the most urgent first, then the
@@ -128,8 +123,7 @@ class CallListResult:
 
     lists: CALL_LIST_COLUMNS, sorted by agent_id, rank (one file per agent downstream);
     carried_over: CARRIED_OVER_COLUMNS, due customers no one had capacity for, in rank order;
-    not_listed: NOT_LISTED_COLUMNS, recently missed / unreachable obligations and the open
-        ones of do-not-call customers (see the module docstring);
+    not_listed: NOT_LISTED_COLUMNS, the obligations `_reported` selects (the rule is there);
     sms_notice: SMS_COLUMNS, customers to pre-notify today, by customer_id."""
 
     lists: pd.DataFrame
@@ -210,7 +204,7 @@ def _true(values: pd.Series, allowed: tuple[str, ...]) -> np.ndarray:
 # ================================================================= messages (note column)
 @dataclass(frozen=True)
 class Messages:
-    """The note's phrases in one locale (include/templates/i18n/<locale>.yaml, `call_list`)."""
+    """The note's phrases in one locale: section `call_list` of revisit.config.translations."""
 
     separator: str
     id_separator: str
@@ -226,13 +220,14 @@ _FIELDS = {"reasons": {"order_id", "ticket_id"}, "overdue": {"days"}, "overdue_o
 
 
 @lru_cache(maxsize=8)
-def load_messages(locale: str, folder: Path = TEMPLATES_DIR / "i18n") -> Messages:
-    """The call-list phrases of `locale`, checked: every reason present, only known fields.
+def load_messages(locale: str) -> Messages:
+    """The call-list phrases of `locale` (en filling what it lacks), checked: every reason
+    present, only known fields.
 
     Why a file: the wording is the company's, and a translation is a text edit, not code."""
-    path = folder / f"{locale}.yaml"
+    path = translation_path(locale)
     try:
-        data = dict(yaml.safe_load(path.read_text(encoding="utf-8"))["call_list"])
+        data = dict(load_translations(locale)["call_list"])
     except (OSError, KeyError, TypeError, ValueError, yaml.YAMLError) as error:
         raise ValueError(f"cannot read call-list messages from {path}: {error!r}") from None
     missing = [k for k in REASON_ORDER if k not in (data.get("reasons") or {})]
@@ -338,61 +333,90 @@ class _Customers:
 def _history(frames: dict[str, pd.DataFrame], policy: Policy, cutoff: np.datetime64,
              customer_ids: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     """For the given customers: (low satisfaction flag, minute of day of the last reached visit
-    or NaN). Low = the customer's latest rating before the cut-off is low on its own scale: a
-    visit's below visit_below (of 10), a ticket's (stamped when closed, else fed back, resolved,
-    created) at most ticket_at_most (of 5): the policy's "历史满意度较低" priority."""
-    size = len(customer_ids)
+    or NaN).
+
+    Why: customers whose satisfaction was low rank first among equals (the policy's
+    "历史满意度较低" priority), and the suggested window holds the time of day the customer last
+    answered. Low = the customer's latest rating before the cut-off is low on its own scale: a
+    visit's below visit_below (of 10), a ticket's at most ticket_at_most (of 5); whichever
+    source it came from (a visit rated at the same instant as a ticket wins)."""
     rule = policy.visits.low_satisfaction
+    minute, visit_at, visit_score = _visit_history(frames, cutoff, customer_ids)
+    ticket_at, ticket_score = _ticket_rating(frames, cutoff, customer_ids)
+    use_ticket = ~np.isnat(ticket_at) & (np.isnat(visit_at) | (ticket_at > visit_at))
+    use_visit = ~np.isnat(visit_at) & ~use_ticket
+    low = np.zeros(len(customer_ids), dtype=bool)
+    low[use_visit] = visit_score[use_visit] < rule.visit_below
+    low[use_ticket] = ticket_score[use_ticket] <= rule.ticket_at_most
+    return low, minute
+
+
+def _visit_history(frames: dict[str, pd.DataFrame], cutoff: np.datetime64,
+                   customer_ids: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per customer, from their visits before the cut-off: (minute of day of the last reached
+    one or NaN, when the last rated one was made or NaT, its satisfaction or NaN)."""
+    size = len(customer_ids)
     v = table(frames, "visits")
     at = timestamps(v["visited_at"])
     score = pd.to_numeric(v["satisfaction"]).to_numpy(dtype="float64", na_value=np.nan)
     reached = _true(v["outcome"].astype("string"), ("reached",))
     rated = ~np.isnan(score)
-    rows = np.flatnonzero((at < cutoff) & (reached | rated))
-    who = positions(v["customer_id"].iloc[rows], customer_ids) if len(rows) else rows
-    rows, who = rows[who >= 0], who[who >= 0]
-
-    def last_of(mask: np.ndarray, stamp: np.ndarray, group: np.ndarray) -> np.ndarray:
-        """Row (index into stamp) of the latest stamp per customer, -1 for none."""
-        sel = np.flatnonzero(mask)
-        order = sel[np.lexsort((stamp[sel], group[sel]))]
-        last = order[np.r_[group[order][1:] != group[order][:-1], True]] if len(order) \
-            else order
-        out = np.full(size, -1, dtype=np.int64)
-        out[group[last]] = last
-        return out
-
-    last_reached = last_of(reached[rows], at[rows], who)
+    rows, who = _rows_of(v["customer_id"], (at < cutoff) & (reached | rated), customer_ids)
+    last_reached = _latest(reached[rows], at[rows], who, size)
     minute = np.full(size, np.nan)
     got = last_reached >= 0
     stamp = pd.DatetimeIndex(at[rows][last_reached[got]])
     minute[got] = stamp.hour * 60 + stamp.minute
-    last_rated = last_of(rated[rows], at[rows], who)
+    rated_at, rated_score = _latest_rating(rated[rows], at[rows], score[rows], who, size)
+    return minute, rated_at, rated_score
 
+
+def _ticket_rating(frames: dict[str, pd.DataFrame], cutoff: np.datetime64,
+                   customer_ids: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Per customer: (when their latest ticket rating before the cut-off was given or NaT, its
+    satisfaction or NaN). A ticket's rating is stamped when it closed, else when the result
+    was fed back, it was resolved, it was created (CRMs rate at different steps)."""
     t = table(frames, "tickets")
-    stamp_t = timestamps(t["closed_at"])
+    stamp = timestamps(t["closed_at"])
     for fallback in ("result_fed_back_at", "resolved_at", "created_at"):
-        stamp_t = np.where(np.isnat(stamp_t), timestamps(t[fallback]), stamp_t)
-    score_t = pd.to_numeric(t["satisfaction"]).to_numpy(dtype="float64", na_value=np.nan)
-    rows_t = np.flatnonzero((stamp_t < cutoff) & ~np.isnan(score_t))
-    who_t = positions(t["customer_id"].iloc[rows_t], customer_ids) if len(rows_t) else rows_t
-    rows_t, who_t = rows_t[who_t >= 0], who_t[who_t >= 0]
-    last_t = last_of(np.ones(len(rows_t), dtype=bool), stamp_t[rows_t], who_t)
+        stamp = np.where(np.isnat(stamp), timestamps(t[fallback]), stamp)
+    score = pd.to_numeric(t["satisfaction"]).to_numpy(dtype="float64", na_value=np.nan)
+    rows, who = _rows_of(t["customer_id"], (stamp < cutoff) & ~np.isnan(score), customer_ids)
+    return _latest_rating(np.ones(len(rows), dtype=bool), stamp[rows], score[rows], who,
+                          len(customer_ids))
 
-    # The customer's last rating, whichever source it came from (a visit rated at the same
-    # instant as a ticket wins): low on its own scale.
-    never = np.datetime64("NaT", "us")
-    v_got, t_got = last_rated >= 0, last_t >= 0
-    v_at = np.full(size, never)
-    v_at[v_got] = at[rows][last_rated[v_got]]
-    t_at = np.full(size, never)
-    t_at[t_got] = stamp_t[rows_t][last_t[t_got]]
-    use_ticket = t_got & (~v_got | (t_at > v_at))
-    use_visit = v_got & ~use_ticket
-    low = np.zeros(size, dtype=bool)
-    low[use_visit] = score[rows][last_rated[use_visit]] < rule.visit_below
-    low[use_ticket] = score_t[rows_t][last_t[use_ticket]] <= rule.ticket_at_most
-    return low, minute
+
+def _rows_of(ids: pd.Series, keep: np.ndarray,
+             customer_ids: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """(rows where `keep` whose id is one of customer_ids, that customer's position per row).
+
+    Why: ids are hashed once (revisit.rules.visits.positions); the rest works on integers."""
+    rows = np.flatnonzero(keep)
+    who = positions(ids.iloc[rows], customer_ids) if len(rows) else rows
+    return rows[who >= 0], who[who >= 0]
+
+
+def _latest(mask: np.ndarray, stamp: np.ndarray, group: np.ndarray, size: int) -> np.ndarray:
+    """Per group 0..size-1, the row (index into stamp) of the latest stamp among the rows of
+    `mask` (equal stamps: the later row), -1 for none. One lexsort instead of a groupby."""
+    sel = np.flatnonzero(mask)
+    order = sel[np.lexsort((stamp[sel], group[sel]))]
+    last = order[np.r_[group[order][1:] != group[order][:-1], True]] if len(order) else order
+    out = np.full(size, -1, dtype=np.int64)
+    out[group[last]] = last
+    return out
+
+
+def _latest_rating(mask: np.ndarray, stamp: np.ndarray, score: np.ndarray, group: np.ndarray,
+                   size: int) -> tuple[np.ndarray, np.ndarray]:
+    """(stamp, score) of each group's latest row among `mask`; (NaT, NaN) for none."""
+    last = _latest(mask, stamp, group, size)
+    got = last >= 0
+    at = np.full(size, np.datetime64("NaT", "us"))
+    at[got] = stamp[last[got]]
+    value = np.full(size, np.nan)
+    value[got] = score[last[got]]
+    return at, value
 
 
 # ================================================================= staff and assignment
@@ -607,95 +631,26 @@ def build_call_list(obligations: pd.DataFrame, frames: dict[str, pd.DataFrame], 
                     calendar: BusinessCalendar, call_date: dt.date) -> CallListResult:
     """Today's call lists from the obligations of revisit.rules.visits.visit_obligations.
 
-    Why one function: ranking, assignment, carry-over and the SMS list depend on each other
+    Why one entry point: ranking, assignment, carry-over and the SMS list depend on each other
     (a customer on today's list gets no pre-notice; the SMS names who would call). Dates in the
     output are ISO strings (YYYY-MM-DD), ids strings; column orders are the *_COLUMNS dicts.
     On a non-working call date only `not_listed` has rows."""
     call_day = as_day(call_date)
-    cutoff = call_day.astype("datetime64[us]")
-    iso_day = str(call_day)
     customers = _Customers.of(frames)
     staff = _Staff.of(frames, policy)
     messages = load_messages(policy.report.locale)
-    sms_day = working_days_after(calendar, np.array([call_day]), policy.sms_notice.days_ahead)[0]
-
-    # Only the rows today's outputs can use: open, reported, and upcoming up to the SMS day.
-    status = obligations["status"].astype("string")
-    is_open = _true(status, OPEN_STATUSES)
-    reported = _true(status, REPORTED_STATUSES)
-    soon = _true(status, ("upcoming",)) & (dates(obligations["window_start"]) <= sms_day)
-    ob = obligations[is_open | reported | soon].reset_index(drop=True)
-    who = positions(ob["customer_id"], customers.ids)
-    ob, who = ob[who >= 0].reset_index(drop=True), who[who >= 0]
-    status = ob["status"].astype("string")
-    is_open = _true(status, OPEN_STATUSES)
-    dnc = customers.do_not_call[who]
-
-    # ------------------------------------------------------------ not listed (reported)
-    rep = np.flatnonzero(_reported(ob, status, is_open, dnc, call_day, policy))
-    not_listed = _typed({
-        "call_date": iso_day,
-        "customer_id": _take(customers.ids, who[rep]),
-        "kind": _take(ob["kind"], rep),
-        "order_id": _take(ob["order_id"], rep),
-        "ticket_id": _take(ob["ticket_id"], rep),
-        "window_end": _iso(ob["window_end"].to_numpy()[rep]),
-        "overdue_days": ob["overdue_days"].to_numpy()[rep],
-        "status": _take(status, rep),
-        "reason": np.where(dnc[rep], "do_not_call",
-                           status.to_numpy(dtype=object, na_value=None)[rep]),
-        "agent_id": customers.take("owner_agent_id", who[rep]),
-        "department_id": customers.take("department_id", who[rep]),
-    }, NOT_LISTED_COLUMNS)
-
-    # ------------------------------------------------------------ one row per customer, ranked
+    sms_day = calendar.add_working_days_to_date(
+        np.array([call_day], dtype="datetime64[D]"), policy.sms_notice.days_ahead,
+        outside=OUTSIDE_CALENDAR)[0]
+    today = _Today.of(obligations, customers, sms_day)
+    not_listed = _not_listed(today, customers, call_day, policy)
     # Nobody calls on a non-working day: no lists, no carry-over, no SMS (the last working
     # day's run already pre-noticed the next working day's first calls).
     working = bool(calendar.is_working_day(pd.Timestamp(str(call_day))))
-    keep = np.flatnonzero(is_open & ~dnc) if working else np.zeros(0, dtype=np.int64)
-    merged = _merge(ob.iloc[keep], who[keep], messages)
-    c = merged.customer
-    overdue = np.maximum((call_day - merged.window_end).astype(np.int64), 0)
-    key = customers.key[c]
-    low, minute = _history(frames, policy, cutoff, _take(customers.ids, c))
-    rank_keys = pd.DataFrame({
-        "post": merged.has_post, "late": overdue > 0, "key": key, "low": low,
-        "end": merged.window_end, "id": _take(customers.ids, c),
-    }).sort_values(["post", "late", "key", "low", "end", "id"],
-                   ascending=[False, False, False, False, True, True], kind="stable")
-    order = rank_keys.index.to_numpy()
-    ranked = {
-        "customer_id": _take(customers.ids, c[order]),
-        "customer_name": customers.take("name", c[order]),
-        "contact_name": customers.take("contact_name", c[order]),
-        "phone": customers.take("phone", c[order]),
-        "tier": customers.take("tier", c[order]),
-        "department_id": customers.take("department_id", c[order]),
-        "reasons": _strings(merged.reasons.take(order)),
-        "window_end": _iso(merged.window_end[order]),
-        "overdue_days": overdue[order],
-        "ticket_id": _strings(merged.ticket_ids.take(order)),
-        "order_id": _strings(merged.order_ids.take(order)),
-        "suggested_window": suggested_windows(minute[order], policy),
-        "note": _strings(_notes(merged, overdue, key, low, messages, call_day).take(order)),
-        "call_date": iso_day,
-    }
-    frame = pd.DataFrame(ranked)
-    agent, carry_reason, intended = _assign(
-        customers.take("owner_agent_id", c[order]), frame["department_id"], key[order], staff,
-        policy)
-    taken = agent >= 0
-    lists = frame[taken].assign(agent_id=staff.id_of(agent[taken]))
-    lists["rank"] = lists.groupby("agent_id", sort=False).cumcount().to_numpy() + 1
-    lists = lists.sort_values(["agent_id", "rank"], kind="stable")
-    carried = frame[~taken].assign(agent_id=staff.id_of(intended[~taken]),
-                                   reason=carry_reason[~taken])
-
-    # ------------------------------------------------------------ SMS pre-notice
-    sms = _sms_notice(ob, who, dnc, is_open, customers, staff, policy, calendar, sms_day,
-                      np.bincount(agent[taken], minlength=len(staff.ids))) if working \
+    frame, rows = _ranked(today, customers, frames, policy, messages, call_day, working)
+    lists, carried, load = _assigned(frame, rows, customers, staff, policy)
+    sms = _sms_notice(today, customers, staff, policy, calendar, sms_day, load) if working \
         else pd.DataFrame(columns=list(SMS_COLUMNS))
-
     return CallListResult(
         lists=_typed(lists, CALL_LIST_COLUMNS),
         carried_over=_typed(carried, CARRIED_OVER_COLUMNS),
@@ -704,34 +659,166 @@ def build_call_list(obligations: pd.DataFrame, frames: dict[str, pd.DataFrame], 
     )
 
 
-def _reported(ob: pd.DataFrame, status: pd.Series, is_open: np.ndarray, dnc: np.ndarray,
-              call_day: np.datetime64, policy: Policy) -> np.ndarray:
-    """Which obligations go to not_listed: missed / unreachable ones of callable customers
-    while D - window_end <= max_overdue_days + report_missed_days (i.e. until
-    report_missed_days days after the last day they could have been listed; an unreachable
-    one whose window has not passed yet is reported too), and the due / overdue ones of
-    do-not-call customers (their old missed ones are not)."""
+@dataclass(frozen=True)
+class _Today:
+    """The obligations today's outputs can use, of known customers, with their flags.
+
+    Why a subset: only open rows are listed, reported statuses may go to not_listed and upcoming
+    rows up to the SMS day make the pre-notice; the rest (done, later upcoming) would only cost
+    time on every step after."""
+
+    rows: pd.DataFrame  # OBLIGATION_COLUMNS, fresh RangeIndex
+    who: np.ndarray  # the customer's position in _Customers
+    status: pd.Series
+    is_open: np.ndarray
+    dnc: np.ndarray  # the customer is do-not-call
+
+    @classmethod
+    def of(cls, obligations: pd.DataFrame, customers: _Customers,
+           sms_day: np.datetime64) -> _Today:
+        status = obligations["status"].astype("string")
+        soon = _true(status, ("upcoming",)) & (dates(obligations["window_start"]) <= sms_day)
+        usable = _true(status, OPEN_STATUSES) | _true(status, REPORTED_STATUSES) | soon
+        ob = obligations[usable].reset_index(drop=True)
+        who = positions(ob["customer_id"], customers.ids)
+        ob, who = ob[who >= 0].reset_index(drop=True), who[who >= 0]
+        status = ob["status"].astype("string")
+        return cls(rows=ob, who=who, status=status, is_open=_true(status, OPEN_STATUSES),
+                   dnc=customers.do_not_call[who])
+
+
+# ================================================================= not listed
+def _reported(today: _Today, call_day: np.datetime64, policy: Policy) -> np.ndarray:
+    """Which obligations go to not_listed (not_listed.csv), and for how long.
+
+    The rule is stated in full only here; policy.yaml and the docs point to it.
+    not_listed is a daily report, so it names what needs attention now:
+    - a missed or unreachable obligation of a callable customer is reported while
+      D - window_end <= max_overdue_days + report_missed_days (policy `visits.max_overdue_days`
+      and `visits.report_missed_days`, 30 and 30 as shipped): from the day it is missed (or
+      found unreachable, also while its window is still open) until report_missed_days days
+      after the last day it could have been on the call list (window_end + max_overdue_days),
+      then no more;
+    - a do-not-call customer's due / overdue obligations are reported, reason do_not_call
+      (they would be listed otherwise); their missed / unreachable ones are not."""
     rules = policy.visits
-    late = (call_day - dates(ob["window_end"])).astype(np.int64)
+    late = (call_day - dates(today.rows["window_end"])).astype(np.int64)
     recent = late <= rules.max_overdue_days + rules.report_missed_days
-    return (_true(status, REPORTED_STATUSES) & recent & ~dnc) | (is_open & dnc)
+    return (_true(today.status, REPORTED_STATUSES) & recent & ~today.dnc) | \
+        (today.is_open & today.dnc)
 
 
-def _sms_notice(ob: pd.DataFrame, who: np.ndarray, dnc: np.ndarray, is_open: np.ndarray,
-                customers: _Customers, staff: _Staff, policy: Policy,
+def _not_listed(today: _Today, customers: _Customers, call_day: np.datetime64,
+                policy: Policy) -> pd.DataFrame:
+    """The not_listed report (NOT_LISTED_COLUMNS): the rows _reported selects, each with its
+    reason (do_not_call, else its status) and the customer's owner and department, so that
+    someone can act on it."""
+    rep = np.flatnonzero(_reported(today, call_day, policy))
+    ob, who, status = today.rows, today.who[rep], today.status
+    return _typed({
+        "call_date": str(call_day),
+        "customer_id": _take(customers.ids, who),
+        "kind": _take(ob["kind"], rep),
+        "order_id": _take(ob["order_id"], rep),
+        "ticket_id": _take(ob["ticket_id"], rep),
+        "window_end": _iso(ob["window_end"].to_numpy()[rep]),
+        "overdue_days": ob["overdue_days"].to_numpy()[rep],
+        "status": _take(status, rep),
+        "reason": np.where(today.dnc[rep], "do_not_call",
+                           status.to_numpy(dtype=object, na_value=None)[rep]),
+        "agent_id": customers.take("owner_agent_id", who),
+        "department_id": customers.take("department_id", who),
+    }, NOT_LISTED_COLUMNS)
+
+
+# ================================================================= ranked, then assigned
+def _ranked(today: _Today, customers: _Customers, frames: dict[str, pd.DataFrame],
+            policy: Policy, messages: Messages, call_day: np.datetime64,
+            working: bool) -> tuple[pd.DataFrame, np.ndarray]:
+    """(one row per customer to call today, in rank order, with the call-list columns but
+    agent_id and rank, plus department_id; each row's position in _Customers).
+
+    Who: customers with a due / overdue obligation, not do-not-call; nobody on a non-working
+    day. Why merged first: the ranking and the note look at all of a customer's reasons."""
+    keep = np.flatnonzero(today.is_open & ~today.dnc) if working else np.zeros(0, dtype=np.int64)
+    merged = _merge(today.rows.iloc[keep], today.who[keep], messages)
+    c = merged.customer
+    overdue = np.maximum((call_day - merged.window_end).astype(np.int64), 0)
+    key = customers.key[c]
+    low, minute = _history(frames, policy, call_day.astype("datetime64[us]"),
+                           _take(customers.ids, c))
+    order = _rank_order(merged, overdue, key, low, _take(customers.ids, c))
+    notes = _notes(merged, overdue, key, low, messages, call_day)
+    rows = c[order]
+    frame = pd.DataFrame({
+        "customer_id": _take(customers.ids, rows),
+        "customer_name": customers.take("name", rows),
+        "contact_name": customers.take("contact_name", rows),
+        "phone": customers.take("phone", rows),
+        "tier": customers.take("tier", rows),
+        "department_id": customers.take("department_id", rows),
+        "reasons": _strings(merged.reasons.take(order)),
+        "window_end": _iso(merged.window_end[order]),
+        "overdue_days": overdue[order],
+        "ticket_id": _strings(merged.ticket_ids.take(order)),
+        "order_id": _strings(merged.order_ids.take(order)),
+        "suggested_window": suggested_windows(minute[order], policy),
+        "note": _strings(notes.take(order)),
+        "call_date": str(call_day),
+    })
+    return frame, rows
+
+
+def _rank_order(merged: _Listed, overdue: np.ndarray, key: np.ndarray, low: np.ndarray,
+                ids: pd.Series) -> np.ndarray:
+    """Positions of the merged rows in call order (DESIGN.md "Business rules — visits"):
+    post_resolution first, then overdue, then tier key, then low last satisfaction, then the
+    earliest window end, then the smaller customer_id."""
+    rank_keys = pd.DataFrame({
+        "post": merged.has_post, "late": overdue > 0, "key": key, "low": low,
+        "end": merged.window_end, "id": ids,
+    }).sort_values(["post", "late", "key", "low", "end", "id"],
+                   ascending=[False, False, False, False, True, True], kind="stable")
+    return rank_keys.index.to_numpy()
+
+
+def _assigned(frame: pd.DataFrame, rows: np.ndarray, customers: _Customers, staff: _Staff,
+              policy: Policy) -> tuple[pd.DataFrame, pd.DataFrame, np.ndarray]:
+    """(the lists, the carried-over rows, rows per agent) of the ranked `frame` (see _assign).
+
+    Each agent's rows keep the call order and are ranked 1..; a carried-over row names the
+    agent who would have had it, so a supervisor knows whose work piled up. The load feeds
+    the SMS list's choice of the least-loaded agent."""
+    agent, carry_reason, intended = _assign(
+        customers.take("owner_agent_id", rows), frame["department_id"], customers.key[rows],
+        staff, policy)
+    taken = agent >= 0
+    lists = frame[taken].assign(agent_id=staff.id_of(agent[taken]))
+    lists["rank"] = lists.groupby("agent_id", sort=False).cumcount().to_numpy() + 1
+    lists = lists.sort_values(["agent_id", "rank"], kind="stable")
+    carried = frame[~taken].assign(agent_id=staff.id_of(intended[~taken]),
+                                   reason=carry_reason[~taken])
+    return lists, carried, np.bincount(agent[taken], minlength=len(staff.ids))
+
+
+# ================================================================= SMS pre-notice
+def _sms_notice(today: _Today, customers: _Customers, staff: _Staff, policy: Policy,
                 calendar: BusinessCalendar, sms_day: np.datetime64,
                 load: np.ndarray) -> pd.DataFrame:
     """Customers whose first call falls on the days_ahead-th working day after D (a window
     opening on a non-working day is first called on the next working day), who are not
     do-not-call and have nothing open today; with the agent who would call them, capacity
     aside (pooled customers to the least-loaded pool member counting today's lists)."""
-    up = np.flatnonzero(_true(ob["status"].astype("string"), ("upcoming",)) & ~dnc)
-    first_call = working_days_after(calendar, dates(ob["window_start"].iloc[up]), 0)
+    ob, who = today.rows, today.who
+    up = np.flatnonzero(_true(today.status, ("upcoming",)) & ~today.dnc)
+    first_call = calendar.add_working_days_to_date(
+        np.asarray(dates(ob["window_start"].iloc[up]), dtype="datetime64[D]"), 0,
+        outside=OUTSIDE_CALENDAR)
     size = len(customers.ids)
     first = np.full(size, np.iinfo(np.int64).max)
     np.minimum.at(first, who[up], first_call.astype(np.int64))
     busy = np.zeros(size, dtype=bool)
-    busy[who[is_open]] = True
+    busy[who[today.is_open]] = True
     chosen = np.flatnonzero((first == sms_day.astype(np.int64)) & ~busy)
     if not len(chosen):
         return pd.DataFrame(columns=list(SMS_COLUMNS))

@@ -11,9 +11,11 @@ Definitions (month m = [1st of m 00:00, 1st of m+1 00:00), business-local):
   `visits_on_time`: of those, done (a reached visit of the same kind and order / ticket) on or
   before the window's last day (an early visit counts as on time: the obligation is met);
   `visit_timeliness_rate` = on time / due. The recurring kinds (`periodic`, `key_account`) have
-  one obligation per anchor (the cooperation start, then every reached visit that restarts the
-  clock); a `periodic` obligation restarted by a reached visit of another kind before its window
-  ended is superseded, not due.
+  one obligation per anchor (the cooperation start, else the day the customer record was
+  created, then every reached visit that restarts the clock): revisit.rules.visits
+  .recurring_history, built from the same customers and anchors as the daily call list; a
+  `periodic` obligation restarted by a reached visit of another kind before its window ended
+  is superseded, not due.
 - `tickets_raised`: tickets created in m; `tickets_resolved`: of those, resolved (resolved_at,
   else closed_at) before the end of m; `problem_resolution_rate` = resolved / raised.
 - `avg_satisfaction`: mean of visit ratings in m (1-10, x10) and ticket ratings of tickets closed
@@ -43,7 +45,7 @@ from revisit.config.schema import PRIORITIES
 from revisit.core.periods import month_end, trend_months
 from revisit.core.phones import mask_phone
 from revisit.rules.calendar import BusinessCalendar
-from revisit.rules.visits import RECURRING_KINDS, table, visit_obligations, window
+from revisit.rules.visits import RECURRING_KINDS, recurring_history, table, visit_obligations
 
 COMPANY = "ALL"
 KPI_NAMES = (
@@ -56,7 +58,6 @@ COUNT_KPIS = ("visits_due", "visits_on_time", "tickets_raised", "tickets_resolve
               "sla_breaches")
 KPI_COLUMNS = ("month", "department_id", "metric", "value")
 VISIT_SCALE, TICKET_SCALE = 10.0, 20.0
-PARSE_ERRORS = "_parse_errors"
 
 
 # ================================================================= months
@@ -87,64 +88,6 @@ def _naive(stamps: pd.Series) -> pd.Series:
 
 
 # ================================================================= visit obligations
-def _recurring_obligations(frames: dict[str, pd.DataFrame], policy: Policy,
-                           calendar: BusinessCalendar, cutoff: pd.Timestamp) -> pd.DataFrame:
-    """Every historical obligation of the recurring kinds (anchor chain), with its window end,
-    whether it was done on time and whether it was superseded."""
-    customers = table(frames, "customers")
-    visits = table(frames, "visits")
-    visited_at = _naive(visits["visited_at"])
-    reached = (visits["outcome"] == "reached").fillna(False).to_numpy(bool) \
-        & (visited_at < cutoff).fillna(False).to_numpy(bool)
-    visits = pd.DataFrame({"customer_id": visits["customer_id"].astype("string"),
-                           "at": visited_at, "kind": visits["kind"].astype("string")})[reached]
-    coop = _naive(customers["cooperation_start_date"])
-    days = (cutoff.normalize() - coop).dt.days
-    parts = []
-    for kind, tier in (("periodic", "standard"), ("key_account", "key")):
-        rule = policy.visits.kinds[kind]
-        eligible = (customers["tier"] == tier).fillna(False) & coop.notna()
-        if rule.min_cooperation_days is not None:
-            eligible &= (days >= rule.min_cooperation_days).fillna(False)
-        who = pd.DataFrame({"customer_id": customers["customer_id"].astype("string"),
-                            "at": coop})[eligible.to_numpy(bool)]
-        anchors_v = visits[visits["customer_id"].isin(who["customer_id"])]
-        if kind == "key_account":
-            anchors_v = anchors_v[(anchors_v["kind"] == "key_account").fillna(False)]
-        first = anchors_v.groupby("customer_id")["at"].min()
-        first_at = pd.Series(first.reindex(who["customer_id"]).to_numpy(), index=who.index,
-                             dtype="datetime64[us]")
-        coop_rows = who[~(first_at <= who["at"]).fillna(False).to_numpy(bool)]
-        chain = pd.concat([coop_rows.assign(kind=pd.NA, _order=0),
-                           anchors_v.assign(_order=1)], ignore_index=True)
-        chain = chain.sort_values(["customer_id", "at", "_order"], kind="stable",
-                                  ignore_index=True)
-        grouped = chain.groupby("customer_id", sort=False)
-        closer_at = grouped["at"].shift(-1)
-        closer_kind = grouped["kind"].shift(-1).astype("string")
-        if chain.empty:
-            continue
-        _, end = window(calendar, chain["at"].to_numpy().astype("datetime64[us]"), rule)
-        end = pd.Series(end.astype("datetime64[s]"), index=chain.index)
-        closer_day = closer_at.dt.normalize()
-        closed_in_window = (closer_day <= end).fillna(False)
-        same_kind = (closer_kind == kind).fillna(False)
-        parts.append(pd.DataFrame({
-            "customer_id": chain["customer_id"],
-            "kind": kind,
-            "window_end": end,
-            "on_time": (closed_in_window & same_kind).to_numpy(bool),
-            "superseded": (closed_in_window & ~same_kind).to_numpy(bool),
-        }))
-    if not parts:
-        return pd.DataFrame({"customer_id": pd.Series(dtype="string"),
-                             "kind": pd.Series(dtype="string"),
-                             "window_end": pd.Series(dtype="datetime64[s]"),
-                             "on_time": pd.Series(dtype=bool),
-                             "superseded": pd.Series(dtype=bool)})
-    return pd.concat(parts, ignore_index=True)
-
-
 def timeliness_obligations(frames: dict[str, pd.DataFrame], policy: Policy,
                            calendar: BusinessCalendar, month: str,
                            months: list[str] | None = None) -> pd.DataFrame:
@@ -162,8 +105,9 @@ def timeliness_obligations(frames: dict[str, pd.DataFrame], policy: Policy,
         "window_end": single["window_end"].astype("datetime64[s]"),
         "on_time": (done_day <= single["window_end"]).fillna(False).to_numpy(bool),
     })
-    recurring = _recurring_obligations(frames, policy, calendar, cutoff)
-    recurring = recurring[~recurring["superseded"]].drop(columns="superseded")
+    recurring = recurring_history(frames, policy, calendar, cutoff.date())
+    recurring = recurring.loc[~recurring["superseded"],
+                              ["customer_id", "kind", "window_end", "on_time"]]
     out = pd.concat([single, recurring], ignore_index=True)
     out["month"] = _month_of(out["window_end"])
     out = out[out["month"].isin(months).fillna(False)].reset_index(drop=True)
@@ -269,11 +213,13 @@ def _agg(frame: pd.DataFrame, keys: list[str], **named) -> pd.DataFrame:
     return frame.groupby(keys, sort=True).agg(**named).reset_index()
 
 
-def kpi_long(obligations: pd.DataFrame, tickets: pd.DataFrame, ratings: pd.DataFrame,
-             sla: pd.DataFrame, months: list[str], departments: list[str]) -> pd.DataFrame:
-    """All KPIs of `months` x (departments + COMPANY), long: month, department_id, metric, value.
+def _kpi_parts(obligations: pd.DataFrame, tickets: pd.DataFrame, ratings: pd.DataFrame,
+               sla: pd.DataFrame) -> list[pd.DataFrame]:
+    """The sums, counts, means and medians behind the KPIs, one frame per source, keyed by
+    month and department_id (and COMPANY): only the pairs that have rows.
 
-    Every (month, department, metric) is present; undefined values are NaN."""
+    Why one frame per source: each KPI counts its own rows (visit obligations, tickets,
+    ratings, SLA rows), put in a month by its own stamp."""
     keys = ["month", "department_id"]
     due = _both(obligations[~obligations["do_not_call"]])
     visits = _agg(due, keys, visits_due=("on_time", "size"), visits_on_time=("on_time", "sum"))
@@ -299,10 +245,18 @@ def kpi_long(obligations: pd.DataFrame, tickets: pd.DataFrame, ratings: pd.DataF
     s = s.assign(met=(s["status"] == "met").to_numpy(bool),
                  breached=(s["status"] == "breached").to_numpy(bool))
     sla_t = _agg(s, keys, met=("met", "sum"), sla_breaches=("breached", "sum"))
+    return [visits, raised_t, handled_t, sat, comp, sla_t]
 
+
+def kpi_long(obligations: pd.DataFrame, tickets: pd.DataFrame, ratings: pd.DataFrame,
+             sla: pd.DataFrame, months: list[str], departments: list[str]) -> pd.DataFrame:
+    """All KPIs of `months` x (departments + COMPANY), long: month, department_id, metric, value.
+
+    Every (month, department, metric) is present; undefined values are NaN."""
+    keys = ["month", "department_id"]
     grid = pd.MultiIndex.from_product([months, [*departments, COMPANY]], names=keys)
     wide = pd.DataFrame(index=grid)
-    for part in (visits, raised_t, handled_t, sat, comp, sla_t):
+    for part in _kpi_parts(obligations, tickets, ratings, sla):
         if len(part):
             wide = wide.join(part.set_index(keys), how="left")
     for name in (*COUNT_KPIS, "met"):
@@ -443,18 +397,13 @@ def agent_table(frames: dict[str, pd.DataFrame], obligations: pd.DataFrame,
 def data_quality(frames: dict[str, pd.DataFrame], obligations: pd.DataFrame,
                  tickets: pd.DataFrame, month: str,
                  departments: list[str]) -> dict[str, dict[str, int]]:
-    """Per department (and COMPANY): what the numbers leave out or may be skewed by."""
-    invalid = _ratings(frames, tickets, valid=False)
-    invalid = invalid[(invalid["month"] == month).fillna(False).to_numpy(bool)]
+    """Per department (and COMPANY): what the numbers leave out or may be skewed by, among the
+    rows that passed the quality gate. What the gate itself left out (unreadable values,
+    ratings off their scale, tickets without a department) it counts: revisit.stages.monthly
+    .left_out_by_gate."""
     customers = table(frames, "customers")
     dnc = (pd.to_numeric(customers["do_not_call"], errors="coerce") == 1).fillna(False)
     due = obligations[(obligations["month"] == month)]
-    parse_errors = {}
-    for name, frame in frames.items():
-        if PARSE_ERRORS in frame:
-            bad = frame[frame[PARSE_ERRORS].notna()]
-            dept = bad.get("department_id")
-            parse_errors[name] = (bad, dept)
     out: dict[str, dict[str, int]] = {}
     for dept in [*departments, COMPANY]:
         def pick(values: pd.Series, dept: str = dept) -> np.ndarray:
@@ -462,23 +411,15 @@ def data_quality(frames: dict[str, pd.DataFrame], obligations: pd.DataFrame,
                 return np.ones(len(values), dtype=bool)
             return (values == dept).fillna(False).to_numpy(bool)
 
-        in_month = tickets[(tickets["created_month"] == month).fillna(False)]
-        errors = 0
-        for bad, bad_dept in parse_errors.values():
-            errors += len(bad) if dept == COMPANY or bad_dept is None else int(pick(bad_dept).sum())
         out[dept] = {
             "do_not_call_customers": int((dnc.to_numpy(bool)
                                           & pick(customers["department_id"])).sum()),
             "do_not_call_visits": int((due["do_not_call"].to_numpy(bool)
                                        & pick(due["department_id"])).sum()),
-            "tickets_without_department": int(in_month["department_id"].isna().sum())
-            if dept == COMPANY else 0,
             "unrated_closed_tickets": int((pick(tickets["department_id"])
                                            & (tickets["closed_month"] == month).fillna(False)
                                            .to_numpy(bool)
                                            & tickets["satisfaction"].isna().to_numpy(bool)).sum()),
-            "parse_error_rows": int(errors),
-            "invalid_ratings": int(pick(invalid["department_id"]).sum()),
         }
     return out
 

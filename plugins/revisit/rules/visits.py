@@ -13,8 +13,9 @@ One row per obligation:
 
 A window is [window_start, window_end] in calendar dates: "N days" is calendar days from the
 anchor's date, "N working_days" is `calendar.add_working_days_to_date(date, N)` (the N-th working
-day after the date, the date itself not counted); a start or end that falls on a non-working day
-moves to the next working day (see `window`).
+day after the date, the date itself not counted; Monday-Friday outside the calendar's years, see
+OUTSIDE_CALENDAR); a start or end that falls on a non-working day moves to the next working day
+(see `window`).
 
 Matching ("done"): a visit of the same kind with outcome reached, at or after the anchor, of the
 same order (early_use / stable_use / long_term) or ticket (post_resolution). `welcome` is matched
@@ -46,6 +47,10 @@ the customer, also when a cycle is missed:
   the quiet time between cycles are early calls for the next one.
 - The current cycle number is arithmetic on arrays (days since A // P, or working days since A
   // P counted in the calendar), corrected by one where a holiday moved a start past D.
+- History (`recurring_history`, for the monthly timeliness KPI): one obligation per anchor
+  (cycle 1 from it), closed by the next anchor. The same customers, base days and restarting
+  visits as the rows at D (`_recurring_customers`, `_restarts`), so a customer the call list
+  owes a visit is in the KPI too.
 
 Everything is vectorised over numpy arrays; Python loops run only over the kinds, the three
 cycle rows of a recurring kind and (rarely more than once) the holiday correction of a cycle.
@@ -88,6 +93,22 @@ OBLIGATION_COLUMNS: dict[str, str] = {
     "last_attempt_at": "datetime64[us]",
     "done_at": "datetime64[us]",  # first reached visit since the anchor (NaT: not done)
     "overdue_days": "int64",  # D - window_end once past the window (not done), else 0
+}
+
+# Working days before the calendar's first year (or past its last) count Monday-Friday: an
+# anchor can lie before the calendar (a customer cooperating since 2005 and never reached);
+# such a window ended long ago, so a Monday-Friday answer is fair there, failing the run is not.
+OUTSIDE_CALENDAR = "weekdays"
+
+RECURRING_HISTORY_COLUMNS: dict[str, str] = {
+    "customer_id": "string",
+    "kind": "string",
+    "anchor_at": "datetime64[us]",  # the cooperation start (else created_at) or a reached visit
+    "window_start": "datetime64[s]",
+    "window_end": "datetime64[s]",
+    "closed_at": "datetime64[us]",  # the next anchor (NaT: none yet)
+    "on_time": "bool",  # closed by a reached visit of the kind by window_end
+    "superseded": "bool",  # closed first by a reached visit of another kind (periodic only)
 }
 
 _NAT_US = np.datetime64("NaT", "us")
@@ -143,39 +164,12 @@ def _first_day(calendar: BusinessCalendar) -> np.datetime64:
     return np.datetime64(f"{calendar.years[0]:04d}-01-01", "D")
 
 
-def working_days_after(calendar: BusinessCalendar, days: np.ndarray,
-                       n: int | np.ndarray) -> np.ndarray:
-    """The n-th working day after each date (n = 0: the date if working, else the next one);
-    `n` is one number or one per date.
-
-    Why not just the calendar: an anchor can lie before the calendar's first year (a customer
-    cooperating since 2005 and never reached); such a window ended long ago, so Monday-Friday
-    arithmetic (np.busday_offset) is a fair answer there instead of failing the whole run. The
-    same holds for an answer beyond the calendar's last working day."""
-    days = np.asarray(days, dtype="datetime64[D]")
-    n = np.broadcast_to(np.asarray(n, dtype=np.int64), days.shape)
-    if (n < 0).any():
-        raise ValueError("working days to add must be >= 0")
-    out = np.full(days.shape, _NAT_D)
-    table_days = calendar.working_days
-    known = ~np.isnat(days)
-    safe = np.where(known, days, table_days[0])
-    pos = np.where(n == 0, np.searchsorted(table_days, safe, side="left"),
-                   np.searchsorted(table_days, safe, side="right") + n - 1)
-    inside = known & (days >= _first_day(calendar)) & (pos < len(table_days))
-    out[inside] = table_days[pos[inside]]
-    for zero, roll in ((True, "forward"), (False, "backward")):
-        outside = known & ~inside & ((n == 0) == zero)
-        if outside.any():
-            out[outside] = np.busday_offset(days[outside], n[outside], roll=roll)
-    return out
-
-
 def working_days_between(calendar: BusinessCalendar, first: np.ndarray,
                          last: np.ndarray) -> np.ndarray:
     """How many working days lie in (first, last] (dates; negative when last < first).
 
-    Before the calendar's first year Monday-Friday count (as in working_days_after)."""
+    Before the calendar's first year Monday-Friday count (OUTSIDE_CALENDAR, as in
+    calendar.add_working_days_to_date)."""
     first = np.asarray(first, dtype="datetime64[D]")
     last = np.asarray(last, dtype="datetime64[D]")
     table_days = calendar.working_days
@@ -195,7 +189,8 @@ def offset_days(calendar: BusinessCalendar, days: np.ndarray, duration: Duration
     if duration.unit == "days":
         return np.asarray(days, dtype="datetime64[D]") + np.timedelta64(n, "D")
     if duration.unit == "working_days":
-        return working_days_after(calendar, days, n)
+        return calendar.add_working_days_to_date(np.asarray(days, dtype="datetime64[D]"), n,
+                                                 outside=OUTSIDE_CALENDAR)
     raise ValueError(f"visit windows are whole days, not {duration.unit}")
 
 
@@ -218,7 +213,8 @@ def window(calendar: BusinessCalendar, anchor: np.ndarray,
     else:
         assert rule.length is not None  # guaranteed by WindowRule
         end = offset_days(calendar, start, rule.length)
-    return working_days_after(calendar, start, 0), working_days_after(calendar, end, 0)
+    return (calendar.add_working_days_to_date(start, 0, outside=OUTSIDE_CALENDAR),
+            calendar.add_working_days_to_date(end, 0, outside=OUTSIDE_CALENDAR))
 
 
 # ================================================================= codes (ints, not strings)
@@ -366,21 +362,18 @@ def _anchors(snap: _Snapshot, policy: Policy, cutoff: np.datetime64) -> dict[str
 
 
 # ================================================================= recurring kinds
-def _recurring_anchors(snap: _Snapshot, policy: Policy,
-                       call_day: np.datetime64) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """kind -> (customer positions, anchor timestamps) of the customers owing that recurring
-    kind: the last reached visit (periodic: of any kind; key_account: of its own kind), else
-    the cooperation start (else the day the customer record was created)."""
-    kinds = policy.visits.kinds
-    n_customers = len(snap.customer_ids)
-    reached = (snap.visit_customer >= 0) & _in(snap.visits["outcome"], (REACHED,))
-    never = np.iinfo(np.int64).min
-    last_any = np.full(n_customers, never)
-    np.maximum.at(last_any, snap.visit_customer[reached],
-                  snap.visit_at[reached].astype(np.int64))
-    last_key = np.full(n_customers, never)
-    is_key = reached & (snap.visit_kind == VISIT_KINDS.index("key_account"))
-    np.maximum.at(last_key, snap.visit_customer[is_key], snap.visit_at[is_key].astype(np.int64))
+RECURRING_TIERS = {"periodic": "standard", "key_account": "key"}  # kind -> the tier owing it
+
+
+def _recurring_customers(snap: _Snapshot, policy: Policy, call_day: np.datetime64
+                         ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """kind -> (customer positions, base day as datetime64[us]; NaT: none) of the customers
+    owing that recurring kind at D: of its tier and, where the rule says, cooperating at least
+    min_cooperation_days. The base day is the cooperation start, else the day the customer
+    record was created (customers.created_at).
+
+    Why one function: the daily list and the monthly KPI must owe the same visits to the same
+    customers (they once disagreed on customers without a cooperation start)."""
     customers = snap.customers
     coop = timestamps(customers["cooperation_start_date"]).astype("datetime64[D]")
     coop = np.where(np.isnat(coop), timestamps(customers["created_at"]).astype("datetime64[D]"),
@@ -389,16 +382,40 @@ def _recurring_anchors(snap: _Snapshot, policy: Policy,
                          (call_day - coop).astype("timedelta64[D]").astype(np.int64))
     tier = customers["tier"].astype("string").fillna("")
     out = {}
-    for kind, wanted, last in (("periodic", "standard", last_any),
-                               ("key_account", "key", last_key)):
-        rule = kinds[kind]
+    for kind, wanted in RECURRING_TIERS.items():
+        rule = policy.visits.kinds[kind]
         eligible = (tier == wanted).to_numpy(dtype=bool)
         if rule.min_cooperation_days is not None:
             eligible &= ~np.isnat(coop) & (coop_days >= rule.min_cooperation_days)
         who = np.flatnonzero(eligible)
-        last_at = np.where(last[who] == never, _NAT_US.astype(np.int64), last[who]).view(
-            "datetime64[us]")
-        anchor = np.where(np.isnat(last_at), coop[who].astype("datetime64[us]"), last_at)
+        out[kind] = (who, coop[who].astype("datetime64[us]"))
+    return out
+
+
+def _restarts(snap: _Snapshot) -> dict[str, np.ndarray]:
+    """kind -> which snapshot visits restart its clock (bool per visit): reached visits of a
+    known customer; for periodic of any kind, for key_account only key_account ones.
+
+    Why a mask and not the anchor: the call list needs the last restart, the KPI all of them."""
+    reached = (snap.visit_customer >= 0) & _in(snap.visits["outcome"], (REACHED,))
+    return {"periodic": reached,
+            "key_account": reached & (snap.visit_kind == VISIT_KINDS.index("key_account"))}
+
+
+def _recurring_anchors(snap: _Snapshot, policy: Policy,
+                       call_day: np.datetime64) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """kind -> (customer positions, anchor timestamps) of the customers owing that recurring
+    kind: the last visit that restarted its clock (`_restarts`), else the base day
+    (`_recurring_customers`). Customers with neither owe nothing yet."""
+    restarts = _restarts(snap)
+    never = np.iinfo(np.int64).min  # = NaT as int64
+    out = {}
+    for kind, (who, base) in _recurring_customers(snap, policy, call_day).items():
+        restart = restarts[kind]
+        last = np.full(len(snap.customer_ids), never)
+        np.maximum.at(last, snap.visit_customer[restart], snap.visit_at[restart].astype(np.int64))
+        last_at = last[who].view("datetime64[us]")
+        anchor = np.where(np.isnat(last_at), base, last_at)
         keep = ~np.isnat(anchor)
         out[kind] = (who[keep], anchor[keep])
     return out
@@ -423,7 +440,8 @@ def cycle_window(calendar: BusinessCalendar, anchor_day: np.ndarray, cycle: np.n
     if rule.start.unit == "days":
         base = day + steps.astype("timedelta64[D]")
     else:  # working_days: the (k - 1) x period-th working day after the anchor
-        base = np.where(steps == 0, day, working_days_after(calendar, day, np.maximum(steps, 0)))
+        base = np.where(steps == 0, day, calendar.add_working_days_to_date(
+            day, np.maximum(steps, 0), outside=OUTSIDE_CALENDAR))
     return window(calendar, base, rule)
 
 
@@ -458,92 +476,175 @@ def current_cycle(calendar: BusinessCalendar, anchor_day: np.ndarray, rule: Wind
     return cycle
 
 
+@dataclass(frozen=True)
+class _Cycle:
+    """One candidate row per customer of a recurring kind (cycle k + j around the current k)."""
+
+    start: np.ndarray  # window_start, datetime64[D]
+    end: np.ndarray  # window_end, datetime64[D]
+    since: np.ndarray  # [since, until): stamps of the visits that are this cycle's attempts
+    until: np.ndarray
+    emit: np.ndarray  # bool: the customer has this row at D
+
+
+def _cycles(calendar: BusinessCalendar, policy: Policy, kind: str, anchor: np.ndarray,
+            call_day: np.datetime64, sms_day: np.datetime64) -> dict[int, _Cycle]:
+    """The previous (j = -1), current (0) and next (1) cycle of each customer at D.
+
+    Why spans: a visit counts toward the cycle that was (or was next to be) on the call list
+    when it was made: cycle k's span is from the day after cycle k-1 left the list (its
+    window_end + max_overdue_days; the anchor itself for k = 1) through the day cycle k leaves
+    it. Calls while cycle k was overdue are cycle k's; calls made when nothing was listed are
+    early calls for the next cycle. The next cycle is a row only once it opens by the SMS
+    pre-notice day (so its first call can be pre-noticed)."""
+    rule = policy.visits.kinds[kind]
+    listed_after = np.timedelta64(policy.visits.max_overdue_days + 1, "D")
+    first = anchor.astype("datetime64[D]")
+    cycle = current_cycle(calendar, first, rule, call_day)
+    windows = {j: cycle_window(calendar, first, np.maximum(cycle + j, 1), rule)
+               for j in (-2, -1, 0, 1)}
+    until = {j: (end + listed_after).astype("datetime64[us]") for j, (_, end) in windows.items()}
+    emit = {-1: cycle >= 2, 0: np.ones(len(anchor), dtype=bool),
+            1: (windows[0][0] <= call_day) & (windows[1][0] <= sms_day)}
+    return {j: _Cycle(start=windows[j][0], end=windows[j][1], until=until[j], emit=emit[j],
+                      since=np.where(cycle + j >= 2, until[j - 1],
+                                     anchor + np.timedelta64(1, "us")))
+            for j in (-1, 0, 1)}
+
+
+def _visits_of(snap: _Snapshot, kind: str, who: np.ndarray,
+               failed: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The visits of `kind` by the customers `who`: (index into who, stamp, failed outcome).
+
+    Why all outcomes: every call of the kind is an attempt of some cycle (see `_cycles`)."""
+    slot = np.full(len(snap.customer_ids), -1, dtype=np.int64)
+    slot[who] = np.arange(len(who))
+    rows = np.flatnonzero((snap.visit_kind == VISIT_KINDS.index(kind))
+                          & (snap.visit_customer >= 0))
+    owner = slot[snap.visit_customer[rows]]
+    rows, owner = rows[owner >= 0], owner[owner >= 0]
+    return owner, snap.visit_at[rows], failed[rows]
+
+
+def _cycle_rows(kind: str, who: np.ndarray, anchor: np.ndarray, cycle: _Cycle,
+                visits: tuple[np.ndarray, np.ndarray, np.ndarray]) -> dict[str, np.ndarray]:
+    """The emitted rows of one cycle, with their attempts: the customer's visits in its span.
+
+    Why here and not in _match_visits: a recurring row has no order or ticket to match; its
+    visits are told apart by when they were made. Never done (a reached visit moves A)."""
+    owner, at, failed = visits
+    m = len(who)
+    hit = cycle.emit[owner] & (at >= cycle.since[owner]) & (at < cycle.until[owner])
+    attempts = np.bincount(owner[hit], minlength=m).astype(np.int64)
+    last = np.full(m, np.iinfo(np.int64).min)
+    np.maximum.at(last, owner[hit], at[hit].astype(np.int64))
+    keep = np.flatnonzero(cycle.emit)
+    none = np.full(len(keep), -1, dtype=np.int64)
+    return {
+        "kind": np.full(len(keep), VISIT_KINDS.index(kind), dtype=np.int64),
+        "customer": who[keep].astype(np.int64), "order": none, "ticket": none, "ref": none,
+        "at": anchor[keep], "start": cycle.start[keep], "end": cycle.end[keep],
+        "attempts": attempts[keep],
+        "failed_attempts": np.bincount(owner[hit & failed], minlength=m).astype(np.int64)[keep],
+        "last_attempt_at": np.where(attempts > 0, last, _NAT_US.astype(np.int64))
+        .view("datetime64[us]")[keep],
+        "done_at": np.full(len(keep), _NAT_US),
+    }
+
+
+_RECURRING_ROW_DTYPES = {
+    "kind": "int64", "customer": "int64", "order": "int64", "ticket": "int64", "ref": "int64",
+    "at": "datetime64[us]", "start": "datetime64[D]", "end": "datetime64[D]",
+    "attempts": "int64", "failed_attempts": "int64", "last_attempt_at": "datetime64[us]",
+    "done_at": "datetime64[us]",
+}
+
+
 def _recurring(snap: _Snapshot, policy: Policy, calendar: BusinessCalendar,
                call_day: np.datetime64) -> dict[str, np.ndarray]:
     """The rows of the recurring kinds at D, as parallel arrays (the names of _Anchors plus
     start, end and the _match_visits columns): per customer the current cycle, the one before
     it (if any) and the next one when it opens by the SMS pre-notice day.
 
-    Attempts: a visit of the kind after the anchor belongs to the cycle that was (or was next
-    to be) on the call list when it was made: cycle k's span is from the day after cycle k-1
-    left the list (its window_end + max_overdue_days; the anchor itself for k = 1) through the
-    day cycle k leaves it (window_end + max_overdue_days). Calls while cycle k was overdue are
-    cycle k's; calls made when nothing was listed are early calls for the next cycle."""
-    visits = policy.visits
-    sms_day = working_days_after(calendar, np.array([call_day]),
-                                 policy.sms_notice.days_ahead)[0]
-    listed_after = np.timedelta64(visits.max_overdue_days + 1, "D")
-    outcome = snap.visits["outcome"].astype("string")
-    nat = _NAT_US.astype(np.int64)
-    cols: dict[str, list[np.ndarray]] = {name: [] for name in (
-        "kind", "customer", "order", "ticket", "ref", "at", "start", "end", "attempts",
-        "failed_attempts", "last_attempt_at", "done_at")}
+    Why apart from the one-off kinds: a recurring obligation repeats every period from its
+    anchor until a visit reaches the customer, so its rows are cycles, not events."""
+    sms_day = calendar.add_working_days_to_date(np.array([call_day]),
+                                                policy.sms_notice.days_ahead,
+                                                outside=OUTSIDE_CALENDAR)[0]
+    failed = _in(snap.visits["outcome"], FAILED_OUTCOMES)
+    parts = []
     for kind, (who, anchor) in _recurring_anchors(snap, policy, call_day).items():
-        rule = visits.kinds[kind]
-        m = len(who)
-        first = anchor.astype("datetime64[D]")
-        cycle = current_cycle(calendar, first, rule, call_day)
-        windows = {j: cycle_window(calendar, first, np.maximum(cycle + j, 1), rule)
-                   for j in (-2, -1, 0, 1)}
-        # [since, until): the stamps whose visits are attempts of cycle k + j.
-        until = {j: (end + listed_after).astype("datetime64[us]")
-                 for j, (_, end) in windows.items()}
-        since = {j: np.where(cycle + j >= 2, until[j - 1], anchor + np.timedelta64(1, "us"))
-                 for j in (-1, 0, 1)}
-        emit = {-1: cycle >= 2, 0: np.ones(m, dtype=bool),
-                1: (windows[0][0] <= call_day) & (windows[1][0] <= sms_day)}
+        cycles = _cycles(calendar, policy, kind, anchor, call_day, sms_day)
+        visits = _visits_of(snap, kind, who, failed)
+        parts.extend(_cycle_rows(kind, who, anchor, cycles[j], visits) for j in (-1, 0, 1))
+    return {name: np.concatenate([part[name] for part in parts]) if parts
+            else np.zeros(0, dtype=dtype) for name, dtype in _RECURRING_ROW_DTYPES.items()}
 
-        slot = np.full(len(snap.customer_ids), -1, dtype=np.int64)
-        slot[who] = np.arange(m)
-        rows = np.flatnonzero((snap.visit_kind == VISIT_KINDS.index(kind))
-                              & (snap.visit_customer >= 0))
-        owner = slot[snap.visit_customer[rows]]
-        rows, owner = rows[owner >= 0], owner[owner >= 0]
-        at = snap.visit_at[rows]
-        failed = _in(outcome.iloc[rows], FAILED_OUTCOMES)
-        for j in (-1, 0, 1):
-            hit = emit[j][owner] & (at >= since[j][owner]) & (at < until[j][owner])
-            attempts = np.bincount(owner[hit], minlength=m).astype(np.int64)
-            last = np.full(m, np.iinfo(np.int64).min)
-            np.maximum.at(last, owner[hit], at[hit].astype(np.int64))
-            keep = np.flatnonzero(emit[j])
-            none = np.full(len(keep), -1, dtype=np.int64)
-            cols["kind"].append(np.full(len(keep), VISIT_KINDS.index(kind), dtype=np.int64))
-            cols["customer"].append(who[keep].astype(np.int64))
-            for name in ("order", "ticket", "ref"):
-                cols[name].append(none)
-            cols["at"].append(anchor[keep])
-            cols["start"].append(windows[j][0][keep])
-            cols["end"].append(windows[j][1][keep])
-            cols["attempts"].append(attempts[keep])
-            cols["failed_attempts"].append(
-                np.bincount(owner[hit & failed], minlength=m).astype(np.int64)[keep])
-            cols["last_attempt_at"].append(
-                np.where(attempts > 0, last, nat).view("datetime64[us]")[keep])
-            cols["done_at"].append(np.full(len(keep), _NAT_US))
-    empty = {"at": "datetime64[us]", "start": "datetime64[D]", "end": "datetime64[D]",
-             "last_attempt_at": "datetime64[us]", "done_at": "datetime64[us]"}
-    return {name: np.concatenate(parts) if parts else np.zeros(0, dtype=empty.get(name, "int64"))
-            for name, parts in cols.items()}
+
+def _next(values: np.ndarray, fill: object) -> np.ndarray:
+    """values shifted up by one (the next row's value), `fill` for the last row."""
+    return np.concatenate([values[1:], np.full(min(len(values), 1), fill, dtype=values.dtype)])
+
+
+def _anchor_chain(snap: _Snapshot, calendar: BusinessCalendar, kind: str, rule: WindowRule,
+                  customers: tuple[np.ndarray, np.ndarray], restart: np.ndarray) -> pd.DataFrame:
+    """One recurring kind's obligations, one per anchor: each customer's base day (unless a
+    restarting visit came at or before it), then every restarting visit, in time order. Each
+    anchor's window is its cycle 1; the next anchor closes it: on time when that is a visit of
+    the kind on or before window_end, superseded when another kind's visit came first.
+
+    Why per anchor: a reached visit is what starts a new obligation, on the list and here."""
+    who, base = customers
+    slot = np.full(len(snap.customer_ids), -1, dtype=np.int64)
+    slot[who] = np.arange(len(who))
+    rows = np.flatnonzero(restart)
+    rows = rows[slot[snap.visit_customer[rows]] >= 0]
+    first = np.full(len(snap.customer_ids), np.iinfo(np.int64).max)
+    np.minimum.at(first, snap.visit_customer[rows], snap.visit_at[rows].astype(np.int64))
+    with_base = ~np.isnat(base) & ~(first[who] <= base.astype(np.int64))
+    customer = np.concatenate([who[with_base], snap.visit_customer[rows]])
+    at = np.concatenate([base[with_base], snap.visit_at[rows]]).astype("datetime64[us]")
+    code = np.concatenate([np.full(with_base.sum(), -2), snap.visit_kind[rows]])
+    order = np.lexsort((np.arange(len(customer)), at, customer))  # ties: the CRM's row order
+    customer, at, code = customer[order], at[order], code[order]
+    has_next = _next(customer, -1) == customer
+    next_at = np.where(has_next, _next(at, _NAT_US), _NAT_US)
+    start, end = cycle_window(calendar, at.astype("datetime64[D]"),
+                              np.ones(len(at), dtype=np.int64), rule)
+    closed = has_next & (next_at.astype("datetime64[D]") <= end)
+    same = _next(code, -2) == VISIT_KINDS.index(kind)
+    return pd.DataFrame({
+        "customer_id": _take(snap.customer_ids, customer), "kind": kind, "anchor_at": at,
+        "window_start": start.astype("datetime64[s]"), "window_end": end.astype("datetime64[s]"),
+        "closed_at": next_at, "on_time": closed & same, "superseded": closed & ~same,
+    })
 
 
 # ================================================================= matching visits
-def _match_visits(anchors: dict[str, np.ndarray], snap: _Snapshot) -> dict[str, np.ndarray]:
-    """Per one-off obligation: attempts, failed attempts, last attempt and first reached visit
-    at or after its anchor.
-
-    Why integer keys: (kind, customer, ref) identifies an obligation, so each visit belongs to
-    at most one; a sorted-key lookup plus np.*.at aggregations is linear in the visits."""
-    n = len(anchors["kind"])
+def _visit_refs(snap: _Snapshot) -> np.ndarray:
+    """Per snapshot visit, the row of the order (order kinds) or ticket (ticket kinds) it is
+    about, -1 for none: what it must match besides kind and customer."""
     visits = snap.visits
-    kind = snap.visit_kind
     ref = np.full(len(visits), -1, dtype=np.int64)
     for kinds, column, universe in ((ORDER_KINDS, "order_id", snap.orders["order_id"]),
                                     (TICKET_KINDS, "ticket_id", snap.tickets["ticket_id"])):
         codes = [VISIT_KINDS.index(k) for k in kinds]
-        rows = np.flatnonzero(np.isin(kind, codes))
+        rows = np.flatnonzero(np.isin(snap.visit_kind, codes))
         if len(rows):
             ref[rows] = positions(visits[column].iloc[rows], universe)
+    return ref
+
+
+def _visit_owners(anchors: dict[str, np.ndarray],
+                  snap: _Snapshot) -> tuple[np.ndarray, np.ndarray]:
+    """(obligation row, visit row) of every visit made for a one-off obligation, at or after
+    its anchor.
+
+    Why integer keys: (kind, customer, ref) identifies an obligation, so each visit belongs to
+    at most one; a sorted-key lookup is linear in the visits."""
+    n = len(anchors["kind"])
+    kind = snap.visit_kind
+    ref = _visit_refs(snap)
     span = max(len(snap.orders), len(snap.tickets)) + 1
     n_customers = max(len(snap.customer_ids), 1)
 
@@ -551,8 +652,7 @@ def _match_visits(anchors: dict[str, np.ndarray], snap: _Snapshot) -> dict[str, 
         return (k * n_customers + c) * span + (r + 1)
 
     o_key = key(anchors["kind"], anchors["customer"], anchors["ref"])
-    usable = (kind >= 0) & (snap.visit_customer >= 0)
-    v_rows = np.flatnonzero(usable)
+    v_rows = np.flatnonzero((kind >= 0) & (snap.visit_customer >= 0))
     v_key = key(kind[v_rows], snap.visit_customer[v_rows], ref[v_rows])
     order = np.argsort(o_key, kind="stable")
     sorted_keys = o_key[order]
@@ -561,11 +661,20 @@ def _match_visits(anchors: dict[str, np.ndarray], snap: _Snapshot) -> dict[str, 
     hit = pos_ok & (sorted_keys[np.minimum(pos, max(n - 1, 0))] == v_key) if n else pos_ok
     row = order[pos[hit]] if n else np.zeros(0, dtype=np.int64)
     v_rows = v_rows[hit]
-    at = snap.visit_at[v_rows]
-    since = at >= anchors["at"][row]
-    row, v_rows, at = row[since], v_rows[since], at[since]
-    outcome = visits["outcome"].astype("string").iloc[v_rows]
-    at_i = at.astype(np.int64)
+    since = snap.visit_at[v_rows] >= anchors["at"][row]
+    return row[since], v_rows[since]
+
+
+def _match_visits(anchors: dict[str, np.ndarray], snap: _Snapshot) -> dict[str, np.ndarray]:
+    """Per one-off obligation: attempts, failed attempts, last attempt and first reached visit
+    at or after its anchor.
+
+    Why np.*.at aggregations over the (obligation, visit) pairs of `_visit_owners`: one pass
+    over the visits, no join of frames."""
+    n = len(anchors["kind"])
+    row, v_rows = _visit_owners(anchors, snap)
+    outcome = snap.visits["outcome"].astype("string").iloc[v_rows]
+    at_i = snap.visit_at[v_rows].astype(np.int64)
     never = np.iinfo(np.int64).max
     attempts = np.bincount(row, minlength=n).astype(np.int64)
     failed = np.bincount(row, weights=_in(outcome, FAILED_OUTCOMES), minlength=n).astype(np.int64)
@@ -609,10 +718,11 @@ def visit_obligations(frames: dict[str, pd.DataFrame], policy: Policy,
     """Every visit obligation of every customer, with its window and status at call date D.
 
     Why one table: the call list (due / overdue), its not-listed report (missed / unreachable),
-    the SMS pre-notice (upcoming) and the monthly timeliness KPI (done_at vs window_end) all read
-    it. `frames` is a snapshot (revisit.io.extract.read_snapshot); anything stamped at or after
-    D 00:00 is ignored, so a later snapshot gives the same answer. Columns: OBLIGATION_COLUMNS,
-    sorted by customer_id, window_start, kind."""
+    the SMS pre-notice (upcoming) and the monthly timeliness KPI (done_at vs window_end; past
+    recurring windows from `recurring_history`) all read it. `frames` is a snapshot
+    (revisit.io.extract.read_snapshot); anything stamped at or after D 00:00 is ignored, so a
+    later snapshot gives the same answer. Columns: OBLIGATION_COLUMNS, sorted by customer_id,
+    window_start, kind."""
     call_day = as_day(call_date)
     cutoff = call_day.astype("datetime64[us]")
     snap = _Snapshot.of(frames, cutoff)
@@ -653,9 +763,30 @@ def visit_obligations(frames: dict[str, pd.DataFrame], policy: Policy,
     return out.astype(OBLIGATION_COLUMNS)
 
 
+def recurring_history(frames: dict[str, pd.DataFrame], policy: Policy,
+                      calendar: BusinessCalendar, call_date: dt.date) -> pd.DataFrame:
+    """Every obligation of the recurring kinds before call date D, one per anchor (see
+    `_anchor_chain`): columns RECURRING_HISTORY_COLUMNS (closed_at: the next anchor, NaT while
+    none); periodic rows first, then key_account, each by customer_id and anchor_at.
+
+    Why: the monthly timeliness KPI counts past windows, which the call list at D does not
+    show; both come from the same customers, base days and restarting visits
+    (`_recurring_customers`, `_restarts`), so they cannot disagree on who owes what."""
+    call_day = as_day(call_date)
+    snap = _Snapshot.of(frames, call_day.astype("datetime64[us]"))
+    restarts = _restarts(snap)
+    parts = [_anchor_chain(snap, calendar, kind, policy.visits.kinds[kind], customers,
+                           restarts[kind])
+             for kind, customers in _recurring_customers(snap, policy, call_day).items()]
+    out = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+    return out.reindex(columns=list(RECURRING_HISTORY_COLUMNS)).astype(RECURRING_HISTORY_COLUMNS)
+
+
 __all__ = [
-    "OBLIGATION_COLUMNS", "OPEN_STATUSES", "ORDER_KINDS", "RECURRING_KINDS", "STATUSES",
+    "OBLIGATION_COLUMNS", "OPEN_STATUSES", "ORDER_KINDS", "OUTSIDE_CALENDAR",
+    "RECURRING_HISTORY_COLUMNS", "RECURRING_KINDS", "RECURRING_TIERS", "STATUSES",
     "TICKET_KINDS", "arrow_strings", "current_cycle", "cycle_window", "dates",
-    "empty_obligations", "empty_table", "obligation_status", "offset_days", "positions", "table",
-    "timestamps", "visit_obligations", "window", "working_days_after", "working_days_between",
+    "empty_obligations", "empty_table", "obligation_status", "offset_days", "positions",
+    "recurring_history", "table", "timestamps", "visit_obligations", "window",
+    "working_days_between",
 ]

@@ -621,6 +621,25 @@ def test_date_outside_the_calendar_years_raises(calendar) -> None:
     assert calendar.is_working_day(D("2015-01-05"))  # first Monday inside the table
 
 
+def test_working_days_outside_the_calendar_count_monday_to_friday_when_asked(
+        calendar, policy: Policy) -> None:
+    # outside="weekdays" (the visit windows' choice): np.busday_offset where the table has no
+    # answer. 2010-03-01 is a Monday: + 1 = Tue 03-02; Sat 03-06 + 0 = Mon 03-08; Sat 03-06 + 1
+    # = Mon 03-08 (a weekend date counts from the Friday before it).
+    dates = np.array(["2010-03-01", "2010-03-06", "2010-03-06", "NaT", "2026-09-30"],
+                     dtype="datetime64[D]")
+    out = calendar.add_working_days_to_date(dates, np.array([1, 0, 1, 1, 1]), outside="weekdays")
+    expected = np.array(["2010-03-02", "2010-03-08", "2010-03-08", "NaT", "2026-10-08"],
+                        dtype="datetime64[D]")  # inside the table: the holidays still count
+    np.testing.assert_array_equal(out, expected)
+    # Past the last working day of a (2025, 2026) calendar: Thu 2026-12-31 + 1 = Fri 2027-01-01.
+    short = BusinessCalendar(policy.calendar, years=(2025, 2026))
+    assert short.add_working_days_to_date(D("2026-12-31"), 1, outside="weekdays") == D(
+        "2027-01-01")
+    with pytest.raises(ValueError):
+        calendar.add_working_days_to_date(D("2026-10-09"), 1, outside="clip")
+
+
 def test_deadline_past_the_last_year_raises(policy: Policy) -> None:
     short = BusinessCalendar(policy.calendar, years=(2025, 2026))
     with pytest.raises(CalendarError):

@@ -324,10 +324,10 @@ def test_do_not_call_missed_and_unreachable_are_reported(build) -> None:
 ])
 def test_report_missed_days_boundary(build, policy: Policy, calendar: BusinessCalendar,
                                      day: dt.date, report_days: int, reported: bool) -> None:
-    # Welcome window [Thu 10-08, Sat 10-10] (order Wed 09-30, see test_visits). Reported while
-    # D - window_end <= max_overdue_days (30) + report_missed_days, i.e. on the 30 days
-    # 11-10 .. 12-09. (C1 was reached 09-01: its periodic cycle opens 11-30; long after, its
-    # overdue / missed periodic rows are not welcome rows.)
+    # Rule: revisit.rules.calllist._reported. Welcome window [Thu 10-08, Sat 10-10] (order
+    # Wed 09-30, see test_visits): missed from 11-10 (31 days late), reported through 12-09
+    # (60 = 30 + 30 days late). (C1 was reached 09-01: its periodic cycle opens 11-30; long
+    # after, its overdue / missed periodic rows are not welcome rows.)
     pol = policy.model_copy(update={"visits": policy.visits.model_copy(
         update={"report_missed_days": report_days})})
     frames = crm([customer("C1")], [order("O1", "C1", "2026-09-30 10:00")],
@@ -530,8 +530,7 @@ def test_demo_invariants(demo, policy: Policy) -> None:
     # overdue_days = D - window_end when positive.
     late = (pd.Timestamp("2026-11-20") - pd.to_datetime(lists["window_end"])).dt.days
     assert (lists["overdue_days"].to_numpy() == np.maximum(late.to_numpy(), 0)).all()
-    # not_listed: recent missed / unreachable of callable customers, open rows of do-not-call
-    # ones; overdue_days = D - window_end when positive.
+    # not_listed (rule: calllist._reported); overdue_days = D - window_end when positive.
     nl = result.not_listed
     nl_late = (pd.Timestamp("2026-11-20") - pd.to_datetime(nl["window_end"])).dt.days.to_numpy()
     assert len(nl) > 0
@@ -589,3 +588,21 @@ def test_least_loaded_fill_matches_row_by_row_greedy() -> None:
             expected.append(int(pick))
             load[pick] += 1
         assert list(_water_fill(count, loads, caps)) == expected, (loads, caps, count)
+
+
+def test_latest_row_per_group_matches_a_loop() -> None:
+    # The lexsort in _latest (last rating / last reached visit per customer) must equal the
+    # obvious loop: per group, among the masked rows, the latest stamp; equal stamps: later row.
+    from revisit.rules.calllist import _latest
+
+    rng = np.random.default_rng(11)
+    for _ in range(200):
+        n, size = int(rng.integers(0, 30)), int(rng.integers(1, 6))
+        group, stamp = rng.integers(0, size, n), rng.integers(0, 4, n)
+        mask = rng.random(n) < 0.7
+        expected = [-1] * size
+        for row in range(n):
+            g = group[row]
+            if mask[row] and (expected[g] < 0 or stamp[row] >= stamp[expected[g]]):
+                expected[g] = row
+        assert list(_latest(mask, stamp, group, size)) == expected, (group, stamp, mask)

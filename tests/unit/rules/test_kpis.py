@@ -6,6 +6,7 @@ days, 25 Sep (Mid-Autumn) is a holiday; business hours 09:00-18:00.
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 
 import pandas as pd
@@ -18,7 +19,8 @@ from revisit.rules.kpis import (
     timeliness_obligations,
     write_kpis_csv,
 )
-from tests.monthly_fixtures import frame, hand_built_frames, ticket, visit
+from revisit.rules.visits import visit_obligations
+from tests.monthly_fixtures import customer, frame, hand_built_frames, ticket, visit
 
 MONTH = "2026-10"
 
@@ -91,6 +93,41 @@ def test_recurring_visits_follow_their_anchor_chain(kpis):
     assert value(kpis, "D2", "problem_resolution_rate", "2026-09") == 0.0
 
 
+def test_a_customer_without_cooperation_start_counts_in_the_timeliness_kpi_as_on_the_daily_list(
+        frames, policy, calendar):
+    # Neither customer has a cooperation_start_date: both count from the day their record was
+    # created (DESIGN.md), on the daily list and in the KPI alike.
+    # C6 (D2, standard), created Wed 1 Jul: 123 days by 1 Nov (>= 90, eligible); periodic
+    # window [1 Jul + 90 days = Tue 29 Sep, 10th working day after it = Mon 19 Oct] (30 Sep,
+    # 8, 9, Sat 10, 12-16, 19 Oct); never visited.
+    # C7 (D1, key), created Fri 10 Apr: key_account window [10 Apr + 182 days = Fri 9 Oct,
+    # 10th working day after it = Thu 22 Oct] (Sat 10, 12-16, 19-22 Oct); reached on 21 Oct.
+    more = dict(frames)
+    more["customers"] = pd.concat([frames["customers"], frame("customers", [
+        customer("C6", "D2", "A2", None, created="2026-07-01 10:00"),
+        customer("C7", "D1", "A1", None, tier="key", created="2026-04-10 09:00"),
+    ])], ignore_index=True)
+    more["visits"] = pd.concat([frames["visits"], frame("visits", [
+        visit("V8", "C7", "A1", "key_account", "2026-10-21 10:00", sat=9),
+    ])], ignore_index=True)
+    daily = visit_obligations(more, policy, calendar, dt.date(2026, 10, 9))
+    recurring = daily[daily["customer_id"].isin(["C6", "C7"])]
+    assert recurring[["customer_id", "kind", "window_start", "window_end", "status"]] \
+        .values.tolist() == [
+            ["C6", "periodic", pd.Timestamp("2026-09-29"), pd.Timestamp("2026-10-19"), "due"],
+            ["C7", "key_account", pd.Timestamp("2026-10-09"), pd.Timestamp("2026-10-22"), "due"],
+        ]
+    again = compute_monthly(more, policy, calendar, MONTH)
+    # October: D1 gains C7's key_account visit (on time), D2 C6's periodic one (not made).
+    assert value(again, "D1", "visits_due") == 4 + 1
+    assert value(again, "D1", "visits_on_time") == 1 + 1
+    assert value(again, "D2", "visits_due") == 3 + 1
+    assert value(again, "D2", "visits_on_time") == 3
+    assert value(again, "D2", "visit_timeliness_rate") == pytest.approx(3 / 4)
+    assert value(again, COMPANY, "visits_due") == 7 + 2
+    assert value(again, COMPANY, "visit_timeliness_rate") == pytest.approx(5 / 9)
+
+
 def test_do_not_call_visits_are_left_out_and_counted(frames, policy, calendar, kpis):
     obligations = timeliness_obligations(frames, policy, calendar, MONTH)
     dnc = obligations[obligations["do_not_call"]]
@@ -161,12 +198,10 @@ def test_a_later_snapshot_gives_the_same_month(frames, policy, calendar, kpis):
     pd.testing.assert_frame_equal(again.of_month(), kpis.of_month())
 
 
-def test_ratings_off_their_scale_are_left_out_and_counted(frames, policy, calendar, kpis):
+def test_ratings_off_their_scale_are_left_out(frames, policy, calendar, kpis):
     typo = dict(frames)
     extra = frame("visits", [visit("V9", "C1", "A1", "periodic", "2026-10-20 10:00", sat=11)])
     typo["visits"] = pd.concat([frames["visits"], extra], ignore_index=True)
     again = compute_monthly(typo, policy, calendar, MONTH)
     assert value(again, "D1", "avg_satisfaction") == pytest.approx(value(kpis, "D1",
                                                                          "avg_satisfaction"))
-    assert again.quality["D1"]["invalid_ratings"] == 1
-    assert kpis.quality["D1"]["invalid_ratings"] == 0
