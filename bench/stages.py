@@ -135,14 +135,20 @@ def _policy_and_calendar(cfg: Config) -> dict:
 
 
 def _parts(cfg: Config):
-    from revisit.stages.daily import Partitions
+    from revisit.stages.partitions import DayPartitions
 
-    return Partitions(Path(cfg.out), cfg.call_date)
+    return DayPartitions(Path(cfg.out), cfg.call_date)
+
+
+def _month_parts(cfg: Config):
+    from revisit.stages.partitions import MonthPartitions
+
+    return MonthPartitions(Path(cfg.out), cfg.month)
 
 
 # ================================================================= daily stages (the DAG's tasks)
 def run_extract(cfg: Config, ctx: dict, probes: Probes) -> tuple[int, dict]:
-    """revisit_daily.extract: runtime.extract_daily -> extract.extract_snapshot."""
+    """revisit_daily.extract: tasks.extract_daily -> extract.extract_snapshot."""
     return _extract(cfg.crm_url, cfg.call_date, _parts(cfg).snapshot, ctx, probes)
 
 
@@ -171,7 +177,7 @@ def _extract(url: str, cutoff: dt.date, target: Path, ctx: dict, probes: Probes
 
 
 def run_quality(cfg: Config, ctx: dict, probes: Probes) -> tuple[int, dict]:
-    """revisit_daily.quality_gate: runtime.quality_gate -> daily.run_quality."""
+    """revisit_daily.quality_gate: tasks.quality_gate -> daily.run_quality."""
     import revisit.quality.gate as quality
     import revisit.stages.daily as daily
 
@@ -197,7 +203,7 @@ def _files_probes(probes: Probes) -> None:
 
 
 def run_call_lists(cfg: Config, ctx: dict, probes: Probes) -> tuple[int, dict]:
-    """revisit_daily.call_lists: runtime.call_lists -> daily.run_call_lists
+    """revisit_daily.call_lists: tasks.call_lists -> daily.run_call_lists
     (read clean/D, visit rules, call-list build, per-agent XLSX + CSV)."""
     import revisit.rules.calllist as calllist
     import revisit.rules.visits as visits
@@ -219,7 +225,7 @@ def run_call_lists(cfg: Config, ctx: dict, probes: Probes) -> tuple[int, dict]:
 
 
 def run_sla(cfg: Config, ctx: dict, probes: Probes) -> tuple[int, dict]:
-    """revisit_daily.sla: runtime.sla -> daily.run_sla (SLA engine, digests, CSVs)."""
+    """revisit_daily.sla: tasks.sla -> daily.run_sla (SLA engine, digests, CSVs)."""
     import revisit.rules.sla as sla
     import revisit.stages.daily as daily
 
@@ -235,7 +241,7 @@ def run_sla(cfg: Config, ctx: dict, probes: Probes) -> tuple[int, dict]:
 
 
 def run_publish(cfg: Config, ctx: dict, probes: Probes) -> tuple[int, dict]:
-    """revisit_daily.publish: runtime.publish -> daily.publish_results."""
+    """revisit_daily.publish: tasks.publish -> daily.publish_results."""
     import revisit.io.results as results
     import revisit.stages.daily as daily
 
@@ -247,29 +253,19 @@ def run_publish(cfg: Config, ctx: dict, probes: Probes) -> tuple[int, dict]:
 
 
 # ================================================================= monthly stages (hook)
-def _monthly_context(cfg: Config) -> dict:
-    return {"params": {"month": cfg.month, "send_email": False}}
-
-
 def run_monthly_extract(cfg: Config, ctx: dict, probes: Probes) -> tuple[int, dict]:
-    """revisit_monthly.extract: runtime.extract_monthly (snapshot as of the 1st after M)."""
-    import revisit.io.extract as extract
-
-    first = dt.date.fromisoformat(f"{cfg.month}-01")
-    after = (first + dt.timedelta(days=32)).replace(day=1)
-    return _extract(cfg.crm_url, after, extract.snapshot_dir(Path(cfg.out), cfg.month), ctx,
-                    probes)
+    """revisit_monthly.extract: tasks.extract_monthly (snapshot as of the 1st after M)."""
+    parts = _month_parts(cfg)
+    return _extract(cfg.crm_url, parts.cutoff_date, parts.snapshot, ctx, probes)
 
 
 def run_kpis(cfg: Config, ctx: dict, probes: Probes) -> tuple[int, dict]:
-    """revisit_monthly.kpis: monthly.compute_kpis (its results URL pointed at the bench's)."""
+    """revisit_monthly.kpis: tasks.monthly_kpis -> monthly.compute_kpis."""
     import revisit.delivery.report as report
-    import revisit.rules.kpis as kpis
-    import revisit.stages.monthly as monthly
-
-    monthly.results_url = lambda: cfg.results_url  # what runtime.results_url would return
     import revisit.io.extract as extract
     import revisit.quality.gate as quality
+    import revisit.rules.kpis as kpis
+    import revisit.stages.monthly as monthly
 
     probes.wrap(extract, "read_snapshot", "read snapshot", out_rows=_frames_rows)
     probes.wrap(quality, "run_quality_gate", "quality gate (GX)")
@@ -277,7 +273,7 @@ def run_kpis(cfg: Config, ctx: dict, probes: Probes) -> tuple[int, dict]:
                 rows=lambda frames, *a, **k: _frames_rows(frames))
     probes.wrap(monthly, "quarantined_by_department", "quality history")
     probes.wrap(report, "report_data", "report data")
-    summary = monthly.compute_kpis(_monthly_context(cfg))
+    summary = monthly.compute_kpis(_month_parts(cfg), ctx["policy"], cfg.results_url)
     return probes.steps["KPIs"]["rows"], {"departments": len(summary["departments"])}
 
 
@@ -289,10 +285,11 @@ def run_render(cfg: Config, ctx: dict, probes: Probes) -> tuple[int, dict]:
 
     probes.wrap(report, "render_html", "HTML (Jinja2)")
     probes.wrap(report, "render_pdf", "PDF (WeasyPrint)")
-    departments = sorted(p.stem for p in monthly.data_dir(Path(cfg.out), cfg.month).glob("*.json"))
+    parts = _month_parts(cfg)
+    departments = sorted(p.stem for p in parts.data.glob("*.json"))
     seconds = {}
     for department_id in departments:
-        seconds[department_id] = monthly.render_department(_monthly_context(cfg),
+        seconds[department_id] = monthly.render_department(parts, ctx["policy"],
                                                            department_id)["seconds"]
     return len(departments), {"seconds_per_department": seconds}
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from datetime import timedelta
 
 import pendulum
@@ -11,11 +10,9 @@ from airflow.sdk import AsyncCallback, DeadlineAlert, DeadlineReference, Param, 
 SCHEDULE = "0 6 * * *"  # 06:00 in the business time zone
 # policy.yaml schedule.call_lists_ready_by (08:30) - 06:00; tests/dags checks they agree.
 CALL_LISTS_READY_AFTER = timedelta(hours=2, minutes=30)
-# Airflow 3.3.2's `airflow dags test` cannot finish a run of a DAG that declares a Deadline
-# Alert (DagRun.update_state reads dag.deadline as alert ids, the unserialised DAG holds the
-# alerts themselves). A test run of a past date would be "late" anyway: declare the alert for
-# scheduled and triggered runs only.
-UNDER_DAGS_TEST = sys.argv[1:3] == ["dags", "test"]
+# The alert is declared for every run. Airflow 3.3.2's `airflow dags test` crashes at the end
+# of a successful run of a DAG with a Deadline Alert (apache/airflow#73428): run test runs
+# through `python -m tooling.dags_test`, which carries the upstream fix.
 
 DOC = """
 ### Revisit daily
@@ -28,8 +25,8 @@ For call date **D** (the logical date in the business time zone, or `params.call
    in `quality/D/`. A table failing beyond `quality.max_failure_share` stops the run here:
    no list or e-mail goes out.
 3. **call_lists** — one XLSX + CSV per agent in `call_lists/D/`, plus `sms_notice.csv`,
-   `carried_over.csv` (no capacity left) and `not_listed.csv` (missed, unreachable,
-   do-not-call).
+   `carried_over.csv` (no capacity left) and `not_listed.csv` (reported instead of listed;
+   rule: `revisit.rules.calllist._reported`).
 4. **sla** — status of every ticket's SLA metrics in `sla/D/sla_status.csv` and the per-department
    breach digests `sla/D/digest_<department_id>.csv` (phones masked).
 5. **sla_digest** — each department head with a new breach or an at-risk ticket gets the digest
@@ -54,7 +51,7 @@ counts. Rules and numbers: `include/config/policy.yaml`; contract: DESIGN.md.
     max_active_runs=1,
     tags=["revisit", "daily", "crm"],
     doc_md=DOC,
-    deadline=None if UNDER_DAGS_TEST else DeadlineAlert(
+    deadline=DeadlineAlert(
         reference=DeadlineReference.DAGRUN_LOGICAL_DATE,
         interval=CALL_LISTS_READY_AFTER,
         callback=AsyncCallback("revisit.bridge.alerts.call_lists_late"),
@@ -76,39 +73,39 @@ counts. Rules and numbers: `include/config/policy.yaml`; contract: DESIGN.md.
 def revisit_daily() -> None:
     @task
     def extract(**context) -> dict:
-        from revisit.bridge import tasks as runtime
+        from revisit.bridge import tasks
 
-        return runtime.extract_daily(context)
+        return tasks.extract_daily(context)
 
     @task
     def quality_gate(**context) -> dict:
-        from revisit.bridge import tasks as runtime
+        from revisit.bridge import tasks
 
-        return runtime.quality_gate(context)
+        return tasks.quality_gate(context)
 
     @task
     def call_lists(**context) -> dict:
-        from revisit.bridge import tasks as runtime
+        from revisit.bridge import tasks
 
-        return runtime.call_lists(context)
+        return tasks.call_lists(context)
 
     @task
     def sla(**context) -> dict:
-        from revisit.bridge import tasks as runtime
+        from revisit.bridge import tasks
 
-        return runtime.sla(context)
+        return tasks.sla(context)
 
     @task
     def sla_digest(**context) -> dict:
-        from revisit.bridge import tasks as runtime
+        from revisit.bridge import tasks
 
-        return runtime.sla_digest(context)
+        return tasks.sla_digest(context)
 
     @task
     def publish(**context) -> dict:
-        from revisit.bridge import tasks as runtime
+        from revisit.bridge import tasks
 
-        return runtime.publish(context)
+        return tasks.publish(context)
 
     gate = quality_gate()
     statuses = sla()

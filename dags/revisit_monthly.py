@@ -60,15 +60,15 @@ ids and counts. Rules and report settings: `include/config/policy.yaml`; contrac
 def revisit_monthly() -> None:
     @task
     def extract(**context) -> dict:
-        from revisit.bridge import tasks as runtime
+        from revisit.bridge import tasks
 
-        return runtime.extract_monthly(context)
+        return tasks.extract_monthly(context)
 
     @task
     def kpis(**context) -> dict:
-        from revisit.stages import monthly
+        from revisit.bridge import tasks
 
-        return monthly.compute_kpis(context)
+        return tasks.monthly_kpis(context)
 
     @task
     def departments(kpis_result: dict) -> list[str]:
@@ -76,15 +76,15 @@ def revisit_monthly() -> None:
 
     @task
     def render(department_id: str, **context) -> dict:
-        from revisit.stages import monthly
+        from revisit.bridge import tasks
 
-        return monthly.render_department(context, department_id)
+        return tasks.render(context, department_id)
 
     @task
     def send(department_id: str, **context) -> dict:
-        from revisit.stages import monthly
+        from revisit.bridge import tasks
 
-        return monthly.send_department(context, department_id)
+        return tasks.send(context, department_id)
 
     @task_group(group_id="department")
     def department(department_id: str) -> None:
@@ -92,9 +92,9 @@ def revisit_monthly() -> None:
 
     @task(trigger_rule="all_done")
     def summary(**context) -> dict:
-        from revisit.stages import monthly
+        from revisit.bridge import tasks
 
-        return monthly.summarize(context)
+        return tasks.summary(context)
 
     result = kpis()
     extract() >> result

@@ -18,6 +18,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 AIRFLOW = Path(sys.executable).with_name("airflow")
+# `airflow dags test` through the project's wrapper (tooling/dags_test.py: apache/airflow#73428)
+DAGS_TEST = (sys.executable, "-m", "tooling.dags_test")
 RUN_TIMEOUT = 600  # seconds; a failing task with retries would otherwise wait for its delay
 STATE = re.compile(r"DagRun Finished: dag_id=(\w+).*?state=(\w+)")
 
@@ -45,7 +47,7 @@ class Sandbox:
                   ) -> AirflowRun:
         env = {**self.env, **(extra_env or {})}
         done = subprocess.run(
-            [str(AIRFLOW), "dags", "test", dag_id, logical_date], env=env, cwd=ROOT,
+            [*DAGS_TEST, dag_id, logical_date], env=env, cwd=ROOT,
             capture_output=True, text=True, errors="replace", timeout=RUN_TIMEOUT, check=False,
         )
         log = done.stdout + done.stderr

@@ -42,7 +42,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from tests.conftest import service_unavailable
-from tests.e2e.conftest import airflow_env, project_airflow_env
+from tests.e2e.conftest import DAGS_TEST, airflow_env, project_airflow_env
 from tests.integration.crm_databases import scratch_database
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -371,7 +371,7 @@ def _dags_test(root: Path, crm_conn: str, smtp: str) -> tuple[str, Path, str]:
     log_path = root / "dags-test.log"
     metadata = create_engine(env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"])
     with open(log_path, "wb") as out:
-        proc = subprocess.Popen([str(AIRFLOW), "dags", "test", "revisit_daily", D], env=env,
+        proc = subprocess.Popen([*DAGS_TEST, "revisit_daily", D], env=env,
                                 cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL, start_new_session=True)
     failed: list[str] = []

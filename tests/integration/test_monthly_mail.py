@@ -49,13 +49,13 @@ def env(tmp_path, monkeypatch, sink):
 
 def run_month(departments=None) -> dict:
     """kpis -> render + send per department -> summary, as the DAG's tasks call them."""
-    from revisit.stages import monthly
+    from revisit.bridge import tasks
 
-    result = monthly.compute_kpis(CONTEXT)
+    result = tasks.monthly_kpis(CONTEXT)
     sent = {}
     for department_id in departments or result["departments"]:
-        monthly.render_department(CONTEXT, department_id)
-        sent[department_id] = monthly.send_department(CONTEXT, department_id)
+        tasks.render(CONTEXT, department_id)
+        sent[department_id] = tasks.send(CONTEXT, department_id)
     return {"kpis": result, "sent": sent}
 
 
@@ -67,13 +67,13 @@ def ledger_states(root) -> dict[str, str]:
     engine = make_engine(default_results_url(root))
     try:
         return {r["department_id"]: r["state"]
-                for r in DeliveryLedger(engine, "Asia/Shanghai").month(MONTH)}
+                for r in DeliveryLedger(engine, "Asia/Shanghai").rows(MONTH)}
     finally:
         engine.dispose()
 
 
 def test_one_message_per_head_with_the_pdf_and_never_twice(env, sink):
-    from revisit.stages import monthly
+    from revisit.bridge import tasks
 
     first = run_month()
     assert first["kpis"]["departments"] == ["D1", "D2"]
@@ -109,7 +109,7 @@ def test_one_message_per_head_with_the_pdf_and_never_twice(env, sink):
     assert [r["state"] for r in second["sent"].values()] == ["sent", "sent"]
     assert len(sink.messages()) == 2
 
-    summary = monthly.summarize(CONTEXT)
+    summary = tasks.summary(CONTEXT)
     assert summary["counts"] == {"sent": 2}
     delivery = json.loads((env / "reports" / MONTH / "delivery.json").read_text("utf-8"))
     assert [d["state"] for d in delivery["deliveries"]] == ["sent", "sent"]
@@ -119,19 +119,19 @@ def test_one_message_per_head_with_the_pdf_and_never_twice(env, sink):
 
 
 def test_a_refused_send_is_retried_then_delivered_once(env, sink, monkeypatch):
+    from revisit.bridge import tasks
     from revisit.delivery.mail import DeliveryRefused
-    from revisit.stages import monthly
 
-    monthly.compute_kpis(CONTEXT)
-    monthly.render_department(CONTEXT, "D1")
+    tasks.monthly_kpis(CONTEXT)
+    tasks.render(CONTEXT, "D1")
     monkeypatch.setenv("AIRFLOW_CONN_SMTP_DEFAULT", smtp_connection(free_port()))  # nobody
     with pytest.raises(DeliveryRefused):  # retryable: Airflow's next try sends it
-        monthly.send_department(CONTEXT, "D1")
+        tasks.send(CONTEXT, "D1")
     assert ledger_states(env) == {"D1": "failed"}
     assert sink.messages() == []
 
     monkeypatch.setenv("AIRFLOW_CONN_SMTP_DEFAULT", smtp_connection(sink.port))
-    result = monthly.send_department(CONTEXT, "D1")
+    result = tasks.send(CONTEXT, "D1")
     assert result["sent"] and result["attempts"] == 2
     assert ledger_states(env) == {"D1": "sent"}
     assert len(sink.messages()) == 1
@@ -140,8 +140,8 @@ def test_a_refused_send_is_retried_then_delivered_once(env, sink, monkeypatch):
 def test_an_uncertain_send_is_never_repeated_and_is_reported(env, sink):
     from airflow.sdk.exceptions import AirflowFailException
 
+    from revisit.bridge import tasks
     from revisit.delivery.mail import DeliveryUncertain
-    from revisit.stages import monthly
 
     class BrokenOff:
         sender = "revisit@example.com"
@@ -149,37 +149,37 @@ def test_an_uncertain_send_is_never_repeated_and_is_reported(env, sink):
         def send(self, message):
             raise DeliveryUncertain("connection lost after DATA", retryable=False)
 
-    monthly.compute_kpis(CONTEXT)
+    tasks.monthly_kpis(CONTEXT)
     for department_id in ("D1", "D2"):
-        monthly.render_department(CONTEXT, department_id)
+        tasks.render(CONTEXT, department_id)
     with pytest.raises(AirflowFailException):
-        monthly.send_department(CONTEXT, "D1", transport=BrokenOff())
-    assert monthly.send_department(CONTEXT, "D2")["sent"]  # the other head still gets theirs
+        tasks.send(CONTEXT, "D1", transport=BrokenOff())
+    assert tasks.send(CONTEXT, "D2")["sent"]  # the other head still gets theirs
     assert ledger_states(env) == {"D1": "unknown", "D2": "sent"}
     with pytest.raises(AirflowFailException, match="may have delivered"):
-        monthly.send_department(CONTEXT, "D1")  # a rerun does not resend
+        tasks.send(CONTEXT, "D1")  # a rerun does not resend
     assert [m["To"] for m in sink.messages()] == ["head.d2@example.com"]
     with pytest.raises(AirflowFailException, match=r"D1 \(unknown\)"):
-        monthly.summarize(CONTEXT)
+        tasks.summary(CONTEXT)
 
 
 def test_an_attempt_that_died_mid_send_is_not_repeated(env, sink):
     from airflow.sdk.exceptions import AirflowFailException
 
+    from revisit.bridge import tasks
     from revisit.delivery.mail import DeliveryLedger
     from revisit.io.db import make_engine
     from revisit.io.results import default_results_url, ensure_schema
-    from revisit.stages import monthly
 
-    monthly.compute_kpis(CONTEXT)
-    monthly.render_department(CONTEXT, "D1")
+    tasks.monthly_kpis(CONTEXT)
+    tasks.render(CONTEXT, "D1")
     engine = make_engine(default_results_url(env))
     ensure_schema(engine)
     # What a killed worker leaves behind: claimed (pending), outcome never recorded.
     assert DeliveryLedger(engine, "Asia/Shanghai").claim(MONTH, "D1", "head.d1@example.com").send
     engine.dispose()
     with pytest.raises(AirflowFailException):
-        monthly.send_department(CONTEXT, "D1")
+        tasks.send(CONTEXT, "D1")
     assert ledger_states(env) == {"D1": "unknown"}
     assert sink.messages() == []
 
@@ -187,30 +187,30 @@ def test_an_attempt_that_died_mid_send_is_not_repeated(env, sink):
 def test_a_department_without_a_head_email_fails_alone(env, sink):
     from airflow.sdk.exceptions import AirflowFailException
 
-    from revisit.stages import monthly
+    from revisit.bridge import tasks
 
     folder = snapshot_dir(env, MONTH)
     frames = hand_built_frames()
     frames["departments"].loc[:, "head_email"] = ["not an address\nBcc: x@evil.example",
                                                   "head.d2@example.com"]
     frames["departments"].to_parquet(folder / "departments.parquet", index=False)
-    monthly.compute_kpis(CONTEXT)
+    tasks.monthly_kpis(CONTEXT)
     for department_id in ("D1", "D2"):
-        monthly.render_department(CONTEXT, department_id)
+        tasks.render(CONTEXT, department_id)
     with pytest.raises(AirflowFailException, match="no valid head_email"):
-        monthly.send_department(CONTEXT, "D1")
-    assert monthly.send_department(CONTEXT, "D2")["sent"]
+        tasks.send(CONTEXT, "D1")
+    assert tasks.send(CONTEXT, "D2")["sent"]
     assert ledger_states(env) == {"D1": "failed", "D2": "sent"}
     assert [m["To"] for m in sink.messages()] == ["head.d2@example.com"]
 
 
 def test_send_email_param_off_renders_without_sending(env, sink):
-    from revisit.stages import monthly
+    from revisit.bridge import tasks
 
     context = {"params": {"month": MONTH, "send_email": False}}
-    monthly.compute_kpis(context)
-    monthly.render_department(context, "D1")
-    assert monthly.send_department(context, "D1")["state"] == "not_sent"
+    tasks.monthly_kpis(context)
+    tasks.render(context, "D1")
+    assert tasks.send(context, "D1")["state"] == "not_sent"
     assert sink.messages() == []
     assert (env / "reports" / MONTH / "D1.pdf").exists()
 
@@ -220,9 +220,9 @@ def test_rows_quarantined_during_the_month_are_counted_per_department(env):
 
     import pandas as pd
 
+    from revisit.bridge import tasks
     from revisit.io.db import make_engine
     from revisit.io.results import default_results_url, ensure_schema, replace_partition
-    from revisit.stages import monthly
 
     engine = make_engine(default_results_url(env))
     ensure_schema(engine)
@@ -233,7 +233,7 @@ def test_rows_quarantined_during_the_month_are_counted_per_department(env):
         frame = pd.DataFrame([{"table_name": t, "row_key": k, **issue} for t, k in rows])
         replace_partition(engine, "quality_issues", day, frame)
     engine.dispose()
-    monthly.compute_kpis(CONTEXT)
+    tasks.monthly_kpis(CONTEXT)
     data = {d: json.loads((env / "report_data" / MONTH / f"{d}.json").read_text("utf-8"))
             for d in ("D1", "D2")}
     assert data["D1"]["quality"]["quarantined"] == 1
@@ -257,18 +257,18 @@ def test_a_server_refusal_is_failed_and_retryable_only_when_temporary(env, monke
     from aiosmtpd.controller import Controller
     from airflow.sdk.exceptions import AirflowFailException
 
+    from revisit.bridge import tasks
     from revisit.delivery.mail import DeliveryRefused
-    from revisit.stages import monthly
 
-    monthly.compute_kpis(CONTEXT)
-    monthly.render_department(CONTEXT, "D1")
+    tasks.monthly_kpis(CONTEXT)
+    tasks.render(CONTEXT, "D1")
     controller = Controller(RefusingHandler(code), hostname="127.0.0.1", port=free_port())
     controller.start()
     try:
         monkeypatch.setenv("AIRFLOW_CONN_SMTP_DEFAULT", smtp_connection(controller.port))
         expected = DeliveryRefused if retryable else AirflowFailException
         with pytest.raises(expected):
-            monthly.send_department(CONTEXT, "D1")
+            tasks.send(CONTEXT, "D1")
     finally:
         controller.stop()
     assert ledger_states(env) == {"D1": "failed"}  # nothing went out: a rerun may send it

@@ -116,9 +116,10 @@ def run_daily(crm: Path, output: Path, policy, calendar, *, day: dt.date = D,
     """extract -> quality gate -> call lists -> SLA, as the daily DAG's tasks call them."""
     from revisit.io.extract import extract_snapshot
     from revisit.quality.gate import QualityStop
-    from revisit.stages.daily import Partitions, run_call_lists, run_quality, run_sla
+    from revisit.stages.daily import run_call_lists, run_quality, run_sla
+    from revisit.stages.partitions import DayPartitions
 
-    parts = Partitions(output, day)
+    parts = DayPartitions(output, day)
     counts = extract_snapshot(f"sqlite:///{crm}", day, parts.snapshot,
                               business_tz=policy.calendar.timezone, source_tz=policy.source_tz)
     out = Outputs(parts, counts)

@@ -16,11 +16,11 @@ from pathlib import Path
 
 import pytest
 
+from revisit.bridge.smtp import SmtpHookTransport
 from revisit.delivery.mail import (
     DeliveryLedger,
     DeliveryRefused,
     DeliveryUncertain,
-    SmtpHookTransport,
     send_once,
 )
 from revisit.io.db import make_engine
@@ -187,9 +187,8 @@ def test_one_departments_pdf_failing_still_delivers_the_others_and_reports_it(
         tmp_path, monkeypatch):
     from airflow.sdk.exceptions import AirflowFailException
 
-    from revisit.bridge import tasks as runtime
+    from revisit.bridge import tasks
     from revisit.delivery import report
-    from revisit.stages import monthly
     from tooling.demo_crm import build_demo_crm
     from tooling.mailsink import MailSink
 
@@ -199,8 +198,8 @@ def test_one_departments_pdf_failing_still_delivers_the_others_and_reports_it(
     monkeypatch.setenv("REVISIT_OUTPUT_DIR", str(tmp_path / "out"))
     monkeypatch.delenv("AIRFLOW_CONN_REVISIT_RESULTS", raising=False)
     context = {"params": {"month": "2026-10"}}
-    runtime.extract_monthly(context)
-    departments = monthly.compute_kpis(context)["departments"]
+    tasks.extract_monthly(context)
+    departments = tasks.monthly_kpis(context)["departments"]
     broken = departments[1]
     real_render = report.render_report
 
@@ -214,13 +213,13 @@ def test_one_departments_pdf_failing_still_delivers_the_others_and_reports_it(
         _smtp_env(monkeypatch, sink.port)
         for department_id in departments:  # what the mapped task group does, one by one
             try:
-                monthly.render_department(context, department_id)
+                tasks.render(context, department_id)
             except RuntimeError:
                 assert department_id == broken
                 continue
-            monthly.send_department(context, department_id)
+            tasks.send(context, department_id)
         with pytest.raises(AirflowFailException, match=rf"{broken} \(not_attempted\)"):
-            monthly.summarize(context)
+            tasks.summary(context)
         received = sink.messages()
     assert len(received) == len(departments) - 1
     delivery = json.loads((tmp_path / "out" / "reports" / "2026-10" / "delivery.json")

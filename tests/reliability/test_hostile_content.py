@@ -227,8 +227,8 @@ def test_the_monthly_email_is_inert_and_carries_only_the_report(report, policy):
 def test_an_unsafe_department_id_gets_no_report_file(tmp_path, monkeypatch, hostile_crm, policy,
                                                      calendar):
     """The kpis task names report_data/M/<department_id>.json after CRM ids."""
+    from revisit.bridge import tasks
     from revisit.io.extract import extract_snapshot
-    from revisit.stages import monthly as monthly_task
 
     out = tmp_path / "out"
     monkeypatch.setenv("REVISIT_OUTPUT_DIR", str(out))
@@ -238,7 +238,7 @@ def test_an_unsafe_department_id_gets_no_report_file(tmp_path, monkeypatch, host
 
     # One of seven departments failing the gate is past the default 5 % limit: no report.
     with pytest.raises(AirflowFailException, match="departments: 1 of 7 rows failed"):
-        monthly_task.compute_kpis({"params": {"month": MONTH}})
+        tasks.monthly_kpis({"params": {"month": MONTH}})
     # With a looser limit the run goes on without the unsafe department.
     import yaml
 
@@ -248,7 +248,7 @@ def test_an_unsafe_department_id_gets_no_report_file(tmp_path, monkeypatch, host
     loose["quality"]["max_failure_share"] = 0.5
     (tmp_path / "policy.yaml").write_text(yaml.safe_dump(loose), encoding="utf-8")
     monkeypatch.setenv("REVISIT_POLICY", str(tmp_path / "policy.yaml"))
-    result = monthly_task.compute_kpis({"params": {"month": MONTH}})
+    result = tasks.monthly_kpis({"params": {"month": MONTH}})
     assert "../../dept" not in result["departments"]
     assert "D01" in result["departments"]
     written = {p.relative_to(tmp_path) for p in tmp_path.rglob("*") if p.is_file()}

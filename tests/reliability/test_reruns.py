@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from revisit.bridge import tasks as runtime
+from revisit.bridge import tasks
 
 DATES = ("2026-11-18", "2026-11-19", "2026-11-20")
 STAGES = ("extract_daily", "quality_gate", "call_lists", "sla", "publish")
@@ -39,7 +39,7 @@ def env(crm: Path, tmp_path: Path, monkeypatch) -> Path:
 def run_day(day: str) -> dict[str, dict]:
     """The daily DAG's tasks in order, as Airflow calls them (params.call_date = day)."""
     context = {"params": {"call_date": day, "send_email": False}}
-    return {stage: getattr(runtime, stage)(context) for stage in STAGES}
+    return {stage: getattr(tasks, stage)(context) for stage in STAGES}
 
 
 def test_backfill_over_three_dates_gives_three_partitions_and_no_row_twice(env: Path):

@@ -1,26 +1,55 @@
-"""The bridge between Airflow task contexts and the pure domain functions.
+"""The one bridge between Airflow task contexts and the stages, for both DAGs.
 
-Tasks call these with their context; everything returned is small (paths and counts), because
-XCom must never carry customer rows.
+Every task of revisit_daily and revisit_monthly calls one function here with its context. This
+module reads what a task needs from Airflow (the period from the logical date or the params,
+the connections, the SMTP transport), calls the Airflow-free stage in revisit.stages, and
+turns a stage's non-retryable error (revisit.core.errors.RevisitError with retryable False)
+into a failure without retries. Everything returned is small (paths and counts), because XCom
+must never carry customer rows.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import pendulum
 
 from revisit.config.paths import output_root
 from revisit.config.policy import Policy, load_policy
+from revisit.core.errors import RevisitError
+from revisit.core.periods import previous_month
+from revisit.stages.partitions import DayPartitions, MonthPartitions
 
 log = logging.getLogger(__name__)
 
 CRM_CONN_ID = "crm_db"
 RESULTS_CONN_ID = "revisit_results"
+Result = TypeVar("Result")
 
 
+def fail_fast(task: Callable[..., Result]) -> Callable[..., Result]:
+    """A stage's error that another try cannot fix fails the task without retries (Airflow's
+    AirflowFailException); a retryable one is re-raised for Airflow to retry."""
+
+    @functools.wraps(task)
+    def run(*args: Any, **kwargs: Any) -> Result:
+        try:
+            return task(*args, **kwargs)
+        except RevisitError as error:
+            if error.retryable:
+                raise
+            from airflow.sdk.exceptions import AirflowFailException
+
+            raise AirflowFailException(str(error)) from error
+
+    return run
+
+
+# ================================================================= what a run is about
 def call_date(context: dict[str, Any], policy: Policy) -> dt.date:
     """Call date D: params.call_date when given, else the logical date in the business zone."""
     override = (context.get("params") or {}).get("call_date")
@@ -36,76 +65,23 @@ def report_month(context: dict[str, Any], policy: Policy) -> str:
     override = (context.get("params") or {}).get("month")
     if override:
         return dt.date.fromisoformat(f"{override}-01").strftime("%Y-%m")
-    first = call_date(context, policy).replace(day=1)
-    return (first - dt.timedelta(days=1)).strftime("%Y-%m")
+    return previous_month(call_date(context, policy))
 
 
-def _snapshot(cutoff: dt.date, partition: str, policy: Policy) -> dict[str, Any]:
-    from revisit.bridge.connections import airflow_sqlalchemy_url
-    from revisit.io.extract import extract_snapshot, snapshot_dir
-
-    target = snapshot_dir(output_root(), partition)
-    counts = extract_snapshot(airflow_sqlalchemy_url(CRM_CONN_ID), cutoff, target,
-                              business_tz=policy.calendar.timezone, source_tz=policy.source_tz)
-    log.info("snapshot %s (CRM as of %s 00:00): %s", partition, cutoff, counts)
-    return {"partition": partition, "path": str(target), "rows": counts}
-
-
-def extract_daily(context: dict[str, Any]) -> dict[str, Any]:
-    """Snapshot the CRM (connection crm_db) as of D 00:00 local into snapshots/D."""
+def day_partitions(context: dict[str, Any]) -> tuple[DayPartitions, Policy]:
     policy = load_policy()
-    day = call_date(context, policy)
-    return _snapshot(day, day.isoformat(), policy)
+    return DayPartitions(output_root(), call_date(context, policy)), policy
 
 
-def extract_monthly(context: dict[str, Any]) -> dict[str, Any]:
-    """Snapshot the CRM as of the first day after month M into snapshots/M."""
+def month_partitions(context: dict[str, Any]) -> tuple[MonthPartitions, Policy]:
     policy = load_policy()
-    month = report_month(context, policy)
-    first = dt.date.fromisoformat(f"{month}-01")
-    after = (first + dt.timedelta(days=32)).replace(day=1)
-    return _snapshot(after, month, policy)
+    return MonthPartitions(output_root(), report_month(context, policy)), policy
 
 
-def _daily_parts(context: dict[str, Any]) -> tuple[Any, Policy]:
-    from revisit.stages.daily import Partitions
-
-    policy = load_policy()
-    return Partitions(output_root(), call_date(context, policy)), policy
-
-
-def _calendar(policy: Policy):
-    from revisit.rules.calendar import BusinessCalendar
-
-    return BusinessCalendar(policy.calendar)
-
-
-def quality_gate(context: dict[str, Any]) -> dict[str, Any]:
-    """Quality gate; a stop fails the task without retries (the data will not change)."""
-    from airflow.sdk.exceptions import AirflowFailException
-
-    from revisit.quality.gate import QualityStop
-    from revisit.stages.daily import run_quality
-
-    parts, policy = _daily_parts(context)
-    try:
-        return run_quality(parts, policy)
-    except QualityStop as stop:
-        raise AirflowFailException(str(stop)) from None
-
-
-def call_lists(context: dict[str, Any]) -> dict[str, Any]:
-    from revisit.stages.daily import run_call_lists
-
-    parts, policy = _daily_parts(context)
-    return run_call_lists(parts, policy, _calendar(policy))
-
-
-def sla(context: dict[str, Any]) -> dict[str, Any]:
-    from revisit.stages.daily import run_sla
-
-    parts, policy = _daily_parts(context)
-    return run_sla(parts, policy, _calendar(policy))
+def sending(context: dict[str, Any]) -> bool:
+    """params.send_email (default on): off renders and records without e-mailing anyone."""
+    value = (context.get("params") or {}).get("send_email", True)
+    return value not in (False, "false", "False", 0)
 
 
 def results_url() -> str:
@@ -119,33 +95,120 @@ def results_url() -> str:
         return default_results_url(output_root())
 
 
-def sending(context: dict[str, Any]) -> bool:
-    """params.send_email (default on): off renders and records without e-mailing anyone."""
-    value = (context.get("params") or {}).get("send_email", True)
-    return value not in (False, "false", "False", 0)
+def _calendar(policy: Policy):
+    from revisit.rules.calendar import BusinessCalendar
+
+    return BusinessCalendar(policy.calendar)
 
 
+def _transport():
+    from revisit.bridge.smtp import SmtpHookTransport
+
+    return SmtpHookTransport()
+
+
+# ================================================================= both DAGs: the snapshot
+def _snapshot(parts: DayPartitions | MonthPartitions, policy: Policy) -> dict[str, Any]:
+    """The CRM (connection crm_db) as of the period's cut-off 00:00 into snapshots/<period>."""
+    from revisit.bridge.connections import airflow_sqlalchemy_url
+    from revisit.io.extract import extract_snapshot
+
+    counts = extract_snapshot(airflow_sqlalchemy_url(CRM_CONN_ID), parts.cutoff_date,
+                              parts.snapshot, business_tz=policy.calendar.timezone,
+                              source_tz=policy.source_tz)
+    log.info("snapshot %s (CRM as of %s 00:00): %s", parts.period, parts.cutoff_date, counts)
+    return {"partition": parts.period, "path": str(parts.snapshot), "rows": counts}
+
+
+def extract_daily(context: dict[str, Any]) -> dict[str, Any]:
+    return _snapshot(*day_partitions(context))
+
+
+def extract_monthly(context: dict[str, Any]) -> dict[str, Any]:
+    return _snapshot(*month_partitions(context))
+
+
+# ================================================================= revisit_daily
+@fail_fast
+def quality_gate(context: dict[str, Any]) -> dict[str, Any]:
+    """Quality gate; a stop fails the task without retries (the data will not change)."""
+    from revisit.stages.daily import run_quality
+
+    return run_quality(*day_partitions(context))
+
+
+def call_lists(context: dict[str, Any]) -> dict[str, Any]:
+    from revisit.stages.daily import run_call_lists
+
+    parts, policy = day_partitions(context)
+    return run_call_lists(parts, policy, _calendar(policy))
+
+
+def sla(context: dict[str, Any]) -> dict[str, Any]:
+    from revisit.stages.daily import run_sla
+
+    parts, policy = day_partitions(context)
+    return run_sla(parts, policy, _calendar(policy))
+
+
+@fail_fast
 def sla_digest(context: dict[str, Any]) -> dict[str, Any]:
     """The SLA digest of D to every department head with something to report, once."""
-    from airflow.sdk.exceptions import AirflowFailException
+    from revisit.stages.daily import send_sla_digests
 
-    from revisit.delivery.mail import SmtpHookTransport
-    from revisit.stages.daily import DigestNotSent, send_sla_digests
-
-    parts, policy = _daily_parts(context)
+    parts, policy = day_partitions(context)
     if not sending(context):
         log.info("params.send_email is off: no digest is sent for %s", parts.day)
         return {"sent": False}
-    try:
-        return send_sla_digests(parts, policy, results_url(), SmtpHookTransport())
-    except DigestNotSent as error:
-        if not error.retryable:
-            raise AirflowFailException(str(error)) from None
-        raise
+    return send_sla_digests(parts, policy, results_url(), _transport())
 
 
 def publish(context: dict[str, Any]) -> dict[str, Any]:
     from revisit.stages.daily import publish_results
 
-    parts, _ = _daily_parts(context)
+    parts, _ = day_partitions(context)
     return publish_results(parts, results_url())
+
+
+# ================================================================= revisit_monthly
+@fail_fast
+def monthly_kpis(context: dict[str, Any]) -> dict[str, Any]:
+    from revisit.stages.monthly import compute_kpis
+
+    parts, policy = month_partitions(context)
+    return compute_kpis(parts, policy, results_url())
+
+
+def render(context: dict[str, Any], department_id: str) -> dict[str, Any]:
+    from revisit.stages.monthly import render_department
+
+    parts, policy = month_partitions(context)
+    return render_department(parts, policy, department_id)
+
+
+@fail_fast
+def send(context: dict[str, Any], department_id: str, transport=None) -> dict[str, Any]:
+    """The department's PDF to its head through `smtp_default`, at most once."""
+    from revisit.stages.monthly import send_department
+
+    parts, policy = month_partitions(context)
+    if not sending(context):
+        log.info("params.send_email is off: the report for %s is not sent", department_id)
+        return {"department_id": department_id, "state": "not_sent", "sent": False}
+    return send_department(parts, policy, department_id, results_url(),
+                           transport or _transport())
+
+
+@fail_fast
+def summary(context: dict[str, Any]) -> dict[str, Any]:
+    from revisit.stages.monthly import summarize
+
+    parts, policy = month_partitions(context)
+    return summarize(parts, policy, results_url(), sending=sending(context))
+
+
+__all__ = [
+    "call_date", "call_lists", "extract_daily", "extract_monthly", "fail_fast", "monthly_kpis",
+    "publish", "quality_gate", "render", "report_month", "results_url", "send", "sending", "sla",
+    "sla_digest", "summary",
+]

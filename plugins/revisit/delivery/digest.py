@@ -6,6 +6,9 @@ already masked); the message is rendered from include/templates/report/digest_em
 the policy's locale and sent through revisit.delivery.mail.send_once, so the delivery ledger
 (`mail_delivery`, kind sla_digest, period D) guarantees at most one message per head and day.
 A department with nothing to report gets no e-mail.
+
+`send_digests` reports each failed department with its DeliveryError, so the caller decides
+from `error.retryable` (not from the wording) whether a retry of the task may deliver it.
 """
 
 from __future__ import annotations
@@ -18,7 +21,18 @@ from typing import Any
 import pandas as pd
 
 from revisit.config.policy import Policy
-from revisit.delivery.mail import SLA_DIGEST, DeliveryLedger, Transport, new_message, send_once
+from revisit.config.translations import load_translations
+from revisit.delivery.mail import (
+    SLA_DIGEST,
+    DeliveryError,
+    DeliveryLedger,
+    DeliveryRefused,
+    Transport,
+    header_text,
+    new_message,
+    send_once,
+)
+from revisit.delivery.templating import render
 from revisit.rules.sla import BREACHED, DIGEST_COLUMNS
 
 DIGEST_PREFIX = "digest_"
@@ -52,41 +66,40 @@ def _display_rows(rows: pd.DataFrame, tr: dict[str, Any]) -> list[dict[str, Any]
 def digest_message(rows: pd.DataFrame, department: dict[str, Any], day: dt.date,
                    policy: Policy, sender: str, locale: str | None = None) -> EmailMessage:
     """One head's digest: text and HTML (autoescaped), no attachment, no full phone number."""
-    from revisit.delivery.report import environment, load_translations
-
     locale = locale or policy.report.locale
     tr = load_translations(locale)
     name = department.get("name") or department["department_id"]
     breached = int((rows["status"] == BREACHED).sum())
-    subject = tr["digest"]["subject"].format(department=name, date=day.isoformat(),
-                                             breached=breached, at_risk=len(rows) - breached)
-    subject = " ".join(subject.split())  # no CR / LF from CRM text in a header
+    subject = header_text(tr["digest"]["subject"].format(
+        department=name, date=day.isoformat(), breached=breached, at_risk=len(rows) - breached))
     context = {
         "tr": tr, "lang": locale.replace("_", "-"), "subject": subject,
         "department": department, "date": day.isoformat(),
         "cutoff": f"{day.isoformat()} 00:00", "columns": SHOWN_COLUMNS,
         "rows": _display_rows(rows, tr),
     }
-    env = environment()
     msg = new_message(subject, sender, department["head_email"], day.isoformat(),
                       str(department["department_id"]), kind=SLA_DIGEST)
-    msg.set_content(env.get_template("digest_email.txt.j2").render(context))
-    msg.add_alternative(env.get_template("digest_email.html.j2").render(context), subtype="html")
+    msg.set_content(render("digest_email.txt.j2", context))
+    msg.add_alternative(render("digest_email.html.j2", context), subtype="html")
     return msg
 
 
 def send_digests(folder: Path, departments: pd.DataFrame, day: dt.date, policy: Policy,
                  ledger: DeliveryLedger, transport: Transport) -> dict[str, Any]:
-    """Send every department's digest of D once; returns states per department and the
-    departments whose send failed (the caller decides whether that fails the task)."""
-    from revisit.delivery.mail import DeliveryError
+    """Send every department's digest of D once.
 
+    Returns {"states": {department_id: ledger state}, "failed": {department_id: DeliveryError}}:
+    the caller decides whether a failure fails the task, and whether a retry may help, from
+    each error's `retryable` (a department missing from the CRM is a DeliveryRefused that a
+    retry cannot fix)."""
     heads = departments.drop_duplicates("department_id").set_index("department_id")
     states: dict[str, str] = {}
-    failed: dict[str, str] = {}
+    failed: dict[str, DeliveryError] = {}
     for department_id, rows in read_digests(folder).items():
         if department_id not in heads.index:
-            failed[department_id] = "department not in the CRM"
+            failed[department_id] = DeliveryRefused("department not in the CRM",
+                                                    retryable=False)
             continue
         department = {"department_id": department_id,
                       **heads.loc[department_id].to_dict()}
@@ -100,7 +113,7 @@ def send_digests(folder: Path, departments: pd.DataFrame, day: dt.date, policy: 
             states[department_id] = result["state"]
         except DeliveryError as error:
             states[department_id] = "failed"
-            failed[department_id] = str(error)
+            failed[department_id] = error
     return {"states": states, "failed": failed}
 
 

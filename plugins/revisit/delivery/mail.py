@@ -15,11 +15,13 @@ message twice. Every (kind, period, department) — e.g. (report, 2026-10, D01) 
   is safe to retry: the next Airflow try claims it again;
 - `sent` is final: later attempts return without sending.
 
-Sending goes through the Airflow SMTP provider's connection `smtp_default` (`SmtpHook`): the
-hook opens and authenticates the session; the message is then sent once per attempt with
-`send_message`. The hook's `send_email_smtp` is not used on purpose: it retries `sendmail`
-internally up to the connection's `retry_limit`, which after a lost reply sends duplicates, and
-it cannot carry a plain-text alternative.
+Sending goes through a Transport; the deployed one is revisit.bridge.smtp.SmtpHookTransport
+(the Airflow SMTP provider's connection `smtp_default`), which sends each message once per
+attempt and classifies its failures as refused (retry is safe) or uncertain (never resent).
+
+The report e-mail's subject and bodies (`email_content`) come from the report's own context
+(revisit.delivery.report.build_context) and the shared Jinja environment
+(revisit.delivery.templating); the PDF itself is report.py's.
 """
 
 from __future__ import annotations
@@ -28,7 +30,6 @@ import datetime as dt
 import hashlib
 import logging
 import re
-import smtplib
 from collections.abc import Callable
 from dataclasses import dataclass
 from email.message import EmailMessage
@@ -40,9 +41,11 @@ from sqlalchemy import column, insert, select, table, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
+from revisit.core.errors import RevisitError
+from revisit.delivery.templating import render
+
 log = logging.getLogger(__name__)
 
-SMTP_CONN_ID = "smtp_default"
 LEDGER = table("mail_delivery", column("mail_kind"), column("period"), column("department_id"),
                column("recipient"), column("state"), column("attempts"), column("message_id"),
                column("content_sha256"), column("last_error"), column("updated_at"),
@@ -50,18 +53,16 @@ LEDGER = table("mail_delivery", column("mail_kind"), column("period"), column("d
 REPORT, SLA_DIGEST = "report", "sla_digest"  # mail kinds
 PENDING, SENT, FAILED, UNKNOWN = "pending", "sent", "failed", "unknown"
 STATES = (PENDING, SENT, FAILED, UNKNOWN)
-DEFAULT_SENDER = "revisit@localhost"
 # Plain ASCII addresses only: an internationalised one needs SMTPUTF8, which many servers lack.
 _ADDRESS = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*"
                       r"\.[A-Za-z]{2,}$")
 
 
-class DeliveryError(RuntimeError):
+class DeliveryError(RevisitError):
     """A send that did not happen; `retryable` says whether another try may send it."""
 
     def __init__(self, message: str, *, retryable: bool) -> None:
-        super().__init__(message)
-        self.retryable = retryable
+        super().__init__(message, retryable=retryable)
 
 
 class DeliveryRefused(DeliveryError):
@@ -77,66 +78,6 @@ class Transport(Protocol):
 
     @property
     def sender(self) -> str: ...
-
-
-# ================================================================= the SMTP transport
-class SmtpHookTransport:
-    """One SMTP session per message through Airflow's SmtpHook (connection `smtp_default`).
-
-    Failures are classified so the ledger knows what may be retried: anything before the
-    message is handed over (connect, TLS, login) and an explicit refusal by the server is
-    DeliveryRefused; a connection lost while the message is in flight is DeliveryUncertain."""
-
-    def __init__(self, conn_id: str = SMTP_CONN_ID) -> None:
-        self.conn_id = conn_id
-        self._sender: str | None = None
-
-    @property
-    def sender(self) -> str:
-        if self._sender is None:
-            from airflow.sdk import BaseHook
-
-            conn = BaseHook.get_connection(self.conn_id)
-            extra = conn.extra_dejson
-            login = conn.login if conn.login and "@" in conn.login else None
-            self._sender = extra.get("from_email") or login or DEFAULT_SENDER
-        return self._sender
-
-    def send(self, message: EmailMessage) -> None:
-        from airflow.providers.smtp.hooks.smtp import SmtpHook
-
-        hook = SmtpHook(smtp_conn_id=self.conn_id)
-        try:
-            hook.get_conn()
-        except Exception as error:
-            raise DeliveryRefused(f"SMTP connection {self.conn_id!r} failed: {error}",
-                                  retryable=True) from error
-        client = hook._smtp_client  # the hook's authenticated session (no public accessor)
-        try:
-            client.send_message(message)
-        except (smtplib.SMTPRecipientsRefused, smtplib.SMTPSenderRefused,
-                smtplib.SMTPDataError, smtplib.SMTPHeloError,
-                smtplib.SMTPNotSupportedError) as error:
-            # The server answered "no" (before or instead of accepting the message).
-            permanent = _reply_code(error) >= 500 or isinstance(
-                error, smtplib.SMTPNotSupportedError)
-            raise DeliveryRefused(f"the SMTP server refused the message: {error}",
-                                  retryable=not permanent) from error
-        except (smtplib.SMTPException, OSError) as error:
-            raise DeliveryUncertain(f"SMTP session broke off while sending: {error!r}",
-                                    retryable=False) from error
-        finally:
-            try:
-                client.quit()
-            except (smtplib.SMTPException, OSError):
-                client.close()
-
-
-def _reply_code(error: smtplib.SMTPException) -> int:
-    """The server's reply code of a refusal (the lowest over refused recipients)."""
-    if isinstance(error, smtplib.SMTPRecipientsRefused) and error.recipients:
-        return min(int(code) for code, _ in error.recipients.values())
-    return int(getattr(error, "smtp_code", 0) or 0)
 
 
 # ================================================================= the ledger
@@ -156,35 +97,36 @@ class Claim:
 
 
 class DeliveryLedger:
-    """The `mail_delivery` rows of one kind of mail; `month` arguments are the period (a
-    report month or a call date)."""
+    """The `mail_delivery` rows of one kind of mail. A `period` is what the kind is sent once
+    per: the report month (`2026-10`) of a report, the call date (`2026-11-20`) of a digest."""
 
     def __init__(self, engine: Engine, tz: str, kind: str = REPORT) -> None:
         self.engine, self.tz, self.kind = engine, tz, kind
 
-    def _where(self, month: str, department_id: str):
-        return ((LEDGER.c.mail_kind == self.kind) & (LEDGER.c.period == month)
+    def _where(self, period: str, department_id: str):
+        return ((LEDGER.c.mail_kind == self.kind) & (LEDGER.c.period == period)
                 & (LEDGER.c.department_id == department_id))
 
-    def get(self, month: str, department_id: str) -> dict[str, Any] | None:
+    def get(self, period: str, department_id: str) -> dict[str, Any] | None:
         with self.engine.connect() as conn:
-            row = conn.execute(select(LEDGER).where(self._where(month, department_id))).first()
+            row = conn.execute(select(LEDGER).where(self._where(period, department_id))).first()
         return dict(row._mapping) if row else None
 
-    def month(self, month: str) -> list[dict[str, Any]]:
+    def rows(self, period: str) -> list[dict[str, Any]]:
+        """Every department's row of `period`, by department_id."""
         with self.engine.connect() as conn:
             rows = conn.execute(select(LEDGER).where((LEDGER.c.mail_kind == self.kind)
-                                                     & (LEDGER.c.period == month))
+                                                     & (LEDGER.c.period == period))
                                 .order_by(LEDGER.c.department_id)).all()
         return [dict(r._mapping) for r in rows]
 
-    def claim(self, month: str, department_id: str, recipient: str) -> Claim:
+    def claim(self, period: str, department_id: str, recipient: str) -> Claim:
         """Take the delivery for this attempt when nobody sent (or is sending) it."""
         now = now_local(self.tz)
         try:
             with self.engine.begin() as conn:
                 conn.execute(insert(LEDGER).values(
-                    mail_kind=self.kind, period=month, department_id=department_id,
+                    mail_kind=self.kind, period=period, department_id=department_id,
                     recipient=recipient,
                     state=PENDING, attempts=1, updated_at=now))
             return Claim(True, PENDING, 1)
@@ -192,21 +134,22 @@ class DeliveryLedger:
             pass  # a row exists: decide from its state
         with self.engine.begin() as conn:
             taken = conn.execute(
-                update(LEDGER).where(self._where(month, department_id) & (LEDGER.c.state == FAILED))
+                update(LEDGER)
+                .where(self._where(period, department_id) & (LEDGER.c.state == FAILED))
                 .values(state=PENDING, attempts=LEDGER.c.attempts + 1, recipient=recipient,
                         updated_at=now))
-            row = conn.execute(select(LEDGER).where(self._where(month, department_id))).first()
+            row = conn.execute(select(LEDGER).where(self._where(period, department_id))).first()
         if taken.rowcount == 1:
             return Claim(True, PENDING, int(row.attempts))
         if row.state == PENDING:
             # An earlier attempt claimed it and never recorded the outcome (killed mid-send).
-            self.mark(month, department_id, UNKNOWN,
+            self.mark(period, department_id, UNKNOWN,
                       error="an earlier attempt stopped while sending; it may have been "
                             "delivered, so it is not resent automatically")
             return Claim(False, UNKNOWN, int(row.attempts))
         return Claim(False, str(row.state), int(row.attempts))
 
-    def mark(self, month: str, department_id: str, state: str, *, message_id: str | None = None,
+    def mark(self, period: str, department_id: str, state: str, *, message_id: str | None = None,
              sha256: str | None = None, error: str | None = None) -> None:
         if state not in STATES:
             raise ValueError(f"unknown delivery state {state!r}")
@@ -220,12 +163,12 @@ class DeliveryLedger:
         if state == SENT:
             values["sent_at"] = now
         with self.engine.begin() as conn:
-            conn.execute(update(LEDGER).where(self._where(month, department_id)).values(**values))
+            conn.execute(update(LEDGER).where(self._where(period, department_id)).values(**values))
 
-    def reset(self, month: str, department_id: str) -> None:
+    def reset(self, period: str, department_id: str) -> None:
         """Allow one more send of a delivery (an operator's decision after checking with the
         head that an `unknown` or `sent` message did not arrive)."""
-        self.mark(month, department_id, FAILED, error="reset for resending by an operator")
+        self.mark(period, department_id, FAILED, error="reset for resending by an operator")
 
 
 # ================================================================= the message
@@ -233,15 +176,15 @@ def valid_address(address: object) -> bool:
     return isinstance(address, str) and bool(_ADDRESS.fullmatch(address.strip()))
 
 
-def message_id(month: str, department_id: str, recipient: str, sender: str,
+def message_id(period: str, department_id: str, recipient: str, sender: str,
                kind: str = REPORT) -> str:
     """Stable per (kind, period, department, recipient): a receiving server may drop a
     duplicate."""
-    key = f"{month}|{department_id}|{recipient}" if kind == REPORT else \
-        f"{kind}|{month}|{department_id}|{recipient}"
+    key = f"{period}|{department_id}|{recipient}" if kind == REPORT else \
+        f"{kind}|{period}|{department_id}|{recipient}"
     digest = hashlib.sha256(key.encode()).hexdigest()[:24]
     domain = sender.rsplit("@", 1)[-1] if "@" in sender else "revisit.localhost"
-    return f"<revisit.{month}.{digest}@{domain}>"
+    return f"<revisit.{period}.{digest}@{domain}>"
 
 
 def new_message(subject: str, sender: str, head_email: object, period: str,
@@ -262,11 +205,28 @@ def new_message(subject: str, sender: str, head_email: object, period: str,
     return msg
 
 
+def header_text(text: str) -> str:
+    """`text` on one line: a CR / LF from CRM text must never reach a mail header."""
+    return " ".join(text.split())
+
+
+def email_content(data: dict[str, Any], policy, locale: str | None = None
+                  ) -> tuple[str, str, str]:
+    """(subject, plain text, HTML) of the monthly report's message to the department head,
+    from the report's own context, so the e-mail shows the PDF's period and highlights."""
+    from revisit.delivery.report import build_context
+
+    context = build_context(data, policy, locale)
+    dept = data["department"]
+    context["subject"] = header_text(context["tr"]["email"]["subject"].format(
+        department=dept.get("name") or dept["department_id"], month=context["period"]))
+    return (context["subject"], render("email.txt.j2", context),
+            render("email.html.j2", context))
+
+
 def build_message(data: dict[str, Any], policy, pdf: bytes, sender: str,
                   locale: str | None = None) -> EmailMessage:
     """The head's message: short text + HTML alternative, the PDF attached."""
-    from revisit.delivery.report import email_content
-
     dept = data["department"]
     subject, text, html = email_content(data, policy, locale)
     msg = new_message(subject, sender, dept["head_email"], data["month"], dept["department_id"])
@@ -358,7 +318,6 @@ __all__ = [
     "REPORT",
     "SENT",
     "SLA_DIGEST",
-    "SMTP_CONN_ID",
     "STATES",
     "UNKNOWN",
     "Claim",
@@ -366,10 +325,11 @@ __all__ = [
     "DeliveryLedger",
     "DeliveryRefused",
     "DeliveryUncertain",
-    "SmtpHookTransport",
     "attachment_name",
     "build_message",
     "deliver",
+    "email_content",
+    "header_text",
     "message_id",
     "new_message",
     "send_once",

@@ -4,14 +4,16 @@ Three steps, each testable alone:
 
 1. `report_data(kpis, department_id)`: the department's numbers as plain JSON-able data (what
    the kpis task stores per department, so the render tasks need no snapshot);
-2. `render_html(data, policy)`: the HTML (Jinja2, autoescape on; every CRM text is data, never
-   markup), translated into `policy.report.locale` (include/templates/report/i18n/);
+2. `render_html(data, policy)`: the HTML (revisit.delivery.templating: autoescape on; every CRM
+   text is data, never markup), translated into `policy.report.locale`
+   (revisit.config.translations);
 3. `render_pdf(html)`: WeasyPrint with `TemplateOnlyFetcher`, which serves files under
    include/templates/ and refuses every other URL (file://, http(s)://, data:), so a hostile
    CRM value can never make the renderer read a local file or call a network address.
 
 Charts are inline SVG drawn by the template from coordinates computed here: vector, no image
-files, no matplotlib.
+files, no matplotlib. The e-mail that carries the PDF is revisit.delivery.mail's (it reuses
+`build_context`).
 """
 
 from __future__ import annotations
@@ -20,19 +22,17 @@ import datetime as dt
 import math
 import mimetypes
 import threading
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-import yaml
-
 from revisit.config.paths import TEMPLATES_DIR
 from revisit.config.policy import ReportHighlights
+from revisit.config.translations import load_translations
 from revisit.core.periods import month_cutoff_date
+from revisit.delivery.templating import TEMPLATE_DIR, render
 
-REPORT_DIR = TEMPLATES_DIR / "report"
-I18N_DIR = REPORT_DIR / "i18n"
+REPORT_DIR = TEMPLATE_DIR  # report.html.j2 and report.css; relative URLs resolve here
 TARGET_KPIS = ("visit_timeliness_rate", "problem_resolution_rate", "avg_satisfaction",
                "complaint_satisfaction", "sla_compliance_rate", "median_handling_hours")
 RATE_KPIS = ("visit_timeliness_rate", "problem_resolution_rate", "sla_compliance_rate")
@@ -63,11 +63,13 @@ def _records(frame) -> list[dict[str, Any]]:
     return [{k: _clean(v) for k, v in row.items()} for row in frame.to_dict("records")]
 
 
-def report_data(kpis, department_id: str, quarantined: int | None = None) -> dict[str, Any]:
+def report_data(kpis, department_id: str, quarantined: int | None = None,
+                left_out: dict[str, int] | None = None) -> dict[str, Any]:
     """Everything the PDF and the e-mail of one department show, as plain data (no frames).
 
     `kpis` is a revisit.rules.kpis.MonthlyKpis; `quarantined` the rows the daily quality gate
-    quarantined for this department in M (None: unknown)."""
+    quarantined for this department in M (None: unknown); `left_out` what this month's own
+    gate left out of the KPIs, by kind (revisit.stages.monthly.left_out_by_gate)."""
     from revisit.rules.kpis import COMPANY, KPI_NAMES
 
     dept = kpis.departments[kpis.departments["department_id"] == department_id]
@@ -86,7 +88,7 @@ def report_data(kpis, department_id: str, quarantined: int | None = None) -> dic
         return _records(frame[frame["department_id"] == department_id]
                         .drop(columns="department_id"))
 
-    quality = dict(kpis.quality.get(department_id, {}))
+    quality = {**kpis.quality.get(department_id, {}), **(left_out or {})}
     quality["quarantined"] = quarantined
     return {
         "month": kpis.month,
@@ -102,29 +104,7 @@ def report_data(kpis, department_id: str, quarantined: int | None = None) -> dic
     }
 
 
-# ================================================================= translations, formats
-@lru_cache(maxsize=4)
-def load_translations(locale: str) -> dict[str, Any]:
-    """include/templates/report/i18n/<locale>.yaml (a missing key falls back to en)."""
-    def read(name: str) -> dict[str, Any]:
-        path = I18N_DIR / f"{name}.yaml"
-        if not path.exists():
-            raise ValueError(f"no report translations for locale {name!r} ({path})")
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
-
-    base = read("en")
-    if locale == "en":
-        return base
-
-    def merge(fallback: dict[str, Any], chosen: dict[str, Any]) -> dict[str, Any]:
-        out = dict(fallback)
-        for key, value in chosen.items():
-            out[key] = merge(fallback.get(key, {}), value) if isinstance(value, dict) else value
-        return out
-
-    return merge(base, read(locale))
-
-
+# ================================================================= formats
 class Formats:
     """Numbers and dates in one locale, for the templates."""
 
@@ -211,61 +191,101 @@ def tiles(data: dict[str, Any], targets: dict[str, float], fmt: Formats) -> list
 
 def highlights(data: dict[str, Any], targets: dict[str, float], fmt: Formats,
                rules: ReportHighlights | None = None) -> list[str]:
-    """Generated sentences: the biggest moves against the previous month, missed targets,
-    the change in SLA breaches and the most frequent problem category."""
-    tr, hl = fmt.tr, fmt.tr["highlights"]
+    """Generated sentences, in the order a head should read them: the biggest moves against
+    the previous month, missed targets, the change in SLA breaches and the most frequent
+    problem category; at most `rules.max_lines` (the policy's report.highlights)."""
     rules = rules or ReportHighlights()
-    significant = {**dict.fromkeys(RATE_KPIS, rules.rate_points),
-                   **dict.fromkeys(SCORE_KPIS, rules.score_points)}
-    months = data["months"]
     if all(data["series"][name][-1] is None for name in TARGET_KPIS):
-        return [hl["no_data"]]
+        return [fmt.tr["highlights"]["no_data"]]
+    return (_move_lines(data, fmt, rules) + _target_lines(data, targets, fmt)
+            + _breach_lines(data["series"]["sla_breaches"], fmt, rules)
+            + _category_lines(data["categories"], fmt))[:rules.max_lines]
+
+
+def _move_lines(data: dict[str, Any], fmt: Formats, rules: ReportHighlights) -> list[str]:
+    """The three biggest moves against the previous month, biggest first; when KPIs could be
+    compared and none moved enough, one line saying so (silence would read as "no data")."""
+    months = data["months"]
+    if len(months) < 2:
+        return []
+    previous = fmt.month(months[-2])
     moves: list[tuple[float, str]] = []
     compared = 0
-    if len(months) > 1:
-        previous = fmt.month(months[-2])
-        for name in TARGET_KPIS:
-            before, after = data["series"][name][-2], data["series"][name][-1]
-            if before is None or after is None:
-                continue
-            compared += 1
-            delta = after - before
-            if delta == 0:
-                continue
-            if name == "median_handling_hours":
-                size = abs(delta) / max(before, 1e-9) / rules.hours_share
-                key = "hours_rose" if delta > 0 else "hours_fell"
-            else:
-                size = abs(delta) / significant[name]
-                key = "rose" if delta > 0 else "fell"
-            if size >= 1:
-                moves.append((size, hl[key].format(
-                    kpi=tr["kpi"][name], delta=fmt.delta(name, delta), month=previous,
-                    before=fmt.kpi(name, before), after=fmt.kpi(name, after))))
+    for name in TARGET_KPIS:
+        before, after = data["series"][name][-2], data["series"][name][-1]
+        if before is None or after is None:
+            continue
+        compared += 1
+        move = _move(name, before, after, fmt, rules, previous)
+        if move is not None:
+            moves.append(move)
     lines = [text for _, text in sorted(moves, key=lambda m: -m[0])[:3]]
     if compared and not moves:
-        lines.append(hl["steady"].format(month=fmt.month(months[-2])))
-    missed = [name for name in TARGET_KPIS
-              if _good(name, data["series"][name][-1], targets[name]) is False]
-    for name in missed[:2]:
-        lines.append(hl["missed"].format(kpi=tr["kpi"][name],
-                                         value=fmt.kpi(name, data["series"][name][-1]),
-                                         target=fmt.kpi(name, targets[name])))
-    if not missed and all(data["series"][n][-1] is not None for n in TARGET_KPIS):
-        lines.append(hl["met_all"])
-    breaches = data["series"]["sla_breaches"]
-    if len(breaches) > 1 and breaches[-2] is not None and breaches[-1] is not None:
-        before, after = int(breaches[-2]), int(breaches[-1])
-        if after != before and abs(after - before) >= max(
-                rules.breaches_min, rules.breaches_share * max(before, 1)):
-            lines.append(hl["breaches_more" if after > before else "breaches_fewer"].format(
-                before=before, after=after))
-    if data["categories"]:
-        top = data["categories"][0]
-        lines.append(hl["top_category"].format(
-            category=tr["categories"].get(top["category"], top["category"]),
-            share=fmt.share(top["share"])))
-    return lines[:rules.max_lines]
+        lines.append(fmt.tr["highlights"]["steady"].format(month=previous))
+    return lines
+
+
+def _move(name: str, before: float, after: float, fmt: Formats, rules: ReportHighlights,
+          previous: str) -> tuple[float, str] | None:
+    """(size, sentence) of one KPI's move, or None when it is below the policy's threshold.
+
+    Why a size: the size is the move in multiples of its kind's threshold (rate points, score
+    points, or a share of last month's handling time), so moves of different KPIs rank
+    against each other."""
+    delta = after - before
+    if delta == 0:
+        return None
+    if name == "median_handling_hours":
+        size = abs(delta) / max(before, 1e-9) / rules.hours_share
+        key = "hours_rose" if delta > 0 else "hours_fell"
+    else:
+        size = abs(delta) / (rules.rate_points if name in RATE_KPIS else rules.score_points)
+        key = "rose" if delta > 0 else "fell"
+    if size < 1:
+        return None
+    return size, fmt.tr["highlights"][key].format(
+        kpi=fmt.tr["kpi"][name], delta=fmt.delta(name, delta), month=previous,
+        before=fmt.kpi(name, before), after=fmt.kpi(name, after))
+
+
+def _target_lines(data: dict[str, Any], targets: dict[str, float], fmt: Formats) -> list[str]:
+    """Up to two KPIs that miss their target; or, only when every KPI has a value (a KPI
+    without data has not met its target), one line saying every target is met."""
+    tr = fmt.tr
+    latest = {name: data["series"][name][-1] for name in TARGET_KPIS}
+    missed = [name for name in TARGET_KPIS if _good(name, latest[name], targets[name]) is False]
+    lines = [tr["highlights"]["missed"].format(kpi=tr["kpi"][name],
+                                               value=fmt.kpi(name, latest[name]),
+                                               target=fmt.kpi(name, targets[name]))
+             for name in missed[:2]]
+    if not missed and all(value is not None for value in latest.values()):
+        lines.append(tr["highlights"]["met_all"])
+    return lines
+
+
+def _breach_lines(breaches: list[float | None], fmt: Formats,
+                  rules: ReportHighlights) -> list[str]:
+    """One line when SLA breaches changed by at least `breaches_min` and `breaches_share` of
+    last month's count: small counts move by chance, and a head should not chase noise."""
+    if len(breaches) < 2 or breaches[-2] is None or breaches[-1] is None:
+        return []
+    before, after = int(breaches[-2]), int(breaches[-1])
+    if after == before or abs(after - before) < max(rules.breaches_min,
+                                                    rules.breaches_share * max(before, 1)):
+        return []
+    key = "breaches_more" if after > before else "breaches_fewer"
+    return [fmt.tr["highlights"][key].format(before=before, after=after)]
+
+
+def _category_lines(categories: list[dict[str, Any]], fmt: Formats) -> list[str]:
+    """The most frequent problem category (the list comes sorted, most tickets first): where
+    the department's problems come from is the first question after the numbers."""
+    if not categories:
+        return []
+    top = categories[0]
+    return [fmt.tr["highlights"]["top_category"].format(
+        category=fmt.tr["categories"].get(top["category"], top["category"]),
+        share=fmt.share(top["share"]))]
 
 
 def _nice_range(values: list[float], target: float | None, rate: bool) -> tuple[float, float]:
@@ -338,20 +358,7 @@ def _axis_label(name: str, value: float) -> str:
         else f"{value:.1f}"
 
 
-# ================================================================= templates
-def _autoescape(name: str | None) -> bool:
-    """Everything is escaped except the plain-text e-mail body (not HTML)."""
-    return not (name or "").endswith(".txt.j2")
-
-
-@lru_cache(maxsize=1)
-def environment():
-    from jinja2 import Environment, FileSystemLoader, StrictUndefined
-
-    return Environment(loader=FileSystemLoader(str(REPORT_DIR)), autoescape=_autoescape,
-                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
-
-
+# ================================================================= the HTML
 def build_context(data: dict[str, Any], policy, locale: str | None = None,
                   generated_at: dt.datetime | None = None) -> dict[str, Any]:
     locale = locale or policy.report.locale
@@ -408,8 +415,7 @@ def quality_lines(quality: dict[str, Any], tr: dict[str, Any]) -> list[str]:
 
 def render_html(data: dict[str, Any], policy, locale: str | None = None,
                 generated_at: dt.datetime | None = None) -> str:
-    return environment().get_template("report.html.j2").render(
-        build_context(data, policy, locale, generated_at))
+    return render("report.html.j2", build_context(data, policy, locale, generated_at))
 
 
 # ================================================================= PDF
@@ -479,32 +485,14 @@ def render_report(data: dict[str, Any], policy, target: Path, locale: str | None
     return write_bytes(target, render_pdf(render_html(data, policy, locale)))
 
 
-# ================================================================= e-mail bodies
-def email_content(data: dict[str, Any], policy, locale: str | None = None
-                  ) -> tuple[str, str, str]:
-    """(subject, plain text, HTML) of the message to the department head."""
-    context = build_context(data, policy, locale)
-    tr = context["tr"]
-    dept = data["department"]
-    subject = tr["email"]["subject"].format(
-        department=dept.get("name") or dept["department_id"], month=context["period"])
-    context["subject"] = " ".join(subject.split())  # no CR / LF from CRM text in a header
-    env = environment()
-    text = env.get_template("email.txt.j2").render(context)
-    html = env.get_template("email.html.j2").render(context)
-    return context["subject"], text, html
-
-
 __all__ = [
     "REPORT_DIR",
     "TARGET_KPIS",
     "FetchRefused",
     "Formats",
     "build_context",
-    "email_content",
     "highlights",
     "line_chart",
-    "load_translations",
     "render_html",
     "render_pdf",
     "render_report",

@@ -1,4 +1,5 @@
-"""The results database: call lists, SLA status and quality issues by run date.
+"""The results database: call lists, SLA status and quality issues by run date, and the
+monthly reads of that history.
 
 Writes replace a run date's rows in one transaction (DELETE + INSERT), so reruns and backfills
 never duplicate and a failed write leaves the previous rows intact.
@@ -18,6 +19,7 @@ from revisit.config.paths import SQL_DIR
 from revisit.io.db import ddl_statements
 
 RESULTS_SCHEMA = SQL_DIR / "results" / "schema.sql"
+QUARANTINED_IN_PERIOD = SQL_DIR / "results" / "quarantined_in_period.sql"
 BATCH_ROWS = 20_000
 
 
@@ -79,3 +81,24 @@ def replace_partition(engine: Engine, name: str, run_date: dt.date, frame: pd.Da
             else:
                 conn.execute(insert(target), [dict(zip(names, row, strict=True)) for row in batch])
     return len(rows)
+
+
+def quality_issue_keys(url: str, start: dt.date, end: dt.date) -> pd.DataFrame | None:
+    """The distinct (table_name, row_key) the daily quality gate quarantined on run dates in
+    [start, end); None when the database holds no quality history (no table yet)."""
+    from sqlalchemy import text
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from revisit.io.db import make_engine
+
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(text(QUARANTINED_IN_PERIOD.read_text(encoding="utf-8")),
+                                {"start": start, "end": end}).all()
+    except SQLAlchemyError:
+        return None
+    finally:
+        engine.dispose()
+    return pd.DataFrame([tuple(r) for r in rows], columns=["table_name", "row_key"],
+                        dtype="string")

@@ -2,53 +2,25 @@
 
 Each stage reads the previous stage's partition for call date D and writes its own partition
 atomically (temp folder + rename), so every stage is idempotent and safe to retry. Nothing
-here imports Airflow: runtime.py calls these with values taken from the task context.
+here imports Airflow: revisit.bridge.tasks calls these with values taken from the task context.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
-from dataclasses import dataclass
-from pathlib import Path
 
 import pandas as pd
 import pyarrow.parquet as pq
 
 from revisit.config.policy import Policy
-from revisit.io.extract import Cutoff, SnapshotTables, snapshot_dir
+from revisit.core.errors import RevisitError
+from revisit.io.extract import Cutoff, SnapshotTables
 from revisit.io.files import atomic_dir
 from revisit.rules.calendar import BusinessCalendar
+from revisit.stages.partitions import DayPartitions
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Partitions:
-    """Where each stage of call date D reads and writes, under the output root."""
-
-    root: Path
-    day: dt.date
-
-    @property
-    def snapshot(self) -> Path:
-        return snapshot_dir(self.root, self.day.isoformat())
-
-    @property
-    def clean(self) -> Path:
-        return self.root / "clean" / self.day.isoformat()
-
-    @property
-    def quality(self) -> Path:
-        return self.root / "quality" / self.day.isoformat()
-
-    @property
-    def call_lists(self) -> Path:
-        return self.root / "call_lists" / self.day.isoformat()
-
-    @property
-    def sla(self) -> Path:
-        return self.root / "sla" / self.day.isoformat()
 
 
 def cutoff_of(day: dt.date, policy: Policy) -> pd.Timestamp:
@@ -62,7 +34,7 @@ UNREAD_COLUMNS = {"visits": ("visit_id", "agent_id", "method", "notes"),
                   "tickets": ("description",)}
 
 
-def read_clean(parts: Partitions, tables: tuple[str, ...] | None = None
+def read_clean(parts: DayPartitions, tables: tuple[str, ...] | None = None
                ) -> dict[str, pd.DataFrame]:
     """The clean tables of D (all of them, or `tables`), without the UNREAD_COLUMNS:
     each task holds only what its rules read."""
@@ -79,7 +51,7 @@ def read_clean(parts: Partitions, tables: tuple[str, ...] | None = None
     return frames
 
 
-def run_quality(parts: Partitions, policy: Policy) -> dict:
+def run_quality(parts: DayPartitions, policy: Policy) -> dict:
     """Quality gate over D's snapshot: quality/D/ report, clean/D/ frames, or a stop
     (revisit.quality.gate.QualityStop: no lists go out)."""
     from revisit.quality.gate import gate_or_stop
@@ -97,7 +69,7 @@ def run_quality(parts: Partitions, policy: Policy) -> dict:
     return summary
 
 
-def run_call_lists(parts: Partitions, policy: Policy, calendar: BusinessCalendar) -> dict:
+def run_call_lists(parts: DayPartitions, policy: Policy, calendar: BusinessCalendar) -> dict:
     """Per-agent call lists (XLSX + CSV), SMS pre-notice, carried-over and not-listed reports."""
     from revisit.io.spreadsheet import csv_ready, write_csv, write_xlsx
     from revisit.rules.calllist import build_call_list
@@ -118,6 +90,9 @@ def run_call_lists(parts: Partitions, policy: Policy, calendar: BusinessCalendar
         write_csv(result.sms_notice, tmp / "sms_notice.csv")
         write_csv(result.carried_over, tmp / "carried_over.csv")
         write_csv(result.not_listed, tmp / "not_listed.csv")
+    write_handoff(parts, "call_list",
+                  lists.loc[:, list(CALL_LIST_RESULT_COLUMNS)].rename(
+                      columns=CALL_LIST_RESULT_COLUMNS))
     return {
         "path": str(parts.call_lists),
         "agents": int(lists["agent_id"].nunique()),
@@ -136,7 +111,7 @@ def _xlsx_ready(rows: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def run_sla(parts: Partitions, policy: Policy, calendar: BusinessCalendar) -> dict:
+def run_sla(parts: DayPartitions, policy: Policy, calendar: BusinessCalendar) -> dict:
     """SLA status of every ticket metric as of D 00:00, and the per-department digests."""
     from revisit.delivery.digest import DIGEST_PREFIX
     from revisit.io.spreadsheet import write_csv
@@ -151,21 +126,18 @@ def run_sla(parts: Partitions, policy: Policy, calendar: BusinessCalendar) -> di
         write_csv(status, tmp / "sla_status.csv")
         for department_id, rows in sorted(digests.items()):
             write_csv(rows, tmp / f"{DIGEST_PREFIX}{department_id}.csv")
+    write_handoff(parts, "sla_status", status)
     counts = status["status"].value_counts().to_dict()
     return {"path": str(parts.sla), "rows": len(status),
             "by_status": {str(k): int(v) for k, v in sorted(counts.items())},
             "digest_departments": sorted(digests)}
 
 
-class DigestNotSent(RuntimeError):
+class DigestNotSent(RevisitError):
     """Some department's digest was not delivered; `retryable` says whether a retry may."""
 
-    def __init__(self, message: str, *, retryable: bool) -> None:
-        super().__init__(message)
-        self.retryable = retryable
 
-
-def send_sla_digests(parts: Partitions, policy: Policy, url: str, transport) -> dict:
+def send_sla_digests(parts: DayPartitions, policy: Policy, url: str, transport) -> dict:
     """E-mail each department head D's digest once (ledger in the results database)."""
     from revisit.delivery.digest import send_digests
     from revisit.delivery.mail import SLA_DIGEST, DeliveryLedger
@@ -178,63 +150,71 @@ def send_sla_digests(parts: Partitions, policy: Policy, url: str, transport) -> 
         ensure_schema(engine)
         ledger = DeliveryLedger(engine, policy.calendar.timezone, kind=SLA_DIGEST)
         outcome = send_digests(parts.sla, departments, parts.day, policy, ledger, transport)
-        rows = {r["department_id"]: r["state"] for r in ledger.month(parts.day.isoformat())}
     finally:
         engine.dispose()
-    if outcome["failed"]:
-        retryable = any(rows.get(d) == "failed" and "no valid head_email" not in reason
-                        for d, reason in outcome["failed"].items())
+    if outcome["failed"]:  # a retry may help when one of the refused sends may be retried
         raise DigestNotSent(
             f"SLA digest of {parts.day} not delivered to " + "; ".join(
-                f"{d}: {reason}" for d, reason in sorted(outcome["failed"].items())),
-            retryable=retryable)
+                f"{d}: {error}" for d, error in sorted(outcome["failed"].items())),
+            retryable=any(error.retryable for error in outcome["failed"].values()))
     counts: dict[str, int] = {}
     for state in outcome["states"].values():
         counts[state] = counts.get(state, 0) + 1
     return {"departments": sorted(outcome["states"]), "states": counts}
 
 
-def publish_results(parts: Partitions, url: str) -> dict:
+CALL_LIST_RESULT_COLUMNS = {  # call-list column -> results table column
+    "agent_id": "agent_id", "rank": "list_rank", "customer_id": "customer_id", "tier": "tier",
+    "reasons": "reasons", "window_end": "window_end", "overdue_days": "overdue_days",
+    "ticket_id": "ticket_id", "order_id": "order_id", "suggested_window": "suggested_window"}
+
+
+def write_handoff(parts: DayPartitions, name: str, frame: pd.DataFrame) -> None:
+    """A typed table for a later task of D (handoff/D/<name>.parquet, atomic): publish reads
+    what the stage computed, not the user's CSV files parsed back."""
+    from revisit.io.files import atomic_path
+
+    with atomic_path(parts.handoff / f"{name}.parquet") as tmp:
+        frame.to_parquet(tmp, index=False)
+
+
+def read_handoff(parts: DayPartitions, name: str) -> pd.DataFrame:
+    path = parts.handoff / f"{name}.parquet"
+    if not path.exists():
+        raise FileNotFoundError(f"no {name} for {parts.day}: {path} is missing "
+                                f"(run the task that writes it first)")
+    return pd.read_parquet(path)
+
+
+def publish_results(parts: DayPartitions, url: str) -> dict:
     """Replace D's rows in the results database with D's call lists, SLA status, quality issues."""
     from revisit.io.db import make_engine
     from revisit.io.results import ensure_schema, replace_partition
 
-    calls = pd.concat(
-        [pd.read_csv(p, dtype=str, keep_default_na=False, na_values=[""])
-         for p in sorted(parts.call_lists.glob("*.csv"))
-         if p.stem not in ("sms_notice", "carried_over", "not_listed")] or [pd.DataFrame()],
-        ignore_index=True,
-    )
-    call_rows = pd.DataFrame({
-        "agent_id": calls.get("agent_id"), "list_rank": calls.get("rank"),
-        "customer_id": calls.get("customer_id"), "tier": calls.get("tier"),
-        "reasons": calls.get("reasons"), "window_end": calls.get("window_end"),
-        "overdue_days": calls.get("overdue_days"), "ticket_id": calls.get("ticket_id"),
-        "order_id": calls.get("order_id"), "suggested_window": calls.get("suggested_window"),
-    }) if len(calls) else pd.DataFrame(columns=[
-        "agent_id", "list_rank", "customer_id", "tier", "reasons", "window_end",
-        "overdue_days", "ticket_id", "order_id", "suggested_window"])
-    sla = pd.read_csv(parts.sla / "sla_status.csv", dtype=str, keep_default_na=False,
-                      na_values=[""])
+    calls = read_handoff(parts, "call_list")
+    sla = read_handoff(parts, "sla_status")
     for name in ("started_at", "deadline", "achieved_at"):
-        sla[name] = pd.to_datetime(sla[name], format="ISO8601").dt.tz_localize(None) \
-            if sla[name].notna().any() else pd.NaT
-    quality = pd.read_csv(parts.quality / "quarantine.csv", dtype=str, keep_default_na=False,
-                          na_values=[""])
-    issues = pd.DataFrame({
-        "table_name": quality.get("table"), "row_key": quality.get("row_key"),
-        "check_name": quality.get("check"), "column_name": quality.get("column").fillna("")
-        if "column" in quality else None, "reason": quality.get("reason"),
-    }).drop_duplicates(["table_name", "row_key", "check_name", "column_name"])
-
+        sla[name] = sla[name].dt.tz_localize(None)  # naive business-local, as the table holds
     engine = make_engine(url)
     try:
         ensure_schema(engine)
         written = {
-            "call_list": replace_partition(engine, "call_list", parts.day, call_rows),
+            "call_list": replace_partition(engine, "call_list", parts.day, calls),
             "sla_status": replace_partition(engine, "sla_status", parts.day, sla),
-            "quality_issues": replace_partition(engine, "quality_issues", parts.day, issues),
+            "quality_issues": replace_partition(engine, "quality_issues", parts.day,
+                                                _quality_issues(parts)),
         }
     finally:
         engine.dispose()
     return written
+
+
+def _quality_issues(parts: DayPartitions) -> pd.DataFrame:
+    """quality/D/quarantine.csv as results rows: one per (table, row, check, column)."""
+    quality = pd.read_csv(parts.quality / "quarantine.csv", dtype=str, keep_default_na=False,
+                          na_values=[""])
+    return pd.DataFrame({
+        "table_name": quality.get("table"), "row_key": quality.get("row_key"),
+        "check_name": quality.get("check"), "column_name": quality.get("column").fillna("")
+        if "column" in quality else None, "reason": quality.get("reason"),
+    }).drop_duplicates(["table_name", "row_key", "check_name", "column_name"])

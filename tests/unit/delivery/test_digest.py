@@ -93,7 +93,8 @@ def test_refused_digest_is_retried_on_the_next_attempt_without_resending_the_oth
     flaky = FakeTransport(refuse={"li@example.com"})
     outcome = send_digests(tmp_path, DEPARTMENTS, D, policy, ledger, flaky)
     assert outcome["states"] == {"D1": "sent", "D2": "failed"}
-    assert "451" in outcome["failed"]["D2"]
+    error = outcome["failed"]["D2"]
+    assert isinstance(error, DeliveryRefused) and error.retryable and "451" in str(error)
     healthy = FakeTransport()
     retry = send_digests(tmp_path, DEPARTMENTS, D, policy, ledger, healthy)
     assert retry == {"states": {"D1": "sent", "D2": "sent"}, "failed": {}}
@@ -106,5 +107,21 @@ def test_department_without_a_valid_head_email_fails_alone(tmp_path, policy, led
     transport = FakeTransport()
     outcome = send_digests(tmp_path, DEPARTMENTS, D, policy, ledger, transport)
     assert outcome["states"]["D1"] == "sent"
-    assert "no valid head_email" in outcome["failed"]["D3"]
+    error = outcome["failed"]["D3"]
+    assert isinstance(error, DeliveryRefused) and not error.retryable
+    assert "no valid head_email" in str(error)
     assert [m["To"] for m in transport.sent] == ["wang@example.com"]
+    assert {r["department_id"]: r["state"] for r in ledger.rows(D.isoformat())} == {
+        "D1": "sent", "D3": "failed"}
+
+
+def test_department_missing_from_the_crm_is_refused_for_good(tmp_path, policy, ledger):
+    write_csv(rows(("T9", "breached", "5")), tmp_path / "digest_D9.csv")
+    outcome = send_digests(tmp_path, DEPARTMENTS, D, policy, ledger, FakeTransport())
+    assert outcome["states"] == {}
+    error = outcome["failed"]["D9"]
+    assert isinstance(error, DeliveryRefused) and not error.retryable
+    assert str(error) == "department not in the CRM"
+    assert ledger.rows(D.isoformat()) == []
+
+

@@ -11,13 +11,13 @@ import pytest
 from pypdf import PdfReader
 
 from revisit.config.paths import TEMPLATES_DIR
+from revisit.config.translations import load_translations
+from revisit.delivery.mail import email_content
 from revisit.delivery.report import (
     FetchRefused,
     Formats,
     build_context,
-    email_content,
     line_chart,
-    load_translations,
     render_html,
     render_pdf,
     report_data,
@@ -180,7 +180,7 @@ def test_translations_cover_every_english_key():
 
     import yaml
 
-    from revisit.delivery.report import I18N_DIR
+    from revisit.config.translations import I18N_DIR
 
     en = yaml.safe_load((I18N_DIR / "en.yaml").read_text("utf-8"))
     zh = yaml.safe_load((I18N_DIR / "zh_CN.yaml").read_text("utf-8"))

@@ -1,0 +1,100 @@
+"""Where each stage of a run reads and writes, under the output root: one object per period.
+
+A daily run's period is its call date D, a monthly run's its month M. Every stage writes only its
+own partition (atomically, revisit.io.files.atomic_dir), which is what makes a rerun of the same
+period idempotent and a retry safe.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from pathlib import Path
+
+from revisit.core.periods import month_cutoff_date
+
+
+@dataclass(frozen=True)
+class DayPartitions:
+    """The partitions of call date D."""
+
+    root: Path
+    day: dt.date
+
+    @property
+    def period(self) -> str:
+        return self.day.isoformat()
+
+    @property
+    def cutoff_date(self) -> dt.date:
+        """The run sees the CRM as of this day's 00:00."""
+        return self.day
+
+    @property
+    def snapshot(self) -> Path:
+        return self.root / "snapshots" / self.period
+
+    @property
+    def clean(self) -> Path:
+        return self.root / "clean" / self.period
+
+    @property
+    def quality(self) -> Path:
+        return self.root / "quality" / self.period
+
+    @property
+    def call_lists(self) -> Path:
+        return self.root / "call_lists" / self.period
+
+    @property
+    def handoff(self) -> Path:
+        """Typed Parquet the call-list and SLA tasks hand to publish (not a user output)."""
+        return self.root / "handoff" / self.period
+
+    @property
+    def sla(self) -> Path:
+        return self.root / "sla" / self.period
+
+
+@dataclass(frozen=True)
+class MonthPartitions:
+    """The partitions of report month M ('2026-10')."""
+
+    root: Path
+    month: str
+
+    @property
+    def period(self) -> str:
+        return self.month
+
+    @property
+    def cutoff_date(self) -> dt.date:
+        """The run sees the CRM as it stood at the end of M: the 1st of M+1, 00:00."""
+        return month_cutoff_date(self.month)
+
+    @property
+    def snapshot(self) -> Path:
+        return self.root / "snapshots" / self.month
+
+    @property
+    def quality(self) -> Path:
+        return self.root / "quality" / self.month
+
+    @property
+    def reports(self) -> Path:
+        """reports/M: the PDFs, kpis.csv and delivery.json of month M."""
+        return self.root / "reports" / self.month
+
+    @property
+    def data(self) -> Path:
+        """report_data/M: one JSON of report data per department (masked, no raw phones)."""
+        return self.root / "report_data" / self.month
+
+    def data_file(self, department_id: str) -> Path:
+        return self.data / f"{department_id}.json"
+
+    def pdf(self, department_id: str) -> Path:
+        return self.reports / f"{department_id}.pdf"
+
+
+__all__ = ["DayPartitions", "MonthPartitions"]
