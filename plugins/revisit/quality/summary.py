@@ -1,0 +1,114 @@
+"""The written quality report (quality/D/): quarantine.csv (with the offending values: a
+personal-data file like the call lists), summary.csv per table, checks.csv per check, and the
+readable summary.md / summary.html (ids and reasons only) from include/templates/.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from revisit.config.paths import TEMPLATES_DIR
+from revisit.io.files import atomic_dir
+
+if TYPE_CHECKING:
+    from revisit.quality.gate import QualityResult
+
+EXAMPLES_PER_CHECK = 5
+OUTPUT_FILES = {"quarantine": "quarantine.csv", "summary": "summary.csv",
+                "checks": "checks.csv", "summary_md": "summary.md",
+                "summary_html": "summary.html"}
+
+_PARSE_REASON = re.compile(r"^(\S+: not an? \w+) \(.*\)$", re.DOTALL)
+
+
+def _safe_reason(check: str, reason: str) -> str:
+    """A reason fit for the readable summary: parse errors lose the raw value they quote
+    (it may be anything, even personal data); the other reasons hold ids, codes, numbers and
+    timestamps only."""
+    if check != "parse_error":
+        return reason
+    match = _PARSE_REASON.match(reason)
+    return match.group(1) if match else "a value does not parse (see quarantine.csv)"
+
+
+def _failing_checks(result: QualityResult) -> list[dict[str, Any]]:
+    """The checks that failed rows, each with its first EXAMPLES_PER_CHECK quarantined rows
+    (key and a safe reason): enough to see what went wrong without the values."""
+    q = result.quarantine
+    checks = []
+    failing = result.checks[result.checks["failed_rows"] > 0]
+    for row in failing.itertuples(index=False):
+        sample = q[(q["table"] == row.table) & (q["check"] == row.check)
+                   & (q["column"] == row.column)].head(EXAMPLES_PER_CHECK)
+        checks.append({
+            "table": row.table, "check": row.check, "column": row.column,
+            "failed_rows": int(row.failed_rows), "description": row.description,
+            "examples": [{"row_key": str(k), "reason": _safe_reason(row.check, str(r))}
+                         for k, r in zip(sample["row_key"], sample["reason"], strict=True)],
+        })
+    return checks
+
+
+def _render_context(result: QualityResult, call_date: dt.date | str) -> dict[str, Any]:
+    """What the summary templates show: per table, per failing check, and the totals."""
+    return {
+        "call_date": str(call_date),
+        "stopped": result.stopped,
+        "stop_reason": result.stop_reason or "",
+        "tables": result.summary.to_dict("records"),
+        "checks": _failing_checks(result),
+        "checks_run": len(result.checks),
+        "checks_clean": int((result.checks["failed_rows"] == 0).sum()),
+        "quarantine_rows": len(result.quarantine),
+        "examples_per_check": EXAMPLES_PER_CHECK,
+    }
+
+
+def _md_cell(value: object) -> str:
+    """Text for a Markdown cell: a viewer renders inline HTML, so '<' and '&' are escaped."""
+    return (str(value).replace("&", "&amp;").replace("<", "&lt;").replace("\\", "\\\\")
+            .replace("|", "\\|").replace("\n", " "))
+
+
+def render_summary(result: QualityResult, call_date: dt.date | str, fmt: str = "md") -> str:
+    """The readable quality summary (fmt 'md' or 'html'), from include/templates/. The HTML
+    one is autoescaped; the Markdown one escapes its cells with the `md` filter instead
+    (autoescape on top would escape them twice)."""
+    from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+
+    env = Environment(
+        loader=FileSystemLoader(TEMPLATES_DIR),
+        autoescape=select_autoescape(enabled_extensions=("html.j2",),
+                                     disabled_extensions=("md.j2",), default=False),
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    env.filters["md"] = _md_cell
+    env.filters["pct"] = lambda share: f"{100 * share:.2f} %"
+    return env.get_template(f"quality_summary.{fmt}.j2").render(
+        **_render_context(result, call_date)
+    )
+
+
+def write_quality_outputs(result: QualityResult, folder: Path,
+                          call_date: dt.date | str) -> dict[str, Path]:
+    """Write quarantine.csv, summary.csv (per table), checks.csv (per check), summary.md and
+    summary.html into `folder` (quality/D), replacing the folder whole and atomically."""
+    names = OUTPUT_FILES
+    md = render_summary(result, call_date, "md")
+    html = render_summary(result, call_date, "html")
+    with atomic_dir(folder) as tmp:
+        result.quarantine.to_csv(tmp / names["quarantine"], index=False, encoding="utf-8")
+        result.summary.to_csv(tmp / names["summary"], index=False, encoding="utf-8")
+        result.checks.to_csv(tmp / names["checks"], index=False, encoding="utf-8")
+        (tmp / names["summary_md"]).write_text(md, encoding="utf-8")
+        (tmp / names["summary_html"]).write_text(html, encoding="utf-8")
+    return {key: folder / name for key, name in names.items()}
+
+
+__all__ = ["EXAMPLES_PER_CHECK", "OUTPUT_FILES", "render_summary", "write_quality_outputs"]
