@@ -77,17 +77,9 @@ def render_summary(result: QualityResult, call_date: dt.date | str, fmt: str = "
     """The readable quality summary (fmt 'md' or 'html'), from include/templates/. The HTML
     one is autoescaped; the Markdown one escapes its cells with the `md` filter instead
     (autoescape on top would escape them twice)."""
-    from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+    from revisit.core.templating import make_environment
 
-    env = Environment(
-        loader=FileSystemLoader(TEMPLATES_DIR),
-        autoescape=select_autoescape(enabled_extensions=("html.j2",),
-                                     disabled_extensions=("md.j2",), default=False),
-        undefined=StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        keep_trailing_newline=True,
-    )
+    env = make_environment(TEMPLATES_DIR, keep_trailing_newline=True)
     env.filters["md"] = _md_cell
     env.filters["pct"] = lambda share: f"{100 * share:.2f} %"
     return env.get_template(f"quality_summary.{fmt}.j2").render(
