@@ -129,7 +129,7 @@ def test_every_airflow_container_gets_every_connection_the_dags_use(services):
 
 def test_the_connections_the_plugin_reads_are_the_ones_compose_sets():
     source = "\n".join(p.read_text(encoding="utf-8")
-                       for p in (ROOT / "plugins" / "revisit").glob("*.py"))
+                       for p in (ROOT / "plugins" / "revisit").rglob("*.py"))
     used = set(re.findall(r'CONN_ID\s*=\s*"([a-z_]+)"', source))
     assert used == CONNECTIONS
 
