@@ -318,6 +318,23 @@ class ReportPolicy(_Model):
     highlights: ReportHighlights = ReportHighlights()
 
 
+class NotifyPolicy(_Model):
+    """Who hears about the pipeline itself (failed runs, a quality stop, late lists, refused
+    deliveries): addresses, validated here so a typo fails at load, not on the day of an alert."""
+
+    data_team: list[str] = Field(default_factory=list)
+
+    @field_validator("data_team")
+    @classmethod
+    def _addresses(cls, value: list[str]) -> list[str]:
+        from revisit.core.addresses import valid_address
+
+        bad = [a for a in value if not valid_address(a)]
+        if bad:
+            raise ValueError(f"not an e-mail address: {', '.join(map(repr, bad))}")
+        return [a.strip() for a in value]
+
+
 class Policy(_Model):
     calendar: CalendarPolicy
     source_timezone: str | None = None
@@ -329,6 +346,7 @@ class Policy(_Model):
     quality: QualityPolicy
     schedule: SchedulePolicy
     report: ReportPolicy
+    notify: NotifyPolicy = NotifyPolicy()
 
     @field_validator("source_timezone")
     @classmethod

@@ -41,6 +41,7 @@ from sqlalchemy import column, insert, select, table, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
+from revisit.core.addresses import valid_address
 from revisit.core.errors import RevisitError
 from revisit.delivery.templating import render
 
@@ -53,9 +54,6 @@ LEDGER = table("mail_delivery", column("mail_kind"), column("period"), column("d
 REPORT, SLA_DIGEST = "report", "sla_digest"  # mail kinds
 PENDING, SENT, FAILED, UNKNOWN = "pending", "sent", "failed", "unknown"
 STATES = (PENDING, SENT, FAILED, UNKNOWN)
-# Plain ASCII addresses only: an internationalised one needs SMTPUTF8, which many servers lack.
-_ADDRESS = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*"
-                      r"\.[A-Za-z]{2,}$")
 
 
 class DeliveryError(RevisitError):
@@ -172,10 +170,6 @@ class DeliveryLedger:
 
 
 # ================================================================= the message
-def valid_address(address: object) -> bool:
-    return isinstance(address, str) and bool(_ADDRESS.fullmatch(address.strip()))
-
-
 def message_id(period: str, department_id: str, recipient: str, sender: str,
                kind: str = REPORT) -> str:
     """Stable per (kind, period, department, recipient): a receiving server may drop a
