@@ -52,9 +52,26 @@ def _failing_checks(result: QualityResult) -> list[dict[str, Any]]:
     return checks
 
 
+def unaddressed_agents(clean: dict) -> list[str]:
+    """Active agents whose e-mail address is not one Revisit can send to: their call list is
+    written but cannot reach them (revisit.delivery.agent_mail skips them), so the data team
+    reads their ids here."""
+    import pandas as pd
+
+    from revisit.core.addresses import valid_address
+
+    agents = clean.get("agents")
+    if agents is None or agents.empty or "email" not in agents:
+        return []
+    active = (pd.to_numeric(agents["active"], errors="coerce") == 1).fillna(False)
+    bad = ~agents["email"].map(valid_address).astype(bool)
+    return sorted(agents.loc[(active & bad).to_numpy(bool), "agent_id"].astype(str))
+
+
 def _render_context(result: QualityResult, call_date: dt.date | str) -> dict[str, Any]:
     """What the summary templates show: per table, per failing check, and the totals."""
     return {
+        "unaddressed_agents": unaddressed_agents(result.clean),
         "call_date": str(call_date),
         "stopped": result.stopped,
         "stop_reason": result.stop_reason or "",

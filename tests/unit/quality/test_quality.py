@@ -601,6 +601,19 @@ def test_summary_of_a_stopped_run_says_why(policy, tmp_path):
     assert "STOPPED" in html and "&#39;vip&#39;" in html
 
 
+def test_the_summary_names_active_agents_whose_list_cannot_be_emailed(policy, tmp_path):
+    rows = crm_rows()
+    add_copy(rows, "agents", agent_id="A007", email="not-an-address", active=1)
+    add_copy(rows, "agents", agent_id="A008", email="not-an-address-either", active=0)
+    result = run_quality_gate(frames_of(rows), policy)
+    write_quality_outputs(result, tmp_path / "q", D)
+    for name in ("summary.md", "summary.html"):
+        text = (tmp_path / "q" / name).read_text(encoding="utf-8")
+        assert "1 active agent(s) have no valid e-mail address" in text, name
+        assert "A007" in text and "A008" not in text, name
+        assert "not-an-address" not in text, name  # ids only, never the address
+
+
 def test_dial_phone_keeps_a_plausible_number_in_the_form_an_agent_dials(policy):
     got = dial_phone(pd.Series(["+86 138-1234-5678", "１３８　１２３４　５６７８",
                                 "0086 13812345678", "8613812345678", "+1 (415) 555-2671",
