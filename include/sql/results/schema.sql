@@ -3,6 +3,10 @@
 -- Placeholders as in include/sql/crm/schema.sql: {{timestamp}}, {{table_options}}, {{ddl_lock}}.
 -- Timestamps are naive business-local time (policy calendar.timezone).
 -- Personal data is kept out on purpose: ids and codes only, no names or phone numbers.
+-- The VARCHAR widths here are the one source of the id limits the quality gate checks
+-- (revisit.config.schema.results_column_widths): widen a column here, then run
+-- `python -m revisit.quality.gate` to regenerate the suites. CREATE TABLE IF NOT EXISTS does not
+-- alter an existing table: widen it there yourself (ALTER TABLE) before admitting longer ids.
 
 -- Parallel tasks create these tables at the same moment: {{ddl_lock}} makes them queue where the
 -- database needs it (PostgreSQL: a transaction-scoped advisory lock; elsewhere nothing).

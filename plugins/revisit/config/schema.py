@@ -6,10 +6,15 @@ added to the contract is added here once.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
 from typing import Literal
 
 import pyarrow as pa
+
+from revisit.config.paths import SQL_DIR
 
 Kind = Literal["id", "text", "int", "bool", "money", "datetime", "date"]
 
@@ -144,3 +149,70 @@ TABLES: dict[str, Table] = {
         ),
     )
 }
+
+
+# ================================================================= what later stages need of ids
+# An id that names output files (call_lists/D/<agent_id>.xlsx, sla/D/digest_<department_id>.csv,
+# reports/M/<department_id>.pdf) is at most this many bytes in UTF-8. A file name may have
+# 255 bytes (ext4, XFS, APFS, NTFS); the longest name Revisit writes around an id is the
+# atomic-write temp file `.digest_<id>.csv.<pid>.<8 random>.tmp` (id + 36 bytes), and an
+# object-storage key holds the whole path. 64 bytes leaves that room with a margin and holds
+# 16 characters of any script (the results columns below hold 16).
+FILE_NAME_BYTES = 64
+
+# The results database's DDL: the one place its column widths are written. The quality gate
+# reads them (results_column_widths) so that it never admits an id the results tables would
+# reject on a server database (PostgreSQL, MySQL enforce VARCHAR(n) in characters).
+RESULTS_DDL = SQL_DIR / "results" / "schema.sql"
+# Where a CRM value is stored in the results database: (table, column) -> results columns.
+# agents.agent_id also keys the agent's call-list e-mail in mail_delivery.department_id.
+STORED_IN_RESULTS: dict[tuple[str, str], tuple[tuple[str, str], ...]] = {
+    ("departments", "department_id"): (("sla_status", "department_id"),
+                                       ("mail_delivery", "department_id")),
+    ("agents", "agent_id"): (("call_list", "agent_id"), ("mail_delivery", "department_id")),
+    ("customers", "customer_id"): (("call_list", "customer_id"), ("sla_status", "customer_id")),
+    ("orders", "order_id"): (("call_list", "order_id"),),
+    ("tickets", "ticket_id"): (("sla_status", "ticket_id"), ("call_list", "ticket_id")),
+}
+
+_CREATE = re.compile(r"^\s*CREATE\s+TABLE\s+(?:IF\s+NOT\s+EXISTS\s+)?(\w+)", re.IGNORECASE)
+_VARCHAR = re.compile(r"^\s*(\w+)\s+VARCHAR\s*\(\s*(\d+)\s*\)", re.IGNORECASE)
+
+
+@cache
+def results_column_widths(path: Path = RESULTS_DDL) -> dict[tuple[str, str], int]:
+    """Every VARCHAR(n) column of the results DDL: (table, column) -> n characters."""
+    widths: dict[tuple[str, str], int] = {}
+    table = None
+    for line in path.read_text(encoding="utf-8").splitlines():
+        line = line.split("--", 1)[0]
+        if found := _CREATE.match(line):
+            table = found.group(1).lower()
+        elif table and (found := _VARCHAR.match(line)):
+            widths[(table, found.group(1).lower())] = int(found.group(2))
+    return widths
+
+
+def stored_widths(path: Path = RESULTS_DDL) -> dict[tuple[str, str], tuple[int, str]]:
+    """CRM columns stored in the results database: (table, column) -> (the narrowest width
+    they are stored in, 'results_table.column' of that width)."""
+    widths = results_column_widths(path)
+    out = {}
+    for source, targets in STORED_IN_RESULTS.items():
+        missing = [f"{t}.{c}" for t, c in targets if (t, c) not in widths]
+        if missing:
+            raise ValueError(f"{path}: no VARCHAR column {', '.join(missing)} (where "
+                             f"{source[0]}.{source[1]} is stored)")
+        t, c = min(targets, key=widths.__getitem__)  # the first of the narrowest
+        out[source] = (widths[(t, c)], f"{t}.{c}")
+    return out
+
+
+def row_key_width(path: Path = RESULTS_DDL) -> int:
+    """The width of quality_issues.row_key: a quarantined row's key as the results hold it."""
+    return results_column_widths(path)[("quality_issues", "row_key")]
+
+
+def reason_width(path: Path = RESULTS_DDL) -> int:
+    """The width of quality_issues.reason."""
+    return results_column_widths(path)[("quality_issues", "reason")]

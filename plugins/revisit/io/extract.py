@@ -6,15 +6,30 @@ table, written into a temp folder that replaces the run's partition in one renam
 or retried run never leaves a half partition behind.
 
 Values that do not parse (a date that is not a date) are not coerced away silently: the raw
-value is reported per row in the `_parse_errors` column for the quality gate to quarantine.
+value is reported per row in the `_parse_errors` column for the quality gate to quarantine, as
+"<column>: <problem> (<raw value>)" joined by "; " (PARSE_PROBLEMS lists the problems).
+
+Local time (one rule): a naive stamp is local time in the source zone. One that the zone's clocks
+skip (02:30 on the night of a DST spring-forward) or pass twice (02:30 on the night of a
+fall-back) names no single instant: it is reported, never moved or guessed ("does not exist
+(DST spring-forward)", "ambiguous local time (DST fall-back)"). So is a stamp outside the years
+1 to 9999 in UTC or in the business zone (pandas converts between zones through Python's
+datetime; 9999-12-31 23:00 in New York is year 10000 in Shanghai).
+
+Values extract changes are counted, never changed silently: text that is not valid UTF-8 read
+with U+FFFD, control characters removed. Each table's Parquet file records them (key
+REPLACED_KEY of its metadata: per column and change, how many values and the first row keys);
+SnapshotTables hands them to the quality gate in frame.attrs[REPLACED_KEY].
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import os
 import pickle
+import re
 import sqlite3
 import subprocess
 import sys
@@ -45,6 +60,21 @@ PARALLEL_FROM_BYTES = 64 * 2**20  # a SQLite CRM from this size is read by two p
 LARGEST_TABLE = "visits"  # read by the second process
 PARSE_ERRORS = "_parse_errors"
 OPTIONAL_TABLES = frozenset({"ticket_pauses"})
+# What a stamp that parses can still be: no single instant in its zone (the one local-time rule,
+# see the module doc), or not representable.
+AMBIGUOUS = "ambiguous local time (DST fall-back)"
+NONEXISTENT = "does not exist (DST spring-forward)"
+OUT_OF_RANGE = "outside the years 1 to 9999 in UTC or in"  # ... the business zone
+# The problems _parse_errors names (a regex each), by the quality gate check that reports them.
+PARSE_PROBLEMS = {
+    "parse_error": r"not an? \w+",
+    "local_time": rf"(?:{re.escape(AMBIGUOUS)}|{re.escape(NONEXISTENT)}) in [^\s()]+",
+    "timestamp_range": rf"{re.escape(OUT_OF_RANGE)} [^\s()]+",
+}
+REPLACED_KEY = "revisit.replaced"  # Parquet metadata key and frame.attrs key
+INVALID_UTF8 = "invalid_utf8"  # bytes that are not UTF-8, read as U+FFFD
+CONTROL_CHARACTERS = "control_characters"  # removed from text
+REPLACED_KEYS_KEPT = 5  # row keys recorded per (column, change)
 
 
 class ExtractError(RuntimeError):
@@ -94,7 +124,10 @@ class SnapshotTables(Mapping[str, pd.DataFrame]):
     def __getitem__(self, name: str) -> pd.DataFrame:
         if name not in TABLES:
             raise KeyError(name)
-        return pd.read_parquet(self.folder / f"{name}.parquet")
+        path = self.folder / f"{name}.parquet"
+        frame = pd.read_parquet(path)
+        frame.attrs[REPLACED_KEY] = replaced_values(path)
+        return frame
 
     def __contains__(self, name: object) -> bool:  # Mapping's default would read the table
         return name in TABLES
@@ -106,8 +139,19 @@ class SnapshotTables(Mapping[str, pd.DataFrame]):
         return len(TABLES)
 
 
-def _typed(table: Table, raw: pd.DataFrame, business_tz: str, source_tz: str) -> pd.DataFrame:
-    """Cast a raw chunk to the canonical types; unparseable values go to _parse_errors."""
+def replaced_values(path: Path) -> list[dict[str, Any]]:
+    """What extract changed in one snapshot table (see REPLACED_KEY): records of column,
+    change, values, keys. A snapshot written before this was recorded has none."""
+    metadata = pq.read_metadata(path).metadata or {}  # the file's key-value metadata
+    text = metadata.get(REPLACED_KEY.encode())
+    return json.loads(text) if text else []
+
+
+def _typed(table: Table, raw: pd.DataFrame, business_tz: str, source_tz: str, *,
+           changes: dict[tuple[str, str], pd.Series] | None = None) -> pd.DataFrame:
+    """Cast a raw chunk to the canonical types; unparseable values go to _parse_errors.
+    `changes` (optional) receives, per (column, CONTROL_CHARACTERS), which values lost
+    control characters."""
     missing = [c for c in table.columns if c not in raw.columns]
     if missing:
         raise ExtractError(
@@ -121,27 +165,34 @@ def _typed(table: Table, raw: pd.DataFrame, business_tz: str, source_tz: str) ->
         if kind in ("id", "text"):
             values = col.astype("string")
             # Control characters (a NUL, a bell) are no content and break XLSX, e-mail and
-            # PostgreSQL text: removed; tab and line breaks stay.
-            values = values.str.replace(_CONTROL, "", regex=True)
+            # PostgreSQL text: removed (and counted); tab and line breaks stay.
+            cleaned = values.str.replace(_CONTROL, "", regex=True)
+            if changes is not None:
+                changed = (cleaned != values).fillna(False).astype(bool)
+                if changed.any():
+                    changes[(name, CONTROL_CHARACTERS)] = changed
+            values = cleaned
             if kind == "id":
                 values = values.str.strip()
             out[name] = values
             continue
         col = _blank_as_missing(col)
+        problems = None
         if kind in ("datetime", "date"):
-            parsed = _to_datetime(col, business_tz)
-            if parsed.dt.tz is not None:
-                # A zone-aware source column (e.g. PostgreSQL timestamptz) names its instant
-                # itself: convert, whatever source_tz says.
-                parsed = parsed.dt.tz_convert(business_tz).dt.tz_localize(None)
-            elif kind == "datetime" and source_tz != business_tz:
-                parsed = (
-                    parsed.dt.tz_localize(source_tz, ambiguous="NaT", nonexistent="shift_forward")
-                    .dt.tz_convert(business_tz).dt.tz_localize(None)
-                )
+            # A zone-aware value (PostgreSQL timestamptz, text with an offset) names its
+            # instant itself: converted, whatever source_tz says. A naive one is local time
+            # in source_tz (dates are calendar dates: never converted).
+            naive, aware = _to_datetime(col)
+            if kind == "datetime":
+                parsed, problems = _business_local(naive, aware, source_tz, business_tz)
+            else:
+                parsed = _dates(naive, aware, business_tz)
             # A bare number is no timestamp (pandas would read it as nanoseconds since 1970).
-            parsed = parsed.mask(_numbers(col))
+            numbers = _numbers(col)
+            parsed = parsed.mask(numbers)
             bad = parsed.isna() & col.notna()
+            if problems is not None:
+                problems = problems.mask(numbers)
             parsed = parsed.dt.as_unit("us")
             out[name] = parsed.dt.normalize() if kind == "date" else parsed
         else:
@@ -157,7 +208,10 @@ def _typed(table: Table, raw: pd.DataFrame, business_tz: str, source_tz: str) ->
                 out[name] = parsed.astype("float64")
         if bad.any():
             shown = col[bad].astype(str).str.slice(0, 40)
-            errors[bad] = errors[bad] + f"{name}: not {a_kind(kind)} (" + shown + "); "
+            problem = f"not {a_kind(kind)}"
+            if problems is not None:
+                problem = problems[bad].fillna(problem)
+            errors[bad] = errors[bad] + f"{name}: " + problem + " (" + shown + "); "
     out[PARSE_ERRORS] = errors.str.rstrip("; ").replace("", pd.NA)
     return out
 
@@ -192,21 +246,85 @@ def _numbers(col: pd.Series) -> pd.Series:
                    ).fillna(False).astype(bool)
 
 
-def _to_datetime(col: pd.Series, business_tz: str) -> pd.Series:
-    """Timestamps of one column; text stamped with an offset ('...+08:00', '...Z', '... UTC')
-    in an otherwise naive column names its own instant and is converted to business-local
-    time (parsed together with the naive ones, pandas would refuse the whole column). Any
-    other zone name ('CST' is three zones) is no timestamp of this column."""
-    if _aware(col) or not _is_text(col):
-        return pd.to_datetime(col, errors="coerce", format="mixed", utc=_aware(col))
+def _to_datetime(col: pd.Series) -> tuple[pd.Series, pd.Series | None]:
+    """Timestamps of one column: (the naive ones, NaT elsewhere; the zone-aware ones as UTC
+    instants, NaT elsewhere, or None when there are none). Text stamped with an offset
+    ('...+08:00', '...Z', '... UTC') in an otherwise naive column names its own instant
+    (parsed together with the naive ones, pandas would refuse the whole column). Any other
+    zone name ('CST' is three zones) is no timestamp of this column."""
+    if _aware(col):
+        aware = pd.to_datetime(col, errors="coerce", format="mixed", utc=True)
+        return pd.Series(pd.NaT, index=col.index, dtype="datetime64[us]"), aware
+    if not _is_text(col):
+        return pd.to_datetime(col, errors="coerce", format="mixed"), None
     offset = col.astype("string").str.strip().str.contains(_OFFSET, regex=True)
     offset = offset.fillna(False).astype(bool)
     parsed = _naive_datetimes(col.mask(offset))
     if not offset.any():
-        return parsed
-    aware = pd.to_datetime(col[offset], errors="coerce", format="mixed", utc=True)
-    local = aware.dt.tz_convert(business_tz).dt.tz_localize(None)
-    return parsed.astype("datetime64[ns]").mask(offset, local.astype("datetime64[ns]"))
+        return parsed, None
+    aware = pd.to_datetime(col.where(offset), errors="coerce", format="mixed", utc=True)
+    return parsed, aware
+
+
+# Python's datetime range, which pandas converts between zones through; a stamp within
+# _EDGE of either end is moved _EDGE inwards to be placed in its zone, and back.
+_FIRST = pd.Timestamp("0001-01-01")
+_LAST = pd.Timestamp("9999-12-31 23:59:59.999999")
+_EDGE = pd.Timedelta(days=2)
+
+
+def _localize(naive: pd.Series, zone: str) -> tuple[pd.Series, pd.Series]:
+    """Naive local stamps of `zone` -> (UTC instants, NaT where none; per value the reason
+    there is none: AMBIGUOUS / NONEXISTENT / OUT_OF_RANGE in `zone`, else NA)."""
+    naive = naive.dt.as_unit("us")
+    early = (naive < _FIRST + _EDGE).to_numpy(bool)
+    late = (naive > _LAST - _EDGE).to_numpy(bool)
+    shift = None
+    if early.any() or late.any():
+        shift = pd.Series(np.where(early, _EDGE, np.where(late, -_EDGE, pd.Timedelta(0))),
+                          index=naive.index, dtype="timedelta64[us]")
+        naive = naive + shift
+    local = naive.dt.tz_localize(zone, ambiguous="NaT", nonexistent="NaT")
+    problems = pd.Series(pd.NA, index=naive.index, dtype="string")
+    failed = (local.isna() & naive.notna()).to_numpy(bool)
+    if failed.any():  # rare: which of the two it is (a skipped time stays NaT either way)
+        some = naive[failed]
+        skipped = some.dt.tz_localize(zone, ambiguous=np.zeros(len(some), dtype=bool),
+                                      nonexistent="NaT").isna().to_numpy(bool)
+        problems[failed] = np.where(skipped, f"{NONEXISTENT} in {zone}",
+                                    f"{AMBIGUOUS} in {zone}")
+    utc = local.dt.tz_convert("UTC")
+    if shift is not None:
+        utc = utc - shift
+        outside = ((utc < _FIRST.tz_localize("UTC")) | (utc > _LAST.tz_localize("UTC")))
+        problems = problems.mask(outside.to_numpy(bool), f"{OUT_OF_RANGE} {zone}")
+        utc = utc.mask(outside)
+    return utc, problems
+
+
+def _business_local(naive: pd.Series, aware: pd.Series | None, source_tz: str,
+                    business_tz: str) -> tuple[pd.Series, pd.Series]:
+    """Naive source-local stamps and zone-aware ones as naive business-local time, and per
+    value why it has none (see _localize; NA where it has one)."""
+    utc, problems = _localize(naive, source_tz)
+    if aware is None and source_tz == business_tz:  # nothing to convert: keep the values
+        return naive.mask(problems.notna().to_numpy(bool)), problems
+    if aware is not None:
+        utc = utc.where(aware.isna().to_numpy(bool), aware.dt.as_unit("us"))
+    local = utc.dt.tz_convert(business_tz).dt.tz_localize(None)
+    outside = (local.notna() & ((local < _FIRST) | (local > _LAST))).to_numpy(bool)
+    if outside.any():  # the instant exists, but not as a time of the business zone
+        problems = problems.mask(outside, f"{OUT_OF_RANGE} {business_tz}")
+        local = local.mask(outside)
+    return local, problems
+
+
+def _dates(naive: pd.Series, aware: pd.Series | None, business_tz: str) -> pd.Series:
+    """Calendar dates: naive ones as written, zone-aware ones on the business zone's calendar."""
+    if aware is None:
+        return naive
+    local = aware.dt.tz_convert(business_tz).dt.tz_localize(None).dt.as_unit("us")
+    return naive.dt.as_unit("us").where(aware.isna().to_numpy(bool), local)
 
 
 def _naive_datetimes(col: pd.Series) -> pd.Series:
@@ -278,22 +396,68 @@ def _stream_any_text(engine: Engine, table: Table, sql: str, cutoff: Cutoff, bus
         if "could not decode to utf-8" not in str(error.orig).lower():
             raise
     log.warning("table %s holds text that is not valid UTF-8: read with U+FFFD in place of "
-                "the bad bytes", table.name)
+                "the bad bytes (counted in the quality summary)", table.name)
     return _stream_table(engine, table, sql, cutoff, business_tz, source_tz, target, chunk_rows,
                          lenient=True)
+
+
+class _Replaced:
+    """The values of one table that extract changed, as REPLACED_KEY records: per (column,
+    change) how many values, and the keys of the first REPLACED_KEYS_KEPT rows."""
+
+    def __init__(self, table: Table) -> None:
+        self.table = table
+        self.counts: dict[tuple[str, str], int] = {}
+        self.keys: dict[tuple[str, str], list[str]] = {}
+
+    def add(self, frame: pd.DataFrame, changes: dict[tuple[str, str], pd.Series]) -> None:
+        """One chunk's changes (masks over the raw chunk) for the rows `frame` kept (a row
+        dropped at the cut-off does not exist yet)."""
+        for what, mask in changes.items():
+            rows = mask.reindex(frame.index, fill_value=False).to_numpy(bool)
+            if not rows.any():
+                continue
+            self.counts[what] = self.counts.get(what, 0) + int(rows.sum())
+            kept = self.keys.setdefault(what, [])
+            if len(kept) < REPLACED_KEYS_KEPT:
+                kept += _key_text(self.table, frame.loc[rows].head(REPLACED_KEYS_KEPT - len(kept)))
+
+    def records(self) -> list[dict[str, Any]]:
+        return [{"column": column, "change": change, "values": n,
+                 "keys": self.keys.get((column, change), [])}
+                for (column, change), n in self.counts.items()]
+
+
+def _key_text(table: Table, rows: pd.DataFrame) -> list[str]:
+    """The rows' keys as text (compound keys joined by '|', timestamps ISO)."""
+    parts = []
+    for col in table.key:
+        values = rows[col]
+        text = values.astype("string")
+        if pd.api.types.is_datetime64_any_dtype(values):
+            text = text.str.replace(" ", "T", n=1, regex=False)
+        parts.append(text.fillna(""))
+    joined = parts[0]
+    for part in parts[1:]:
+        joined = joined + "|" + part
+    return joined.tolist()
 
 
 def _stream_table(engine: Engine, table: Table, sql: str, cutoff: Cutoff, business_tz: str,
                   source_tz: str, target: Path, chunk_rows: int, *, lenient: bool) -> int:
     params = {"cutoff": cutoff.source.to_pydatetime()} if ":cutoff" in sql else {}
     schema = table.arrow_schema().append(pa.field(PARSE_ERRORS, pa.string()))
+    decoder = _LenientText() if lenient else None
+    replaced = _Replaced(table)
     rows = 0
     with engine.connect() as conn, pq.ParquetWriter(target, schema, compression="zstd") as writer:
-        with _query(conn, sql, params, chunk_rows, lenient=lenient) as (columns, batches):
+        with _query(conn, sql, params, chunk_rows, decoder=decoder) as (columns, batches):
             for batch in batches:
                 raw = pd.DataFrame.from_records(batch, columns=columns)
-                frame = apply_cutoff(table, _typed(table, raw, business_tz, source_tz),
-                                     cutoff.business)
+                changes = decoder.take(raw) if decoder is not None else {}
+                frame = apply_cutoff(table, _typed(table, raw, business_tz, source_tz,
+                                                   changes=changes), cutoff.business)
+                replaced.add(frame, changes)
                 writer.write_table(pa.Table.from_pandas(frame, schema=schema,
                                                         preserve_index=False))
                 rows += len(frame)
@@ -301,13 +465,20 @@ def _stream_table(engine: Engine, table: Table, sql: str, cutoff: Cutoff, busine
             raise ExtractError(f"table {table.name}: the extract query returned no columns")
         if rows == 0:  # still check the columns of an empty table
             _typed(table, pd.DataFrame(columns=columns), business_tz, source_tz)
+        if replaced.counts:
+            writer.add_key_value_metadata({REPLACED_KEY: json.dumps(replaced.records())})
+            for (column, change), n in sorted(replaced.counts.items()):
+                log.warning("table %s column %s: %d value(s) changed (%s)", table.name, column,
+                            n, change)
     return rows
 
 
 @contextmanager
 def _query(conn: Connection, sql: str, params: dict[str, Any], chunk_rows: int, *,
-           lenient: bool) -> Iterator[tuple[list[str], Iterator[list[tuple]]]]:
-    """The query's column names and its rows as lists of plain tuples, chunk by chunk.
+           decoder: _LenientText | None = None
+           ) -> Iterator[tuple[list[str], Iterator[list[tuple]]]]:
+    """The query's column names and its rows as lists of plain tuples, chunk by chunk
+    (`decoder`: SQLite text read leniently, see _LenientText).
 
     SQLite (the embedded default) is read on its own DBAPI cursor: sqlite3 takes the same
     :name parameters as text(), and SQLAlchemy's Row objects cost a third of the fetch. Other
@@ -324,7 +495,7 @@ def _query(conn: Connection, sql: str, params: dict[str, Any], chunk_rows: int, 
             result.close()
         return
     dbapi = conn.connection.dbapi_connection
-    dbapi.text_factory = _lenient_text if lenient else str  # pooled: always set it
+    dbapi.text_factory = decoder if decoder is not None else str  # pooled: always set it
     cursor = dbapi.cursor()
 
     def wrapped(call: Callable[[], Any]) -> Any:
@@ -454,9 +625,33 @@ def _extract_table(engine: Engine, name: str, sql: str, cutoff: Cutoff, business
         raise ExtractError(_describe(error, name, engine.url)) from None
 
 
-def _lenient_text(raw: bytes) -> str:
-    """SQLite stores whatever bytes it was given: bad UTF-8 becomes U+FFFD."""
-    return raw.decode("utf-8", errors="replace")
+class _LenientText:
+    """sqlite3's text_factory for a table holding bytes that are not UTF-8 (SQLite stores
+    whatever bytes it was given): bad UTF-8 becomes U+FFFD, and each value so read is
+    remembered until `take` tells which columns of the chunk hold it."""
+
+    def __init__(self) -> None:
+        self.replaced: set[str] = set()
+
+    def __call__(self, raw: bytes) -> str:
+        try:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError:
+            text = raw.decode("utf-8", errors="replace")
+            self.replaced.add(text)
+            return text
+
+    def take(self, raw: pd.DataFrame) -> dict[tuple[str, str], pd.Series]:
+        """Per (column, INVALID_UTF8) of the chunk just read, which values were replaced."""
+        found: dict[tuple[str, str], pd.Series] = {}
+        if self.replaced:
+            for name in raw.columns:
+                if _is_text(raw[name]):
+                    mask = raw[name].isin(self.replaced)
+                    if mask.any():
+                        found[(str(name), INVALID_UTF8)] = mask
+            self.replaced.clear()
+        return found
 
 
 def _check_sqlite_file(url: URL) -> None:
@@ -482,13 +677,21 @@ def _describe(error: Exception, table: str, url: URL) -> str:
 
 
 __all__ = [
+    "AMBIGUOUS",
+    "CONTROL_CHARACTERS",
+    "INVALID_UTF8",
+    "NONEXISTENT",
+    "OUT_OF_RANGE",
     "PARSE_ERRORS",
+    "PARSE_PROBLEMS",
+    "REPLACED_KEY",
     "Cutoff",
     "ExtractError",
     "SnapshotTables",
     "apply_cutoff",
     "extract_snapshot",
     "read_snapshot",
+    "replaced_values",
     "snapshot_dir",
 ]
 

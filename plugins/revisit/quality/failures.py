@@ -16,11 +16,19 @@ import numpy as np
 import pandas as pd
 
 from revisit.config.schema import TABLES, a_kind
-from revisit.io.extract import PARSE_ERRORS
+from revisit.io.extract import PARSE_ERRORS, PARSE_PROBLEMS
 from revisit.quality.errors import QualityError
 
 VALUE_WIDTH = 100
 KEY_SEPARATOR = "|"
+# The checks a value extract could not type is reported as (one per problem it names, see
+# revisit.io.extract.PARSE_PROBLEMS): such a value is not also reported as missing.
+PARSE_CHECKS = tuple(PARSE_PROBLEMS)
+_PROBLEM = "|".join(f"(?:{pattern})" for pattern in PARSE_PROBLEMS.values())
+# Timestamps this close to the ends of Python's datetime range are shown without an offset:
+# pandas cannot place them in a zone (extract reports those beyond it).
+_SHOWN_FROM = pd.Timestamp("0001-01-03")
+_SHOWN_UNTIL = pd.Timestamp("9999-12-29")
 
 _PLACEHOLDER = re.compile(r"\{(\w+)\}")
 
@@ -46,8 +54,9 @@ def format_values(series: pd.Series, tz: str, kind: str | None = None) -> pd.Ser
             out = series.dt.strftime("%Y-%m-%d").astype("string")
         else:
             naive = series.dt.tz_localize(None) if series.dt.tz is not None else series
-            local = (series.dt.tz_convert(tz) if series.dt.tz is not None else
-                     series.dt.tz_localize(tz, ambiguous="NaT", nonexistent="NaT"))
+            placeable = series.where((naive >= _SHOWN_FROM) & (naive <= _SHOWN_UNTIL))
+            local = (placeable.dt.tz_convert(tz) if series.dt.tz is not None else
+                     placeable.dt.tz_localize(tz, ambiguous="NaT", nonexistent="NaT"))
             out = local.astype("string").where(local.notna(), naive.astype("string"))
             out = out.str.replace(" ", "T", n=1, regex=False)
     elif kind in ("int", "bool") and pd.api.types.is_float_dtype(series) \
@@ -88,28 +97,45 @@ def no_failure(meta: dict, parameters: dict[str, Any]) -> Failure:
                    np.empty(0, dtype=np.int64), "", pd.Series([], dtype="string"))
 
 
+def _parse_description(check: str, table: str, column: str) -> str:
+    """What a parse check of one column means in general (checks.csv, the summary)."""
+    if check == "local_time":
+        return (f"{table}.{column}: a local time that names no single instant (ambiguous "
+                "at a DST fall-back, or skipped at a spring-forward)")
+    if check == "timestamp_range":
+        return (f"{table}.{column}: a timestamp outside the years 1 to 9999 in UTC or in "
+                "the business time zone")
+    return (f"{table}.{column}: a value does not parse as "
+            f"{a_kind(TABLES[table].columns[column])}")
+
+
 def parse_failures(name: str, frame: pd.DataFrame, positions: np.ndarray,
                    description: str) -> list[Failure]:
-    """One failure per column named in `_parse_errors` (extract writes
-    "<column>: not a/an <kind> (<raw value>)" joined by '; '); text in another shape is
-    reported whole against the `_parse_errors` column."""
+    """One failure per column and PARSE_CHECKS check named in `_parse_errors` (extract
+    writes "<column>: <problem> (<raw value>)" joined by '; ', the problems of
+    revisit.io.extract.PARSE_PROBLEMS); text in another shape is reported whole against the
+    `_parse_errors` column."""
     text = frame[PARSE_ERRORS].iloc[positions].astype("string").reset_index(drop=True)
     names = "|".join(re.escape(c) for c in sorted(TABLES[name].columns, key=len, reverse=True))
-    head = rf"(?P<column>{names}): not (?P<kind>an? \w+) \("
-    found = text.str.extractall(rf"(?:^|; ){head}(?P<raw>.*?)\)(?=; (?:{names}): not an? |$)")
+    head = rf"(?P<column>{names}): (?P<problem>{_PROBLEM}) \("
+    found = text.str.extractall(
+        rf"(?:^|; ){head}(?P<raw>.*?)\)(?=; (?:{names}): (?:{_PROBLEM}) \(|$)")
     failures = []
     if len(found):
         found = found.reset_index(level=0).rename(columns={"level_0": "row"})
-        for col, part in found.groupby("column", sort=False):
+        problem = found["problem"].astype("string")
+        found["check"] = PARSE_CHECKS[0]
+        for check, pattern in PARSE_PROBLEMS.items():
+            found.loc[problem.str.fullmatch(pattern).fillna(False).to_numpy(bool),
+                      "check"] = check
+        for (col, check), part in found.groupby(["column", "check"], sort=False):
             rows = part["row"].to_numpy()
             raw = part["raw"].astype("string").reset_index(drop=True)
-            kind = part["kind"].astype("string").reset_index(drop=True)  # with its article
-            reason = f"{name}.{col}: not " + kind + " (" + raw + ")"
-            failures.append(Failure("parse_error", str(col),
-                                    f"{name}.{col}: a value does not parse as "
-                                    f"{a_kind(TABLES[name].columns[str(col)])}",
-                                    positions[rows],
-                                    reason, raw.str.slice(0, VALUE_WIDTH)))
+            said = part["problem"].astype("string").reset_index(drop=True)
+            reason = f"{name}.{col}: " + said + " (" + raw + ")"
+            failures.append(Failure(str(check), str(col),
+                                    _parse_description(str(check), name, str(col)),
+                                    positions[rows], reason, raw.str.slice(0, VALUE_WIDTH)))
     unmatched = np.setdiff1d(np.arange(len(text)),
                              found["row"].to_numpy() if len(found) else [])
     if len(unmatched):
@@ -189,11 +215,13 @@ def gx_failures(name: str, frame: pd.DataFrame, results: Iterable[Any],
     failures: list[Failure] = []
     for res in sorted(results, key=lambda r: (r.expectation_config.meta or {}).get("_order", 0)):
         failures += _result_failures(name, frame, res, parameters, tz)
-    unparsed = {f.column: f.positions for f in failures
-                if f.check == "parse_error" and len(f.positions)}
+    unparsed: dict[str, np.ndarray] = {}
+    for f in failures:
+        if f.check in PARSE_CHECKS and len(f.positions):
+            unparsed[f.column] = np.union1d(unparsed.get(f.column, f.positions), f.positions)
     return [_without(f, unparsed[f.column]) if f.check == "required" and f.column in unparsed
             else f for f in failures]
 
 
-__all__ = ["KEY_SEPARATOR", "VALUE_WIDTH", "Failure", "fill", "format_values", "gx_failures",
-           "no_failure", "parse_failures"]
+__all__ = ["KEY_SEPARATOR", "PARSE_CHECKS", "VALUE_WIDTH", "Failure", "fill", "format_values",
+           "gx_failures", "no_failure", "parse_failures"]

@@ -11,7 +11,14 @@ value extract could not parse is a failure carrying extract's text).
 Reference checks (a child row pointing at a parent key) are evaluated with vectorised pandas,
 not GX: GX re-serialises an `in set` value set tens of times per validation, which costs ~10 s
 for 30k parent keys and would cost minutes for a million. They are reported exactly like the
-suite's checks.
+suite's checks. So are the checks of what the later stages rely on that GX cannot express
+(revisit.quality.constraints: ids too long for a file name, ids that name the same file on a
+case-insensitive file system, ticket stamps outside the business calendar's years).
+
+The gate knows what the later stages need: every constraint a stage relies on is checked here,
+so a row that would stop a stage is quarantined with its true reason and the stage never sees
+it (ids that name files, widths of the results database's columns, the calendar's years,
+timestamps every zone can hold).
 
 Cascade: a row whose parent row was quarantined is quarantined too (check
 `parent_quarantined`, reason naming the parent). The clean frames are therefore referentially
@@ -65,7 +72,8 @@ import pyarrow as pa
 from revisit.config.policy import Policy
 from revisit.config.schema import TABLES
 from revisit.core.phones import dial_phone, normalise_phone
-from revisit.io.extract import PARSE_ERRORS
+from revisit.io.extract import PARSE_ERRORS, REPLACED_KEY
+from revisit.quality.constraints import constraint_failures
 from revisit.quality.errors import QualityError, QualityStop
 from revisit.quality.failures import Failure, gx_failures, no_failure
 from revisit.quality.quarantine import QUARANTINE_COLUMNS, quarantine_frame, quarantine_parts
@@ -95,6 +103,7 @@ SUMMARY_COLUMNS = [
     "table", "rows", "failed_rows", "clean_rows", "cascaded_rows", "failure_share", "passed",
 ]
 CHECK_COLUMNS = ["table", "check", "column", "failed_rows", "description"]
+REPLACED_COLUMNS = ["table", "column", "change", "values", "keys"]
 # The American spelling the gate used to have: the same function as normalise_phone.
 normalize_phone = normalise_phone
 
@@ -110,6 +119,10 @@ class QualityResult:
     stopped: bool = False
     stop_reason: str = ""  # empty unless stopped
     timings: dict[str, float] = field(default_factory=dict)  # seconds per table
+    # Values extract changed (revisit.io.extract.REPLACED_KEY): one row per (table, column,
+    # change) with how many values and the first row keys (`keys`, a list).
+    replaced: pd.DataFrame = field(
+        default_factory=lambda: pd.DataFrame(columns=REPLACED_COLUMNS))
 
     def raise_if_stopped(self) -> None:
         """For a caller that ran the gate itself (gate_or_stop raises on its own)."""
@@ -133,6 +146,7 @@ class _Run:
     failed_keys: dict[str, pa.Array] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
     stop: list[str] = field(default_factory=list)
+    replaced_rows: list[dict[str, Any]] = field(default_factory=list)
     validator: GxValidator | None = None
 
     def gx(self) -> GxValidator:
@@ -159,6 +173,8 @@ def run_quality_gate(frames: Mapping[str, pd.DataFrame], policy: Policy, *,
     for name in table_order():
         started = time.perf_counter()
         frame, suite = table_input(frames, suites, name)
+        run.replaced_rows += [{"table": name, **{c: r.get(c) for c in REPLACED_COLUMNS[1:]}}
+                              for r in frame.attrs.get(REPLACED_KEY) or ()]
         _gate_table(run, name, frame, _table_failures(run, name, frame, suite))
         run.timings[name] = time.perf_counter() - started
         summary = run.summary_rows[-1]
@@ -180,7 +196,8 @@ def _table_failures(run: _Run, name: str, frame: pd.DataFrame, suite: dict) -> l
         failures = gx_failures(name, frame, results, run.parameters, run.timezone)
     else:
         failures = [no_failure(e["meta"], run.parameters) for e in suite["expectations"]]
-    return failures + reference_failures(name, frame, run.all_keys, run.failed_keys)
+    return (failures + constraint_failures(name, frame, run.timezone)
+            + reference_failures(name, frame, run.all_keys, run.failed_keys))
 
 
 def _gate_table(run: _Run, name: str, frame: pd.DataFrame, failures: list[Failure]) -> None:
@@ -206,6 +223,7 @@ def _clean_rows(frame: pd.DataFrame, failed: np.ndarray) -> pd.DataFrame:
     """The rows that passed, without `_parse_errors`, phones in the form an agent dials (a
     plausible number written oddly is kept, written as dialled)."""
     kept = frame.drop(columns=[PARSE_ERRORS])
+    kept.attrs.pop(REPLACED_KEY, None)  # reported in the summary, not carried on
     if failed.any():  # else no copy: with a clean table that is the whole visits table
         kept = kept.loc[~failed].reset_index(drop=True)
     phones = [c for c in kept.columns if is_phone(c)]
@@ -247,6 +265,7 @@ def _result(run: _Run) -> QualityResult:
         stopped=bool(run.stop),
         stop_reason="; ".join(run.stop),
         timings=run.timings,
+        replaced=pd.DataFrame(run.replaced_rows, columns=REPLACED_COLUMNS),
     )
     if result.stopped:
         log.warning("quality gate stops the run: %s", result.stop_reason)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from revisit.config.schema import Table
+from revisit.config.schema import Table, reason_width, row_key_width
 from revisit.quality.failures import KEY_SEPARATOR, Failure
 
 QUARANTINE_COLUMNS = ["table", "row_key", "check", "column", "reason", "value"]
@@ -16,7 +16,9 @@ _SORT_COLUMNS = ["_table", "_pos", "_order"]
 
 def row_keys(frame: pd.DataFrame, table: Table, positions: np.ndarray) -> np.ndarray:
     """The key value(s) of the rows at `positions` joined by '|' (timestamps ISO), or
-    '<row N>' (N from 1 in the frame's order) when a key value is missing or blank."""
+    '<row N>' (N from 1 in the frame's order) when a key value is missing or blank, or when
+    the key is longer than the results database's quality_issues.row_key holds (the key's
+    value is still in the quarantine row's reason and value)."""
     parts = []
     for col in table.key:
         part = frame[col].iloc[positions]
@@ -31,6 +33,7 @@ def row_keys(frame: pd.DataFrame, table: Table, positions: np.ndarray) -> np.nda
     joined = parts[0].fillna("")
     for part in parts[1:]:
         joined = joined + KEY_SEPARATOR + part.fillna("")
+    missing |= joined.str.len() > row_key_width()
     fallback = "<row " + pd.Series(positions + 1).astype("string") + ">"
     return joined.where(~missing, fallback).to_numpy(dtype=object)
 
@@ -67,7 +70,10 @@ def quarantine_frame(parts: list[pd.DataFrame]) -> pd.DataFrame:
         quarantine = quarantine[QUARANTINE_COLUMNS].reset_index(drop=True)
     else:
         quarantine = pd.DataFrame({c: pd.Series(dtype="string") for c in QUARANTINE_COLUMNS})
-    return quarantine.astype(dict.fromkeys(QUARANTINE_COLUMNS, "string"))
+    quarantine = quarantine.astype(dict.fromkeys(QUARANTINE_COLUMNS, "string"))
+    # Reasons quote at most VALUE_WIDTH characters of a value, so this cut is a last guard:
+    # the results database's quality_issues.reason holds reason_width() characters.
+    return quarantine.assign(reason=quarantine["reason"].str.slice(0, reason_width()))
 
 
 __all__ = ["QUARANTINE_COLUMNS", "quarantine_frame", "quarantine_parts", "row_keys"]

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from revisit.config.paths import INCLUDE_DIR
-from revisit.config.schema import TABLES, TICKET_STAMPS, Table
+from revisit.config.schema import TABLES, TICKET_STAMPS, Table, stored_widths
 from revisit.core.patterns import NOT_SPACE, SPACE, SPACE_CHARS
 from revisit.io.extract import PARSE_ERRORS
 from revisit.io.files import SAFE_NAME_PATTERN, write_text
@@ -52,8 +52,15 @@ PHONE_PARAMETER = "phone_pattern"
 UNCHECKED_EMAILS = frozenset({("customers", "email"), ("agents", "email"),
                               ("departments", "head_email")})
 # Ids that name output files (call_lists/D/<agent_id>.csv, sla/D/digest_<department_id>.csv,
-# reports/M/<department_id>.pdf): one that would leave its folder ('../x') is quarantined.
+# reports/M/<department_id>.pdf): one that would leave its folder ('../x') is quarantined, and
+# so is one too long for a file name or one that names the same file as another id on a
+# case-insensitive file system (revisit.quality.constraints).
 FILE_NAME_KEYS = {"departments": "department_id", "agents": "agent_id"}
+# Timestamps the SLA engine reads with the business calendar, which covers only its years
+# (revisit.rules.calendar.DEFAULT_YEARS): checked by revisit.quality.constraints. The visit
+# rules read the other tables' stamps with Monday-Friday arithmetic outside those years (a
+# customer cooperating since 2005 is no error), so those are not limited.
+CALENDAR_STAMPS = {"tickets": TICKET_STAMPS, "ticket_pauses": ("paused_at", "resumed_at")}
 
 
 # ================================================================= parameters and columns
@@ -151,6 +158,23 @@ def _keys(table: Table) -> list[dict]:
     return exps
 
 
+def _widths(table: Table) -> list[dict]:
+    """Values the results database stores fit its columns (widths read from
+    include/sql/results/schema.sql: a server database refuses a longer value, which would
+    fail the publish task)."""
+    t, exps = table.name, []
+    for (name, col), (width, stored) in stored_widths().items():
+        if name == t:
+            exps.append(_expectation(
+                "expect_column_value_lengths_to_be_between", "width", col,
+                f"{t}.{col} {{value}} is longer than {width} characters (the results database "
+                f"column {stored} holds {width})",
+                column=col, max_value=width,
+                description=f"{t}.{col} is longer than the {width} characters of the results "
+                            f"database column {stored}"))
+    return exps
+
+
 def _value_sets(table: Table) -> list[dict]:
     """Codes from their enum (revisit.config.schema) and flags that are 0 or 1."""
     t, exps = table.name, []
@@ -229,8 +253,9 @@ def build_suite(table: Table) -> dict:
                               "(python -m revisit.quality.gate rewrites this file)",
             "parameters": {PHONE_PARAMETER: "from policy.quality.phone_digits"},
         },
-        "expectations": [*_presence(table), *_keys(table), *_value_sets(table),
-                         *_ranges(table), *_stamp_order(table), *_contacts(table)],
+        "expectations": [*_presence(table), *_keys(table), *_widths(table),
+                         *_value_sets(table), *_ranges(table), *_stamp_order(table),
+                         *_contacts(table)],
     }
 
 
@@ -285,7 +310,8 @@ def load_suites(folder: Path = SUITES_DIR) -> dict[str, dict]:
 
 
 __all__ = [
-    "EMAIL_PATTERN", "FILE_NAME_KEYS", "PHONE_PARAMETER", "RANGES", "STAMP_ORDER", "SUITES_DIR",
+    "CALENDAR_STAMPS", "EMAIL_PATTERN", "FILE_NAME_KEYS", "PHONE_PARAMETER", "RANGES",
+    "STAMP_ORDER", "SUITES_DIR",
     "UNCHECKED_EMAILS", "build_suite", "build_suites", "is_email", "is_phone", "load_suites",
     "phone_pattern", "suite_columns", "suite_parameters", "write_suites",
 ]

@@ -1,6 +1,8 @@
 """The written quality report (quality/D/): quarantine.csv (with the offending values: a
 personal-data file like the call lists), summary.csv per table, checks.csv per check, and the
-readable summary.md / summary.html (ids and reasons only) from include/templates/.
+readable summary.md / summary.html (ids and reasons only) from include/templates/, which also
+say how many values extract changed (text that was not valid UTF-8, control characters), per
+table and column, with the first row keys.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from revisit.config.paths import TEMPLATES_DIR
+from revisit.io.extract import CONTROL_CHARACTERS, INVALID_UTF8, PARSE_PROBLEMS
 from revisit.io.files import atomic_dir
 
 if TYPE_CHECKING:
@@ -21,17 +24,29 @@ OUTPUT_FILES = {"quarantine": "quarantine.csv", "summary": "summary.csv",
                 "checks": "checks.csv", "summary_md": "summary.md",
                 "summary_html": "summary.html"}
 
-_PARSE_REASON = re.compile(r"^(\S+: not an? \w+) \(.*\)$", re.DOTALL)
+_PARSE_REASON = re.compile(
+    r"^(\S+: (?:" + "|".join(f"(?:{p})" for p in PARSE_PROBLEMS.values()) + r")) \(.*\)$",
+    re.DOTALL)
+CHANGES = {INVALID_UTF8: "bytes that are not UTF-8 read as U+FFFD",
+           CONTROL_CHARACTERS: "control characters removed"}
 
 
 def _safe_reason(check: str, reason: str) -> str:
     """A reason fit for the readable summary: parse errors lose the raw value they quote
     (it may be anything, even personal data); the other reasons hold ids, codes, numbers and
     timestamps only."""
-    if check != "parse_error":
+    if check not in PARSE_PROBLEMS:
         return reason
     match = _PARSE_REASON.match(reason)
     return match.group(1) if match else "a value does not parse (see quarantine.csv)"
+
+
+def _replaced(result: QualityResult) -> list[dict[str, Any]]:
+    """Values extract changed, per table, column and change: how many, the first row keys."""
+    return [{"table": r.table, "column": r.column,
+             "change": CHANGES.get(str(r.change), str(r.change)), "count": int(r.values),
+             "rows": [str(k) for k in (r.keys or [])]}
+            for r in result.replaced.itertuples(index=False)]
 
 
 def _failing_checks(result: QualityResult) -> list[dict[str, Any]]:
@@ -81,6 +96,7 @@ def _render_context(result: QualityResult, call_date: dt.date | str) -> dict[str
         "checks_clean": int((result.checks["failed_rows"] == 0).sum()),
         "quarantine_rows": len(result.quarantine),
         "examples_per_check": EXAMPLES_PER_CHECK,
+        "replaced": _replaced(result),
     }
 
 

@@ -250,3 +250,115 @@ def test_a_stamp_that_does_not_parse_reaches_the_gate_whatever_it_sorts_like(tmp
     extract_snapshot(crm, D, tmp_path / "snap", business_tz=TZ)
     customers = read_snapshot(tmp_path / "snap")["customers"]
     assert customers[PARSE_ERRORS].tolist() == ["created_at: not a datetime (yesterday)"]
+
+
+# ----------------------------------------------------------------- local time, one rule
+def _stamps(values: list, business: str, source: str) -> pd.DataFrame:
+    from revisit.io.extract import _typed
+
+    raw = pd.DataFrame({col: None for col in TABLES["visits"].columns},
+                       index=range(len(values)))
+    raw["visit_id"] = [f"V{n}" for n in range(len(values))]
+    raw["visited_at"] = pd.Series(values, dtype=object)
+    return _typed(TABLES["visits"], raw, business, source)[["visited_at", PARSE_ERRORS]]
+
+
+def test_a_year_9999_stamp_west_of_utc_is_a_parse_error_not_a_crash(tmp_path):
+    rows = minimal_rows()
+    rows["visits"] = [{"visit_id": "V1", "customer_id": "C0000001", "agent_id": "A002",
+                       "kind": "periodic", "visited_at": "9999-12-31 23:00:00",
+                       "outcome": "reached"}]
+    url = sqlite_crm(tmp_path, rows)
+    counts = extract_snapshot(url, D, tmp_path / "snap", business_tz=TZ,
+                              source_tz="America/New_York")
+    visits = read_snapshot(tmp_path / "snap")["visits"]
+    assert counts["visits"] == 1 and pd.isna(visits.loc[0, "visited_at"])
+    assert visits[PARSE_ERRORS].tolist() == [
+        "visited_at: outside the years 1 to 9999 in UTC or in America/New_York "
+        "(9999-12-31 23:00:00)"]
+
+
+def test_a_stamp_that_leaves_the_years_1_to_9999_in_the_business_zone_is_reported():
+    out = _stamps(["9999-12-31 20:00:00", "9999-12-31 00:00:00"], "Asia/Shanghai", "UTC")
+    assert out[PARSE_ERRORS].tolist() == [
+        "visited_at: outside the years 1 to 9999 in UTC or in Asia/Shanghai "
+        "(9999-12-31 20:00:00)", pd.NA]
+    assert out["visited_at"].iloc[1] == pd.Timestamp("9999-12-31 08:00")
+
+
+def test_an_ambiguous_local_time_is_reported_as_dst_fall_back_not_as_junk():
+    out = _stamps(["2026-10-25 01:30:00", "2026-10-25 02:30:00", "2026-10-25 03:30:00"],
+                  "Asia/Shanghai", "Europe/Berlin")
+    assert out[PARSE_ERRORS].tolist() == [
+        pd.NA, "visited_at: ambiguous local time (DST fall-back) in Europe/Berlin "
+               "(2026-10-25 02:30:00)", pd.NA]
+    assert out["visited_at"].tolist()[::2] == [pd.Timestamp("2026-10-25 07:30"),  # +02:00
+                                               pd.Timestamp("2026-10-25 10:30")]  # +01:00
+
+
+def test_a_skipped_local_time_is_reported_as_dst_spring_forward_not_moved():
+    out = _stamps(["2026-03-29 01:30:00", "2026-03-29 02:30:00", "2026-03-29 03:30:00"],
+                  "Asia/Shanghai", "Europe/Berlin")
+    assert out[PARSE_ERRORS].tolist() == [
+        pd.NA, "visited_at: does not exist (DST spring-forward) in Europe/Berlin "
+               "(2026-03-29 02:30:00)", pd.NA]
+    assert pd.isna(out["visited_at"].iloc[1])
+    assert out["visited_at"].tolist()[::2] == [pd.Timestamp("2026-03-29 08:30"),
+                                               pd.Timestamp("2026-03-29 09:30")]
+
+
+def test_the_local_time_rule_holds_when_the_crm_stamps_in_business_time():
+    out = _stamps(["2026-10-25 02:30:00", "2026-03-29 02:30:00", "2026-03-29 03:30:00"],
+                  "Europe/Berlin", "Europe/Berlin")
+    assert [e.split(" in ")[0] for e in out[PARSE_ERRORS].dropna()] == [
+        "visited_at: ambiguous local time (DST fall-back)",
+        "visited_at: does not exist (DST spring-forward)"]
+    assert out["visited_at"].iloc[2] == pd.Timestamp("2026-03-29 03:30")  # kept as written
+
+
+def test_an_offset_stamp_is_converted_once_when_the_source_zone_differs():
+    out = _stamps(["2026-11-05T02:00:00Z", "2026-11-05 10:00:00"], "Asia/Shanghai",
+                  "America/New_York")
+    assert out["visited_at"].tolist() == [pd.Timestamp("2026-11-05 10:00"),  # its own instant
+                                          pd.Timestamp("2026-11-05 23:00")]  # New York time
+    assert out[PARSE_ERRORS].isna().all()
+
+
+def test_an_offset_stamp_beside_an_old_naive_one_does_not_overflow():
+    """Merging the two kinds went through nanoseconds (years 1677-2262 only)."""
+    out = _stamps(["1600-01-01 10:00:00", "2026-11-05T02:00:00Z", "9999-12-31T23:00:00-05:00"],
+                  "Asia/Shanghai", "Asia/Shanghai")
+    assert out["visited_at"].tolist()[:2] == [pd.Timestamp("1600-01-01 10:00"),
+                                              pd.Timestamp("2026-11-05 10:00")]
+    assert out[PARSE_ERRORS].tolist()[2] == (
+        "visited_at: outside the years 1 to 9999 in UTC or in Asia/Shanghai "
+        "(9999-12-31T23:00:00-05:00)")
+
+
+# ----------------------------------------------------------------- nothing changes silently
+def test_replaced_text_is_counted_in_the_snapshot(tmp_path):
+    import sqlite3
+
+    from revisit.io.extract import REPLACED_KEY, SnapshotTables, replaced_values
+
+    rows = minimal_rows()
+    customer = rows["customers"][0]
+    rows["customers"] += [{**customer, "customer_id": "C2", "contact_name": "陈\x00明"},
+                          {**customer, "customer_id": "C3", "created_at": "2026-10-17 10:00"}]
+    crm = sqlite_crm(tmp_path, rows)
+    with sqlite3.connect(crm.removeprefix("sqlite:///")) as conn:
+        conn.execute("UPDATE customers SET name = CAST(X'E4B8ADFF41' AS TEXT) "
+                     "WHERE customer_id IN ('C0000001', 'C3')")  # C3 is after the cut-off
+    extract_snapshot(crm, D, tmp_path / "snap", business_tz=TZ)
+    expected = [
+        {"column": "name", "change": "invalid_utf8", "values": 1, "keys": ["C0000001"]},
+        {"column": "contact_name", "change": "control_characters", "values": 1,
+         "keys": ["C2"]},
+    ]
+    assert sorted(replaced_values(tmp_path / "snap" / "customers.parquet"),
+                  key=lambda r: r["change"]) == sorted(expected, key=lambda r: r["change"])
+    tables = SnapshotTables(tmp_path / "snap")
+    assert tables["customers"].attrs[REPLACED_KEY] == replaced_values(
+        tmp_path / "snap" / "customers.parquet")
+    assert tables["agents"].attrs[REPLACED_KEY] == []
+    assert list(tables["customers"].columns) == [*TABLES["customers"].columns, PARSE_ERRORS]

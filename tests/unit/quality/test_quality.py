@@ -181,6 +181,30 @@ BAD_VALUES = [
                  ["tickets.satisfaction: not an int (good)"], id="unparseable-number"),
     pytest.param("customers", {"do_not_call": "yes"}, "parse_error", "do_not_call",
                  ["customers.do_not_call: not a bool (yes)"], id="unparseable-flag"),
+    # what a later stage needs: the SLA counts on the calendar's years only
+    pytest.param("tickets", {"created_at": "1900-01-01 09:00:00"}, "calendar_years",
+                 "created_at", ["tickets.created_at 1900-01-01T09:00:00+08:05:43 is outside "
+                                "the years the business calendar covers (2015–2040)"],
+                 id="ticket-stamp-before-the-calendar"),
+    pytest.param("ticket_pauses", {"resumed_at": "2041-01-02 10:00:00"}, "calendar_years",
+                 "resumed_at", ["ticket_pauses.resumed_at 2041-01-02T10:00:00+08:00 is "
+                                "outside the years the business calendar covers (2015–2040)"],
+                 id="pause-stamp-after-the-calendar"),
+    pytest.param("tickets", {"closed_at": "2040-12-05 10:00:00"}, "calendar_years",
+                 "closed_at", ["tickets.closed_at 2040-12-05T10:00:00+08:00 is in the "
+                               "business calendar's last month (2040-12)"],
+                 id="ticket-stamp-in-the-calendars-last-month"),
+    # one rule for local time (Shanghai kept summer time 1986-1991), stamps no zone can hold
+    pytest.param("visits", {"visited_at": "1990-04-15 02:30:00"}, "local_time", "visited_at",
+                 ["visits.visited_at: does not exist (DST spring-forward) in Asia/Shanghai "
+                  "(1990-04-15 02:30:00)"], id="skipped-local-time"),
+    pytest.param("visits", {"visited_at": "1990-09-16 01:30:00"}, "local_time", "visited_at",
+                 ["visits.visited_at: ambiguous local time (DST fall-back) in Asia/Shanghai "
+                  "(1990-09-16 01:30:00)"], id="ambiguous-local-time"),
+    pytest.param("visits", {"visited_at": "0001-01-01 00:00:00"}, "timestamp_range",
+                 "visited_at", ["visits.visited_at: outside the years 1 to 9999 in UTC or in "
+                                "Asia/Shanghai (0001-01-01 00:00:00)"],
+                 id="stamp-before-year-1-in-utc"),
 ]
 REFERENCES = [
     pytest.param(t.name, col, parent, id=f"{t.name}.{col}->{parent}")
@@ -633,6 +657,177 @@ def test_an_id_that_would_name_a_file_outside_its_folder_is_quarantined(policy):
     row = only_row(result, "agents", "../../x")
     assert row["check"].tolist() == ["file_name"]
     assert "agents.agent_id ../../x cannot name a file" in row["reason"].iloc[0]
+
+
+# ----------------------------------------------------------------- what later stages need
+LONG_AGENT = "A" + "x" * 229  # 230 bytes
+
+
+def test_an_agent_id_too_long_for_a_file_name_is_quarantined_with_its_true_reasons(policy):
+    rows = crm_rows()
+    add_copy(rows, "agents", agent_id=LONG_AGENT)
+    result = run_quality_gate(frames_of(rows), with_threshold(policy, 1.0))
+    q = only_row(result, "agents", "<row 3>")  # the key is too long for quality_issues.row_key
+    assert q["check"].tolist() == ["width", "file_name_length"]
+    shown = LONG_AGENT[:100]  # reasons quote at most 100 characters of a value
+    assert q["reason"].tolist() == [
+        f"agents.agent_id {shown} is longer than 16 characters (the results database column "
+        "call_list.agent_id holds 16)",
+        f"agents.agent_id {shown} is longer than 64 bytes (UTF-8): too long to name its "
+        "output files"]
+
+
+def test_the_file_name_limit_counts_bytes_not_characters():
+    from revisit.config.schema import FILE_NAME_BYTES
+    from revisit.quality.constraints import file_name_length
+
+    ids = ["a" * FILE_NAME_BYTES, "a" * (FILE_NAME_BYTES + 1), "测" * 21, "测" * 22, None]
+    (failure,) = file_name_length("agents", pd.DataFrame({"agent_id": pd.Series(
+        ids, dtype="string")}))
+    assert failure.positions.tolist() == [1, 3]  # 65 bytes; 22 CJK characters = 66 bytes
+
+
+def test_ids_that_differ_only_by_case_are_both_quarantined_naming_each_other(policy):
+    rows = crm_rows()
+    add_copy(rows, "agents", agent_id="A0003")
+    add_copy(rows, "agents", agent_id="a0003")
+    add_copy(rows, "departments", department_id="D\u00c902")  # É composed ...
+    add_copy(rows, "departments", department_id="De\u030102")  # ... and as e + accent
+    result = run_quality_gate(frames_of(rows), with_threshold(policy, 1.0))
+    q = result.quarantine
+    assert q["check"].unique().tolist() == ["case_collision"]
+    by_key = dict(zip(q["row_key"], q["reason"], strict=True))
+    tail = ("name the same file on a case-insensitive file system (they differ only in letter "
+            "case or accent encoding)")
+    assert by_key["A0003"] == f"agents.agent_id A0003 and a0003 {tail}"
+    assert by_key["a0003"] == f"agents.agent_id a0003 and A0003 {tail}"
+    assert by_key["D\u00c902"] == f"departments.department_id D\u00c902 and De\u030102 {tail}"
+    assert {"A001", "A002"} == set(result.clean["agents"]["agent_id"])
+
+
+def test_a_case_collision_of_three_spellings_names_one_and_counts_the_rest(policy):
+    rows = crm_rows()
+    for agent_id in ("Ab1", "aB1", "AB1"):
+        add_copy(rows, "agents", agent_id=agent_id)
+    result = run_quality_gate(frames_of(rows), with_threshold(policy, 1.0))
+    q = result.quarantine
+    assert sorted(q["row_key"]) == ["AB1", "Ab1", "aB1"]
+    assert q["reason"].str.contains(r"^agents\.agent_id \w+ and \w+ \(and 1 more\) name",
+                                    regex=True).all(), q["reason"].tolist()
+
+
+def test_a_duplicated_id_is_a_duplicate_not_a_case_collision(policy):
+    rows = crm_rows()
+    add_copy(rows, "agents", agent_id="A0009")
+    add_copy(rows, "agents", agent_id="A0009")
+    result = run_quality_gate(frames_of(rows), with_threshold(policy, 1.0))
+    assert set(result.quarantine["check"]) == {"unique_key"}
+
+
+def test_ids_longer_than_their_results_column_are_quarantined(policy):
+    rows = crm_rows()
+    add_copy(rows, "customers", customer_id="C" * 17)
+    add_copy(rows, "customers", customer_id="客" * 16)  # 16 characters fit (48 bytes)
+    add_copy(rows, "tickets", ticket_id="T" * 17)
+    add_copy(rows, "orders", order_id="O" * 200)
+    add_copy(rows, "orders", order_id="O" * 201)
+    result = run_quality_gate(frames_of(rows), with_threshold(policy, 1.0))
+    q = result.quarantine
+    assert sorted(zip(q["table"], q["check"], strict=True)) == [
+        ("customers", "width"), ("orders", "width"), ("tickets", "width")]
+    reasons = dict(zip(q["table"], q["reason"], strict=True))
+    assert reasons["customers"] == (f"customers.customer_id {'C' * 17} is longer than 16 "
+                                    "characters (the results database column "
+                                    "call_list.customer_id holds 16)")
+    assert "the results database column sla_status.ticket_id holds 16" in reasons["tickets"]
+    assert "call_list.order_id holds 200" in reasons["orders"]
+    assert q.loc[q["table"] == "orders", "row_key"].tolist() == ["<row 3>"]  # 201 > 200
+
+
+def test_the_id_limits_come_from_the_results_ddl(tmp_path):
+    from revisit.config.schema import RESULTS_DDL, results_column_widths, stored_widths
+
+    ddl = RESULTS_DDL.read_text(encoding="utf-8")
+    assert "agent_id          VARCHAR(16) NOT NULL" in ddl
+    narrow = tmp_path / "schema.sql"
+    narrow.write_text(ddl.replace("agent_id          VARCHAR(16) NOT NULL",
+                                  "agent_id          VARCHAR(8) NOT NULL"), encoding="utf-8")
+    assert stored_widths(narrow)[("agents", "agent_id")] == (8, "call_list.agent_id")
+    assert stored_widths()[("agents", "agent_id")] == (16, "call_list.agent_id")
+    # the suites on disk hold the DDL's widths (test_suites_on_disk_match... keeps them so)
+    widths = {(e["kwargs"]["column"], e["kwargs"]["max_value"])
+              for suite in load_suites().values() for e in suite["expectations"]
+              if e["meta"]["check"] == "width"}
+    assert widths == {(col, width) for (_, col), (width, _) in stored_widths().items()}
+    broken = tmp_path / "broken.sql"
+    broken.write_text(ddl.replace("    agent_id          VARCHAR(16) NOT NULL,\n", ""),
+                      encoding="utf-8")
+    with pytest.raises(ValueError, match=r"no VARCHAR column call_list\.agent_id"):
+        stored_widths(broken)
+    assert results_column_widths()[("quality_issues", "reason")] == 500
+
+
+def test_visit_rule_stamps_before_the_calendar_are_no_error(policy):
+    """The visit rules count Monday-Friday before the calendar: a customer since 2005 is
+    data, not an error; only the SLA's stamps need the calendar's years."""
+    rows = crm_rows()
+    rows["customers"][0].update(created_at="2005-03-15 10:00:00",
+                                cooperation_start_date="2005-03-15")
+    rows["orders"][0].update(ordered_at="2010-09-01 10:00:00", delivered_at="2010-09-05 10:00")
+    rows["visits"][0].update(visited_at="2012-10-05 10:00:00")
+    result = run_quality_gate(frames_of(rows), policy)
+    assert result.quarantine.empty, result.quarantine.to_string()
+
+
+def test_a_stamp_at_the_edge_of_time_is_shown_without_failing_the_gate(policy):
+    """A value pandas cannot place in a zone (hand-built frames; extract reports those) is
+    shown as written."""
+    rows = crm_rows()
+    frames = frames_of(rows)
+    frames["tickets"] = frames["tickets"].assign(
+        created_at=pd.Series([pd.Timestamp("0001-01-01 03:00")], dtype="datetime64[us]"))
+    result = run_quality_gate(frames, with_threshold(policy, 1.0))
+    reasons = result.quarantine.loc[result.quarantine["check"] == "calendar_years", "reason"]
+    assert reasons.tolist() == ["tickets.created_at 0001-01-01T03:00:00 is outside the years "
+                                "the business calendar covers (2015–2040)"]
+
+
+def test_values_extract_replaced_are_counted_in_the_summary(policy, tmp_path):
+    from revisit.io.extract import CONTROL_CHARACTERS, INVALID_UTF8, REPLACED_KEY
+
+    frames = frames_of(crm_rows())
+    frames["customers"].attrs[REPLACED_KEY] = [
+        {"column": "name", "change": INVALID_UTF8, "values": 7, "keys": ["C0000001"]},
+        {"column": "contact_name", "change": CONTROL_CHARACTERS, "values": 1,
+         "keys": ["C0000001"]}]
+    result = run_quality_gate(frames, policy)
+    assert result.quarantine.empty  # a replaced value is reported, the row kept
+    assert result.replaced[["table", "column", "change", "values"]].values.tolist() == [
+        ["customers", "name", INVALID_UTF8, 7], ["customers", "contact_name",
+                                                 CONTROL_CHARACTERS, 1]]
+    assert REPLACED_KEY not in result.clean["customers"].attrs
+    write_quality_outputs(result, tmp_path / "q", D)
+    md = (tmp_path / "q" / "summary.md").read_text(encoding="utf-8")
+    assert ("| customers | name | bytes that are not UTF-8 read as U+FFFD | 7 | `C0000001` … |"
+            in md)
+    assert "| customers | contact_name | control characters removed | 1 | `C0000001` |" in md
+    html = (tmp_path / "q" / "summary.html").read_text(encoding="utf-8")
+    assert "<h2>Values replaced</h2>" in html and "<code>C0000001</code> …" in html
+    clean = run_quality_gate(frames_of(crm_rows()), policy)
+    write_quality_outputs(clean, tmp_path / "clean", D)
+    assert "No value was changed when reading the CRM." in (
+        tmp_path / "clean" / "summary.md").read_text(encoding="utf-8")
+
+
+def test_the_summary_shows_dst_reasons_without_the_raw_value(policy, tmp_path):
+    rows = crm_rows()
+    add_copy(rows, "visits", visit_id="V2", visited_at="1990-04-15 02:30:00")
+    result = run_quality_gate(frames_of(rows), with_threshold(policy, 1.0))
+    write_quality_outputs(result, tmp_path / "q", D)
+    md = (tmp_path / "q" / "summary.md").read_text(encoding="utf-8")
+    assert ("`V2`: visits.visited_at: does not exist (DST spring-forward) in Asia/Shanghai\n"
+            in md)
+    assert "1990-04-15 02:30" not in md
 
 
 def test_the_gate_module_still_offers_what_callers_import_from_it():
