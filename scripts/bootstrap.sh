@@ -42,11 +42,14 @@ if [ ! -x .venv/bin/python ]; then
   echo "bootstrap: creating .venv with $PYTHON"
   "$PYTHON" -m venv .venv
 fi
+# The dev venv gets requirements-dev.txt: the runtime pins (requirements.txt, which it includes,
+# and which alone go into the Docker image) plus the test, lint and bench tools. The stamp
+# hashes both files, so a change to either reinstalls.
 stamp=.venv/.requirements.sha256
-want="$(sha256sum requirements.txt | cut -d' ' -f1)"
+want="$(sha256sum requirements.txt requirements-dev.txt | sha256sum | cut -d' ' -f1)"
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   echo "bootstrap: installing pinned requirements into .venv (first run takes a few minutes)"
   .venv/bin/python -m pip install -q --upgrade pip
-  .venv/bin/python -m pip install -q -r requirements.txt
+  .venv/bin/python -m pip install -q -r requirements-dev.txt
   echo "$want" > "$stamp"
 fi
