@@ -7,6 +7,8 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import AsyncCallback, DeadlineAlert, DeadlineReference, Param, dag, task
 
+from revisit.bridge.alerts import TaskFailed
+
 SCHEDULE = "0 6 * * *"  # 06:00 in the business time zone
 # policy.yaml schedule.call_lists_ready_by (08:30) - 06:00; tests/dags checks they agree.
 CALL_LISTS_READY_AFTER = timedelta(hours=2, minutes=30)
@@ -27,12 +29,16 @@ For call date **D** (the logical date in the business time zone, or `params.call
 3. **call_lists** — one XLSX + CSV per agent in `call_lists/D/`, plus `sms_notice.csv`,
    `carried_over.csv` (no capacity left) and `not_listed.csv` (reported instead of listed;
    rule: `revisit.rules.calllist._reported`).
-4. **sla** — status of every ticket's SLA metrics in `sla/D/sla_status.csv` and the per-department
+4. **agent_mail** — each agent with a non-empty list gets one e-mail at `agents.email` with their
+   own XLSX attached and a summary (customers, overdue, by reason; no phone in the body), at
+   most once per day (the `mail_delivery` ledger). An agent without a valid address is logged
+   and returned by id; the others still get theirs. `params.send_email = false` sends nothing.
+5. **sla** — status of every ticket's SLA metrics in `sla/D/sla_status.csv` and the per-department
    breach digests `sla/D/digest_<department_id>.csv` (phones masked).
-5. **sla_digest** — each department head with a new breach or an at-risk ticket gets the digest
+6. **sla_digest** — each department head with a new breach or an at-risk ticket gets the digest
    by e-mail (connection `smtp_default`), at most once per day: the `mail_delivery` ledger in the
    results database skips what was sent. `params.send_email = false` sends nothing.
-6. **publish** — D's rows replaced in the results database (connection `revisit_results`,
+7. **publish** — D's rows replaced in the results database (connection `revisit_results`,
    default `results.sqlite` in the output root).
 
 A Deadline Alert warns (callback `revisit.bridge.alerts.call_lists_late`, run by the triggerer)
@@ -54,7 +60,8 @@ counts. Rules and numbers: `include/config/policy.yaml`; contract: DESIGN.md.
     deadline=DeadlineAlert(
         reference=DeadlineReference.DAGRUN_LOGICAL_DATE,
         interval=CALL_LISTS_READY_AFTER,
-        callback=AsyncCallback("revisit.bridge.alerts.call_lists_late"),
+        # A notifier (revisit.bridge.alerts): e-mails notify.data_team, scheduled runs only.
+        callback=AsyncCallback("revisit.bridge.alerts.CallListsLate"),
         name="call_lists_ready_by",
     ),
     default_args={
@@ -62,9 +69,13 @@ counts. Rules and numbers: `include/config/policy.yaml`; contract: DESIGN.md.
         "retries": 2,
         "retry_delay": timedelta(minutes=5),
         "retry_exponential_backoff": True,
+        "on_failure_callback": TaskFailed(),  # e-mails notify.data_team after the last try
     },
     params={
+        # Rejected at trigger time: `format` (a real calendar day, checked by Airflow's
+        # jsonschema FormatChecker) and `pattern` (also for a form that ignores formats).
         "call_date": Param(None, type=["null", "string"], format="date",
+                           pattern=r"^\d{4}-\d{2}-\d{2}$",
                            description="Override the call date D (YYYY-MM-DD)"),
         "send_email": Param(True, type="boolean",
                             description="E-mail the SLA digests to the department heads"),
@@ -102,15 +113,23 @@ def revisit_daily() -> None:
         return tasks.sla_digest(context)
 
     @task
+    def agent_mail(**context) -> dict:
+        from revisit.bridge import tasks
+
+        return tasks.agent_mail(context)
+
+    @task
     def publish(**context) -> dict:
         from revisit.bridge import tasks
 
         return tasks.publish(context)
 
     gate = quality_gate()
+    lists = call_lists()
     statuses = sla()
-    extract() >> gate >> [call_lists(), statuses] >> publish()
+    extract() >> gate >> [lists, statuses] >> publish()
     statuses >> sla_digest()
+    lists >> agent_mail()
 
 
 revisit_daily()

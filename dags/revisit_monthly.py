@@ -7,6 +7,12 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import Param, dag, task, task_group
 
+from revisit.bridge.alerts import TaskFailed
+
+# The label of a mapped department task in the UI: its department id. Inside the mapped task
+# group `department_id` is an op_kwarg, resolved before the template is rendered.
+DEPARTMENT_LABEL = "{{ task.op_kwargs['department_id'] }}"
+
 DOC = """
 ### Revisit monthly
 
@@ -49,9 +55,11 @@ ids and counts. Rules and report settings: `include/config/policy.yaml`; contrac
         "retries": 2,
         "retry_delay": timedelta(minutes=10),
         "retry_exponential_backoff": True,
+        "on_failure_callback": TaskFailed(),  # e-mails notify.data_team after the last try
     },
     params={
-        "month": Param(None, type=["null", "string"], pattern=r"^\d{4}-\d{2}$",
+        # = revisit.core.periods.MONTH_PATTERN (tests/dags checks), which would load pandas here
+        "month": Param(None, type=["null", "string"], pattern=r"^\d{4}-(0[1-9]|1[0-2])$",
                        description="Override the report month M (YYYY-MM)"),
         "send_email": Param(True, type="boolean",
                             description="E-mail the reports to the department heads"),
@@ -74,13 +82,13 @@ def revisit_monthly() -> None:
     def departments(kpis_result: dict) -> list[str]:
         return kpis_result["departments"]
 
-    @task
+    @task(map_index_template=DEPARTMENT_LABEL)
     def render(department_id: str, **context) -> dict:
         from revisit.bridge import tasks
 
         return tasks.render(context, department_id)
 
-    @task
+    @task(map_index_template=DEPARTMENT_LABEL)
     def send(department_id: str, **context) -> dict:
         from revisit.bridge import tasks
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import subprocess
@@ -14,8 +15,10 @@ ROOT = Path(__file__).resolve().parents[2]
 DAG_FILES = sorted((ROOT / "dags").glob("*.py"))
 HEAVY_MODULES = ("pandas", "great_expectations", "weasyprint", "pyarrow", "matplotlib")
 # The only revisit modules a DAG file may load at parse time: the (empty) packages and the
-# Deadline Alert callbacks, which the SDK imports to check they are awaitable.
-PARSE_TIME_REVISIT = {"revisit", "revisit.bridge", "revisit.bridge.alerts"}
+# data team's notifiers (the failure callback and the Deadline Alert, which the SDK imports to
+# check it is awaitable), light modules that load their work when an alert is sent.
+PARSE_TIME_REVISIT = {"revisit", "revisit.bridge", "revisit.bridge.alerts",
+                      "revisit.bridge.notify"}
 
 
 @pytest.fixture(scope="module")
@@ -86,19 +89,106 @@ def test_daily_deadline_alert_fires_at_the_policys_call_list_hour(dagbag):
     due = start + alert.interval
     ready_by = load_policy().schedule.call_lists_ready_by
     assert (due.hour * 60 + due.minute) == ready_by
-    assert "call_lists_late" in str(alert.callback.path if hasattr(alert.callback, "path")
-                                    else alert.callback)
+    assert alert.callback.path == "revisit.bridge.alerts.CallListsLate"
 
 
-def test_late_call_list_callback_warns_without_customer_data(caplog):
-    import asyncio
+def test_late_call_list_alert_names_the_run_it_is_given():
+    """The run as Airflow 3.3.2 hands it to a deadline callback (DAGRunResponse JSON);
+    tests/unit/bridge/test_alerts.py runs the notifier through the triggerer's code."""
+    from revisit.bridge.alerts import CallListsLate
 
-    from revisit.bridge.alerts import call_lists_late
+    run = {"dag_run_id": "scheduled__2026-11-19T22:00:00+00:00", "dag_id": "revisit_daily",
+           "run_type": "scheduled", "state": "running", "logical_date": "2026-11-19T22:00:00Z"}
+    alert = CallListsLate().compose({"dag_run": run,
+                                     "deadline": {"deadline_time": "2026-11-20T00:30:00Z"}})
+    assert "08:30 Asia/Shanghai" in alert.subject
+    assert "scheduled__2026-11-19T22:00:00+00:00" in alert.subject
+    assert ("Deadline", "2026-11-20T08:30:00+08:00") in alert.facts
 
-    class Run:
-        run_id, dag_id = "scheduled__2026-11-20T06:00:00+08:00", "revisit_daily"
 
-    with caplog.at_level("WARNING"):
-        message = asyncio.run(call_lists_late({"dag_run": Run()}))
-    assert "08:30 Asia/Shanghai" in message and "scheduled__2026-11-20" in message
-    assert message in caplog.text
+# A param no retry can fix is refused when the run is triggered: the SDK Param (what the DAG
+# declares) and the server's copy that create_dagrun validates (the serialised DAG) both reject it.
+PARAM_CASES = [
+    ("revisit_daily", "call_date", ["2026-02-30", "yesterday", "2026-2-3", "20261120",
+                                    "2026-11-20T06:00"], [None, "2026-11-20", "2024-02-29"]),
+    ("revisit_monthly", "month", ["2026-13", "2026-00", "2026-1", "2026-10-01", "october"],
+     [None, "2026-01", "2026-10", "2026-12"]),
+]
+
+
+@pytest.mark.parametrize(("dag_id", "name", "bad", "good"), PARAM_CASES,
+                         ids=[case[1] for case in PARAM_CASES])
+def test_params_reject_values_no_retry_can_fix(dagbag, dag_id, name, bad, good):
+    from airflow.sdk.exceptions import ParamValidationError
+    from airflow.serialization.serialized_objects import DagSerialization
+
+    dag = dagbag.dags[dag_id]
+    served = DagSerialization.from_dict(DagSerialization.to_dict(dag))  # what the API server has
+    for value in bad:
+        with pytest.raises(ParamValidationError):
+            copy.copy(dag.params.get_param(name)).resolve(value)
+        with pytest.raises(ParamValidationError, match=f"param {name}"):
+            served.params.deep_merge({name: value}).validate()
+    for value in good:
+        assert copy.copy(dag.params.get_param(name)).resolve(value) == value
+        assert served.params.deep_merge({name: value}).validate()[name] == value
+
+
+def test_month_param_pattern_is_the_packages_month_pattern(dagbag):
+    from revisit.core.periods import MONTH_PATTERN
+
+    schema = dagbag.dags["revisit_monthly"].params.get_param("month").schema
+    assert schema["pattern"] == MONTH_PATTERN.pattern
+
+
+DEPARTMENT_LABEL = "{{ task.op_kwargs['department_id'] }}"
+
+
+def test_mapped_department_tasks_are_labelled_with_the_department(dagbag):
+    dag = dagbag.dags["revisit_monthly"]
+    mapped = {t.task_id for t in dag.tasks if t.get_closest_mapped_task_group() is not None}
+    assert mapped == {"department.render", "department.send"}
+    for task in dag.tasks:
+        expected = DEPARTMENT_LABEL if task.task_id in mapped else None
+        assert task.map_index_template == expected, task.task_id
+        if task.task_id in mapped:
+            assert "department_id" in task.op_kwargs, task.task_id
+
+
+def test_a_monthly_run_shows_each_department_id_as_the_map_index(tmp_path):
+    """`dag.test()` of revisit_monthly (its bridge calls stubbed): the rendered map index of
+    every mapped department task is its department id."""
+    probe = f"""
+import json, pendulum
+from revisit.bridge import tasks
+tasks.extract_monthly = tasks.summary = lambda context: {{}}
+tasks.monthly_kpis = lambda context: {{"departments": ["D01", "D02", "D07"]}}
+tasks.render = tasks.send = lambda context, department_id: {{"department_id": department_id}}
+from airflow.dag_processing.dagbag import DagBag
+from airflow.models.taskinstance import TaskInstance as TI
+from airflow.utils.session import create_session
+dag = DagBag(dag_folder={str(ROOT / "dags")!r}).dags["revisit_monthly"]
+run = dag.test(logical_date=pendulum.datetime(2026, 11, 2, 7, tz="Asia/Shanghai"))
+with create_session() as session:
+    rows = session.query(TI.task_id, TI.map_index, TI.rendered_map_index).filter(
+        TI.dag_id == dag.dag_id, TI.run_id == run.run_id, TI.map_index >= 0).all()
+print(json.dumps({{"state": str(run.state), "labels": sorted(map(list, rows))}}))
+"""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "REVISIT_"))}
+    env.update({
+        "AIRFLOW_HOME": str(tmp_path), "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{tmp_path / 'airflow.db'}",
+        "PYTHONPATH": str(ROOT / "plugins"), "REVISIT_OUTPUT_DIR": str(tmp_path / "output"),
+    })
+    airflow = Path(sys.executable).with_name("airflow")
+    subprocess.run([str(airflow), "db", "migrate"], env=env, capture_output=True, check=True,
+                   timeout=300)
+    out = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True,
+                         text=True, timeout=300, check=False)
+    assert out.returncode == 0, out.stderr[-4000:]
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["state"] == "success", out.stderr[-4000:]
+    assert result["labels"] == [[task, index, department]
+                                for task in ("department.render", "department.send")
+                                for index, department in enumerate(["D01", "D02", "D07"])]

@@ -13,6 +13,8 @@ import pandas as pd
 import pytest
 from openpyxl import load_workbook
 
+from revisit.config.policy import load_policy
+from revisit.config.translations import load_translations
 from tests.e2e.conftest import Sandbox, smtp_connection
 
 D = "2026-11-20"  # a Friday; the next working day is Monday 2026-11-23
@@ -97,7 +99,11 @@ def test_xlsx_is_formatted_and_holds_the_same_rows_as_the_csv(demo: Sandbox):
     path = max((p for p in folder.glob("A*.xlsx")), key=lambda p: len(_csv(p.with_suffix(".csv"))))
     sheet = load_workbook(path).active
     rows = list(sheet.iter_rows(values_only=True))
-    assert list(rows[0]) == CALL_LIST_COLUMNS
+    # The agent reads the policy locale's headers, in the CSV's order, then the three columns
+    # they fill in (outcome, satisfaction, notes).
+    headers = load_translations(load_policy().report.locale)["call_list"]["sheet"]["columns"]
+    assert list(rows[0])[:len(CALL_LIST_COLUMNS)] == [headers[c] for c in CALL_LIST_COLUMNS]
+    assert len(rows[0]) == len(CALL_LIST_COLUMNS) + 3
     csv = _csv(path.with_suffix(".csv"))
     assert len(rows) - 1 == len(csv)
     assert [r[3] for r in rows[1:]] == csv["customer_id"].tolist()
@@ -160,7 +166,7 @@ def test_each_head_with_breaches_gets_one_digest_mail_with_masked_phones(demo: S
     assert departments
     with sqlite3.connect(demo.crm) as conn:
         heads = dict(conn.execute("SELECT department_id, head_email FROM departments"))
-    received = mail_sink.messages()
+    received = [m for m in mail_sink.messages() if m["X-Revisit-Digest"]]
     assert sorted(m["To"] for m in received) == sorted(heads[d] for d in departments)
     phones = set(crm["customers"]["phone"].astype(str))
     for message in received:
@@ -170,6 +176,22 @@ def test_each_head_with_breaches_gets_one_digest_mail_with_masked_phones(demo: S
         assert all(ticket in body for ticket in rows["ticket_id"])
         assert not any(phone in body for phone in phones)
         assert "****" in body
+
+
+def test_each_agent_with_a_list_gets_one_mail_with_exactly_their_own_xlsx(demo: Sandbox,
+                                                                         mail_sink):
+    folder = demo.output / "call_lists" / D
+    listed = sorted(p.stem for p in folder.glob("*.xlsx"))
+    assert listed
+    with sqlite3.connect(demo.crm) as conn:
+        emails = dict(conn.execute("SELECT agent_id, email FROM agents"))
+    received = [m for m in mail_sink.messages() if m["X-Revisit-Call-List"]]
+    by_agent = {m["X-Revisit-Call-List"].split("/")[1]: m for m in received}
+    assert len(received) == len(by_agent) == len(listed)  # one each, nobody twice
+    for agent_id, message in by_agent.items():
+        assert message["To"] == emails[agent_id]
+        (attachment,) = message.iter_attachments()
+        assert attachment.get_payload(decode=True) == (folder / f"{agent_id}.xlsx").read_bytes()
 
 
 def test_rerun_of_the_same_date_gives_identical_files_and_no_duplicate_rows(demo: Sandbox,

@@ -31,6 +31,8 @@ import pandas as pd
 import pytest
 from openpyxl import load_workbook
 
+from revisit.config.policy import load_policy
+from revisit.config.translations import load_translations
 from revisit.io.extract import ExtractError, extract_snapshot
 from revisit.quality.gate import QualityStop
 from tests.crm_fixtures import minimal_rows, sqlite_crm
@@ -429,11 +431,13 @@ def test_odd_names_survive_intact_into_csv_and_xlsx(dirty):
     assert lists.loc["CV21", "contact_name"] == "AB"
     agent = lists.loc["CV20", "agent_id"]
     sheet = load_workbook(out.parts.call_lists / f"{agent}.xlsx").active
+    names = load_translations(load_policy().report.locale)["call_list"]["sheet"]["columns"]
     header = [c.value for c in sheet[1]]
-    by_id = {row[header.index("customer_id")]: row for row in sheet.iter_rows(min_row=2,
-                                                                              values_only=True)}
-    assert by_id["CV20"][header.index("customer_name")] == EMOJI_NAME
-    assert by_id["CV20"][header.index("contact_name")] == EMOJI_CONTACT
+    column = {code: header.index(shown) for code, shown in names.items()}
+    by_id = {row[column["customer_id"]]: row for row in sheet.iter_rows(min_row=2,
+                                                                        values_only=True)}
+    assert by_id["CV20"][column["customer_name"]] == EMOJI_NAME
+    assert by_id["CV20"][column["contact_name"]] == EMOJI_CONTACT
     agent21 = lists.loc["CV21", "agent_id"]
     sheet = load_workbook(out.parts.call_lists / f"{agent21}.xlsx").active
     values = [c for row in sheet.iter_rows(values_only=True) for c in row if isinstance(c, str)]
@@ -493,6 +497,17 @@ def test_the_readable_summary_names_checks_but_no_personal_data(dirty):
             assert check in text, (name, check)
         for personal in ("138 1234 5678 转 12", "138-CALL-NOW", "yesterday", "n/a"):
             assert personal not in text, (name, personal)
+
+
+def test_replaced_text_is_counted_in_the_readable_summary(dirty):
+    """Invalid UTF-8 (CV22) and control characters (CV21) are read, never silently: the
+    summary counts them per table and column, naming the rows by id only."""
+    _, _, out = dirty
+    md = (out.parts.quality / "summary.md").read_text(encoding="utf-8")
+    assert "| customers | name | bytes that are not UTF-8 read as U+FFFD | 1 | `CV22` |" in md
+    assert "| customers | name | control characters removed | 1 | `CV21` |" in md
+    assert "| customers | contact_name | control characters removed | 1 | `CV21` |" in md
+    assert "NullByte" not in md and EMOJI_CONTACT not in md
 
 
 # ----------------------------------------------------------------- reference tables, stop
@@ -637,9 +652,10 @@ def test_a_dag_run_stopped_by_the_gate_writes_no_list_and_sends_no_digest(tmp_pa
                                   "WHERE dag_id = 'revisit_daily'"))
     assert states["extract"] == "success" and states["quality_gate"] == "failed"
     assert tries["quality_gate"] == 1  # a stop is not retried: the data will not change
-    for task in ("call_lists", "sla", "sla_digest", "publish"):
+    for task in ("call_lists", "agent_mail", "sla", "sla_digest", "publish"):
         assert states[task] == "upstream_failed", (task, states)
-    assert mail_sink.messages() == []
+    # no list, no digest: the only message is the data team's quality-stop alert
+    assert [m["To"] for m in mail_sink.messages()] == ["data-team@revisit.example.com"]
     assert not (box.output / "call_lists" / D.isoformat()).exists()
     assert not (box.output / "sla" / D.isoformat()).exists()
     summary = (box.output / "quality" / D.isoformat() / "summary.md").read_text("utf-8")

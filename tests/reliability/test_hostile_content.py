@@ -15,6 +15,7 @@ e-mail and the call-list XLSX / CSV, it stays inert text:
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
 import io
 import sqlite3
@@ -303,8 +304,12 @@ def test_the_digest_email_is_inert_with_masked_phones(daily, hostile_crm, policy
         text = msg.get_body(("plain",)).get_content()
         _assert_inert_html(html)
         assert "&lt;script&gt;" in html or "&lt;img" in html
-        assert not list(msg.iter_attachments())
-        assert not any(phone in html or phone in text for phone in phones)
+        (attachment,) = msg.iter_attachments()  # the digest's rows as a CSV, nothing else
+        assert attachment.get_content_type() == "text/csv"
+        table = attachment.get_payload(decode=True).decode("utf-8-sig")
+        assert not any(phone in html or phone in text or phone in table for phone in phones)
+        cells = [c for row in csv.reader(io.StringIO(table)) for c in row]
+        assert not [c for c in cells if c.startswith(FORMULA_PREFIXES)], cells
 
 
 def test_an_id_naming_a_file_outside_its_folder_is_quarantined_never_written(daily):

@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import logging
+import re
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -20,14 +21,15 @@ import pendulum
 
 from revisit.config.paths import output_root
 from revisit.config.policy import Policy, load_policy
-from revisit.core.errors import RevisitError
-from revisit.core.periods import previous_month
+from revisit.core.errors import BadParam, RevisitError
+from revisit.core.periods import MONTH_PATTERN, previous_month
 from revisit.stages.partitions import DayPartitions, MonthPartitions
 
 log = logging.getLogger(__name__)
 
 CRM_CONN_ID = "crm_db"
 RESULTS_CONN_ID = "revisit_results"
+DATE_PATTERN = re.compile(r"^\d{4}-\d{2}-\d{2}$")  # what params.call_date must look like
 Result = TypeVar("Result")
 
 
@@ -51,20 +53,29 @@ def fail_fast(task: Callable[..., Result]) -> Callable[..., Result]:
 
 # ================================================================= what a run is about
 def call_date(context: dict[str, Any], policy: Policy) -> dt.date:
-    """Call date D: params.call_date when given, else the logical date in the business zone."""
+    """Call date D: params.call_date when given, else the logical date in the business zone.
+    A call_date that is not a real YYYY-MM-DD day is a BadParam (no retry can fix it)."""
     override = (context.get("params") or {}).get("call_date")
     if override:
-        return dt.date.fromisoformat(str(override))
+        try:
+            if DATE_PATTERN.fullmatch(str(override)):
+                return dt.date.fromisoformat(str(override))
+        except ValueError:
+            pass
+        raise BadParam("call_date", override, "a date YYYY-MM-DD")
     logical = context.get("logical_date") or context["dag_run"].run_after
     local = pendulum.instance(logical).in_timezone(policy.calendar.timezone)
     return dt.date(local.year, local.month, local.day)  # plain date: DB drivers reject pendulum's
 
 
 def report_month(context: dict[str, Any], policy: Policy) -> str:
-    """Report month M: params.month when given, else the month before the run's date."""
+    """Report month M: params.month when given, else the month before the run's date.
+    A month that is not YYYY-MM with MM 01-12 is a BadParam (no retry can fix it)."""
     override = (context.get("params") or {}).get("month")
     if override:
-        return dt.date.fromisoformat(f"{override}-01").strftime("%Y-%m")
+        if not MONTH_PATTERN.fullmatch(str(override)):
+            raise BadParam("month", override, "a month YYYY-MM (MM 01-12)")
+        return str(override)
     return previous_month(call_date(context, policy))
 
 
@@ -120,10 +131,12 @@ def _snapshot(parts: DayPartitions | MonthPartitions, policy: Policy) -> dict[st
     return {"partition": parts.period, "path": str(parts.snapshot), "rows": counts}
 
 
+@fail_fast
 def extract_daily(context: dict[str, Any]) -> dict[str, Any]:
     return _snapshot(*day_partitions(context))
 
 
+@fail_fast
 def extract_monthly(context: dict[str, Any]) -> dict[str, Any]:
     return _snapshot(*month_partitions(context))
 
@@ -137,6 +150,7 @@ def quality_gate(context: dict[str, Any]) -> dict[str, Any]:
     return run_quality(*day_partitions(context))
 
 
+@fail_fast
 def call_lists(context: dict[str, Any]) -> dict[str, Any]:
     from revisit.stages.daily import run_call_lists
 
@@ -144,6 +158,7 @@ def call_lists(context: dict[str, Any]) -> dict[str, Any]:
     return run_call_lists(parts, policy, _calendar(policy))
 
 
+@fail_fast
 def sla(context: dict[str, Any]) -> dict[str, Any]:
     from revisit.stages.daily import run_sla
 
@@ -163,6 +178,40 @@ def sla_digest(context: dict[str, Any]) -> dict[str, Any]:
     return send_sla_digests(parts, policy, results_url(), _transport())
 
 
+@fail_fast
+def agent_mail(context: dict[str, Any], transport=None) -> dict[str, Any]:
+    """Each agent's call list of D to their own address, once; agents without a valid
+    address are reported in the result (ids), not failed."""
+    from revisit.stages.daily import send_call_lists
+
+    parts, policy = day_partitions(context)
+    if not sending(context):
+        log.info("params.send_email is off: no call list is e-mailed for %s", parts.day)
+        return {"sent": False}
+    result = send_call_lists(parts, policy, results_url(), transport or _transport())
+    if result.get("no_address"):
+        _tell_lists_not_mailed(context, parts, policy, result["no_address"])
+    return result
+
+
+def _tell_lists_not_mailed(context: dict[str, Any], parts: DayPartitions, policy: Policy,
+                           agent_ids: list[str]) -> None:
+    """The data team hears, once per D, whose list could not be e-mailed (ids only)."""
+    from revisit.bridge.alerts import tell_lists_not_mailed
+    from revisit.delivery.mail import ALERT, DeliveryLedger
+    from revisit.io.db import make_engine
+    from revisit.io.results import ensure_schema
+
+    engine = make_engine(results_url())
+    try:
+        ensure_schema(engine)
+        ledger = DeliveryLedger(engine, policy.calendar.timezone, kind=ALERT)
+        log.info("%s", tell_lists_not_mailed(context, parts.period, agent_ids, ledger))
+    finally:
+        engine.dispose()
+
+
+@fail_fast
 def publish(context: dict[str, Any]) -> dict[str, Any]:
     from revisit.stages.daily import publish_results
 
@@ -179,6 +228,7 @@ def monthly_kpis(context: dict[str, Any]) -> dict[str, Any]:
     return compute_kpis(parts, policy, results_url())
 
 
+@fail_fast
 def render(context: dict[str, Any], department_id: str) -> dict[str, Any]:
     from revisit.stages.monthly import render_department
 
@@ -208,7 +258,7 @@ def summary(context: dict[str, Any]) -> dict[str, Any]:
 
 
 __all__ = [
-    "call_date", "call_lists", "extract_daily", "extract_monthly", "fail_fast", "monthly_kpis",
-    "publish", "quality_gate", "render", "report_month", "results_url", "send", "sending", "sla",
-    "sla_digest", "summary",
+    "agent_mail", "call_date", "call_lists", "extract_daily", "extract_monthly", "fail_fast",
+    "monthly_kpis", "publish", "quality_gate", "render", "report_month", "results_url", "send",
+    "sending", "sla", "sla_digest", "summary",
 ]

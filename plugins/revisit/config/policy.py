@@ -314,6 +314,9 @@ class ReportPolicy(_Model):
     trend_months: int = Field(ge=1, le=24)
     top_categories: int = Field(ge=1)
     worst_breaches: int = Field(ge=1)
+    # Rows per table of the action page (agents with open visits, open SLA breaches): the
+    # most urgent first; the page states the totals beyond them.
+    action_rows: int = Field(default=10, ge=1, le=100)
     targets: ReportTargets
     highlights: ReportHighlights = ReportHighlights()
 

@@ -20,4 +20,16 @@ class RevisitError(RuntimeError):
             self.retryable = retryable
 
 
-__all__ = ["RevisitError"]
+class BadParam(RevisitError):
+    """A run param (params.call_date, params.month) that no retry can fix: it names the param
+    and the value, and fails the task at once."""
+
+    retryable = False
+
+    def __init__(self, param: str, value: object, expected: str) -> None:
+        super().__init__(f"params.{param} = {value!r} is not {expected}")
+        self.param = param
+        self.value = value
+
+
+__all__ = ["BadParam", "RevisitError"]

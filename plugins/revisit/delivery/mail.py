@@ -1,10 +1,11 @@
-"""E-mail to department heads, each message sent at most once: the monthly report and the
-daily SLA breach digest.
+"""E-mail, each message sent at most once: the monthly report and the daily SLA breach digest
+to department heads, and the daily call list to each agent (revisit.delivery.agent_mail).
 
 Why a ledger: Airflow retries tasks and users rerun dates, but a head must never get the same
-message twice. Every (kind, period, department) — e.g. (report, 2026-10, D01) or
-(sla_digest, 2026-11-20, D01) — has one row in the results database table `mail_delivery`
-(include/sql/results/schema.sql) that moves
+message twice. Every (kind, period, department) — e.g. (report, 2026-10, D01),
+(sla_digest, 2026-11-20, D01), or (call_list, 2026-11-20, A0001) for an agent, whose id goes in
+the same key column `department_id` — has one row in the results database table
+`mail_delivery` (include/sql/results/schema.sql) that moves
 
     (none) / failed --claim--> pending --> sent | failed | unknown
 
@@ -51,7 +52,8 @@ LEDGER = table("mail_delivery", column("mail_kind"), column("period"), column("d
                column("recipient"), column("state"), column("attempts"), column("message_id"),
                column("content_sha256"), column("last_error"), column("updated_at"),
                column("sent_at"))
-REPORT, SLA_DIGEST = "report", "sla_digest"  # mail kinds
+REPORT, SLA_DIGEST, CALL_LIST = "report", "sla_digest", "call_list"  # mail kinds
+ALERT = "alert"  # the data team's notices sent at most once per period (revisit.bridge.alerts)
 PENDING, SENT, FAILED, UNKNOWN = "pending", "sent", "failed", "unknown"
 STATES = (PENDING, SENT, FAILED, UNKNOWN)
 
@@ -181,11 +183,16 @@ def message_id(period: str, department_id: str, recipient: str, sender: str,
     return f"<revisit.{period}.{digest}@{domain}>"
 
 
+TAGS = {REPORT: "X-Revisit-Report", SLA_DIGEST: "X-Revisit-Digest",
+        CALL_LIST: "X-Revisit-Call-List"}  # the tag header of each mail kind
+
+
 def new_message(subject: str, sender: str, head_email: object, period: str,
                 department_id: str, kind: str = REPORT) -> EmailMessage:
-    """A message to a department head with the headers every Revisit e-mail carries: the
-    stable Message-ID (a receiving server may drop a duplicate), Auto-Submitted, and an
-    X-Revisit-Report / X-Revisit-Digest tag naming the period and the department."""
+    """A message to a department head (or, kind CALL_LIST, an agent: `department_id` is then
+    the agent id) with the headers every Revisit e-mail carries: the stable Message-ID (a
+    receiving server may drop a duplicate), Auto-Submitted, and an X-Revisit-Report /
+    X-Revisit-Digest / X-Revisit-Call-List tag naming the period and the department (agent)."""
     recipient = str(head_email).strip()
     msg = EmailMessage()
     msg["Subject"] = subject
@@ -194,7 +201,7 @@ def new_message(subject: str, sender: str, head_email: object, period: str,
     msg["Date"] = formatdate(localtime=True)
     msg["Message-ID"] = message_id(period, department_id, recipient, sender, kind=kind)
     msg["Auto-Submitted"] = "auto-generated"
-    tag = "X-Revisit-Digest" if kind == SLA_DIGEST else "X-Revisit-Report"
+    tag = TAGS.get(kind, "X-Revisit-Report")
     msg[tag] = f"{period}/{department_id}"
     return msg
 
@@ -307,12 +314,15 @@ def _skipped(department_id: str, claim: Claim) -> dict[str, Any]:
 
 
 __all__ = [
+    "ALERT",
+    "CALL_LIST",
     "FAILED",
     "PENDING",
     "REPORT",
     "SENT",
     "SLA_DIGEST",
     "STATES",
+    "TAGS",
     "UNKNOWN",
     "Claim",
     "DeliveryError",

@@ -11,6 +11,11 @@ Three steps, each testable alone:
    include/templates/ and refuses every other URL (file://, http(s)://, data:), so a hostile
    CRM value can never make the renderer read a local file or call a network address.
 
+The action page (`action_context`) lists what the head should act on at the cut-off — agents'
+overdue and missed visits, open SLA breaches (the top `report.action_rows` of each, with the
+totals), the largest KPI moves (`kpi_moves`, the highlights' own ranking) — and the appendix
+defines every KPI in the locale (`appendix`, phrases `definitions.<kpi>`).
+
 Charts are inline SVG drawn by the template from coordinates computed here: vector, no image
 files, no matplotlib. The e-mail that carries the PDF is revisit.delivery.mail's (it reuses
 `build_context`).
@@ -38,6 +43,17 @@ TARGET_KPIS = ("visit_timeliness_rate", "problem_resolution_rate", "avg_satisfac
 RATE_KPIS = ("visit_timeliness_rate", "problem_resolution_rate", "sla_compliance_rate")
 SCORE_KPIS = ("avg_satisfaction", "complaint_satisfaction")
 LOWER_IS_BETTER = ("median_handling_hours",)
+MOVES_SHOWN = 3  # the biggest KPI moves, in the highlights and on the action page
+# Every KPI of DESIGN.md "Monthly KPI names", in that order: the appendix defines each.
+APPENDIX_KPIS = (
+    "visits_due", "visits_on_time", "visit_timeliness_rate",
+    "tickets_raised", "tickets_resolved", "problem_resolution_rate",
+    "avg_satisfaction", "complaint_satisfaction",
+    "sla_compliance_rate", "sla_breaches", "median_handling_hours", "sla_unknown",
+)
+# What the action page keeps of an open breach (no phone: the handler calls, not the head).
+OPEN_BREACH_FIELDS = ("ticket_id", "customer_name", "priority", "metric", "deadline",
+                      "overdue_minutes", "handler_agent_id", "handler_name")
 
 
 # ================================================================= data (JSON-able)
@@ -84,9 +100,11 @@ def report_data(kpis, department_id: str, quarantined: int | None = None,
         table = table.reindex(index=kpis.months, columns=list(KPI_NAMES))
         series[key] = {m: [_clean(v) for v in table[m].tolist()] for m in KPI_NAMES}
 
-    def of(frame):
-        return _records(frame[frame["department_id"] == department_id]
-                        .drop(columns="department_id"))
+    def of(frame, columns=None):
+        if frame is None:
+            return []
+        rows = frame[frame["department_id"] == department_id].drop(columns="department_id")
+        return _records(rows if columns is None else rows.loc[:, list(columns)])
 
     quality = {**kpis.quality.get(department_id, {}), **(left_out or {})}
     quality["quarantined"] = quarantined
@@ -101,6 +119,12 @@ def report_data(kpis, department_id: str, quarantined: int | None = None,
         "breaches": of(kpis.breaches),
         "agents": of(kpis.agents),
         "quality": quality,
+        "actions": {
+            "visits": of(kpis.open_visits),
+            "breaches": of(kpis.open_breaches, OPEN_BREACH_FIELDS),
+            "counts": {"agents": 0, "overdue": 0, "missed": 0, "breaches": 0,
+                       **kpis.open_counts.get(department_id, {})},
+        },
     }
 
 
@@ -150,6 +174,17 @@ class Formats:
     def hours(minutes: float | None) -> str:
         return "–" if minutes is None else f"{minutes / 60:.1f} h"
 
+    def overdue(self, minutes: float | None) -> str:
+        """An open breach's overdue time: hours, whole ones once they are many (2,493 h reads
+        better than 2493.0 h); 0 (no business time since the deadline) in words, since
+        "0.0 h" would read as not overdue."""
+        if minutes is None:
+            return "–"
+        if minutes <= 0:
+            return self.tr["actions"]["just_breached"]
+        hours = minutes / 60
+        return f"{hours:.1f} h" if hours < 10 else f"{hours:,.0f} h"
+
     @staticmethod
     def stamp(value: str | None) -> str:
         return "–" if not value else str(value)[:16]
@@ -173,10 +208,8 @@ def tiles(data: dict[str, Any], targets: dict[str, float], fmt: Formats) -> list
         good = _good(name, value, targets[name])
         change = None
         if value is not None and before is not None:
-            delta = value - before
-            sign = "+" if delta > 0 else "−" if delta < 0 else "±"
             change = tr["tile"]["vs_previous"].format(
-                delta=f"{sign}{fmt.delta(name, delta)}", month=fmt.month_short(months[-2]))
+                delta=_signed(name, value - before, fmt), month=fmt.month_short(months[-2]))
         status = (tr["tile"]["no_data"] if good is None else tr["tile"]["good"] if good
                   else tr["tile"]["bad_high" if name in LOWER_IS_BETTER else "bad"])
         out.append({
@@ -187,6 +220,11 @@ def tiles(data: dict[str, Any], targets: dict[str, float], fmt: Formats) -> list
                 value=fmt.kpi(name, data["company_series"][name][-1])),
         })
     return out
+
+
+def _signed(name: str, delta: float, fmt: Formats) -> str:
+    sign = "+" if delta > 0 else "−" if delta < 0 else "±"
+    return f"{sign}{fmt.delta(name, delta)}"
 
 
 def highlights(data: dict[str, Any], targets: dict[str, float], fmt: Formats,
@@ -203,13 +241,25 @@ def highlights(data: dict[str, Any], targets: dict[str, float], fmt: Formats,
 
 
 def _move_lines(data: dict[str, Any], fmt: Formats, rules: ReportHighlights) -> list[str]:
-    """The three biggest moves against the previous month, biggest first; when KPIs could be
+    """The biggest moves against the previous month, biggest first; when KPIs could be
     compared and none moved enough, one line saying so (silence would read as "no data")."""
+    moves, compared = kpi_moves(data, fmt, rules)
+    lines = [move["text"] for move in moves]
+    if compared and not moves:
+        lines.append(fmt.tr["highlights"]["steady"].format(month=fmt.month(data["months"][-2])))
+    return lines
+
+
+def kpi_moves(data: dict[str, Any], fmt: Formats, rules: ReportHighlights
+              ) -> tuple[list[dict[str, Any]], int]:
+    """(the MOVES_SHOWN biggest moves against the previous month at or above the policy's
+    threshold, biggest first; how many KPIs could be compared). One ranking for the
+    highlights' sentences and the action page's table (see `_move`)."""
     months = data["months"]
     if len(months) < 2:
-        return []
+        return [], 0
     previous = fmt.month(months[-2])
-    moves: list[tuple[float, str]] = []
+    moves: list[dict[str, Any]] = []
     compared = 0
     for name in TARGET_KPIS:
         before, after = data["series"][name][-2], data["series"][name][-1]
@@ -219,15 +269,13 @@ def _move_lines(data: dict[str, Any], fmt: Formats, rules: ReportHighlights) -> 
         move = _move(name, before, after, fmt, rules, previous)
         if move is not None:
             moves.append(move)
-    lines = [text for _, text in sorted(moves, key=lambda m: -m[0])[:3]]
-    if compared and not moves:
-        lines.append(fmt.tr["highlights"]["steady"].format(month=previous))
-    return lines
+    return sorted(moves, key=lambda m: -m["size"])[:MOVES_SHOWN], compared
 
 
 def _move(name: str, before: float, after: float, fmt: Formats, rules: ReportHighlights,
-          previous: str) -> tuple[float, str] | None:
-    """(size, sentence) of one KPI's move, or None when it is below the policy's threshold.
+          previous: str) -> dict[str, Any] | None:
+    """One KPI's move — name, size, the highlight's sentence (`text`), before / after /
+    change as shown, `better` — or None when it is below the policy's threshold.
 
     Why a size: the size is the move in multiples of its kind's threshold (rate points, score
     points, or a share of last month's handling time), so moves of different KPIs rank
@@ -243,9 +291,14 @@ def _move(name: str, before: float, after: float, fmt: Formats, rules: ReportHig
         key = "rose" if delta > 0 else "fell"
     if size < 1:
         return None
-    return size, fmt.tr["highlights"][key].format(
-        kpi=fmt.tr["kpi"][name], delta=fmt.delta(name, delta), month=previous,
-        before=fmt.kpi(name, before), after=fmt.kpi(name, after))
+    shown = {"before": fmt.kpi(name, before), "after": fmt.kpi(name, after)}
+    return {
+        "name": name, "size": size, "label": fmt.tr["kpi"][name], **shown,
+        "change": _signed(name, delta, fmt),
+        "better": (delta < 0) if name in LOWER_IS_BETTER else (delta > 0),
+        "text": fmt.tr["highlights"][key].format(
+            kpi=fmt.tr["kpi"][name], delta=fmt.delta(name, delta), month=previous, **shown),
+    }
 
 
 def _target_lines(data: dict[str, Any], targets: dict[str, float], fmt: Formats) -> list[str]:
@@ -391,7 +444,59 @@ def build_context(data: dict[str, Any], policy, locale: str | None = None,
         "highlights": highlights(data, targets, fmt, policy.report.highlights),
         "charts": charts,
         "quality": quality_lines(data["quality"], tr),
+        "actions": action_context(data, fmt, policy, first_next),
+        "appendix": appendix(fmt, targets),
     }
+
+
+def action_context(data: dict[str, Any], fmt: Formats, policy,
+                   cutoff_day: dt.date) -> dict[str, Any]:
+    """What the action page shows: the agents' open visits and the open SLA breaches (top
+    rows, and a sentence for what is beyond them), the biggest KPI moves. `available` is
+    False for report data written before the page existed (rerun the kpis task)."""
+    tr = fmt.tr
+    actions = data.get("actions")
+    moves, compared = kpi_moves(data, fmt, policy.report.highlights)
+    if moves:
+        moves_note = None
+    elif compared:
+        moves_note = tr["highlights"]["steady"].format(month=fmt.month(data["months"][-2]))
+    else:
+        moves_note = tr["actions"]["moves_none"]
+    out: dict[str, Any] = {
+        "available": actions is not None,
+        "intro": tr["actions"]["intro"].format(cutoff=f"{cutoff_day.isoformat()} 00:00"),
+        "visits_note": tr["actions"]["visits_note"].format(
+            days=policy.visits.max_overdue_days),
+        "moves": moves, "moves_note": moves_note,
+    }
+    if actions is None:
+        return out
+    counts = actions["counts"]
+    visits = [{**row, "open": row["overdue"] + row["missed"]} for row in actions["visits"]]
+    more_agents = counts["agents"] - len(visits)
+    out["visits"] = visits
+    out["visits_total"] = {"overdue": counts["overdue"], "missed": counts["missed"],
+                           "open": counts["overdue"] + counts["missed"]}
+    out["visits_more"] = tr["actions"]["visits_more"].format(
+        agents=more_agents,
+        overdue=counts["overdue"] - sum(v["overdue"] for v in visits),
+        missed=counts["missed"] - sum(v["missed"] for v in visits)) if more_agents > 0 else None
+    out["breaches"] = actions["breaches"]
+    out["breaches_more"] = tr["actions"]["breaches_more"].format(
+        count=counts["breaches"], shown=len(actions["breaches"])) \
+        if counts["breaches"] > len(actions["breaches"]) else None
+    return out
+
+
+def appendix(fmt: Formats, targets: dict[str, float]) -> list[dict[str, str]]:
+    """One line per KPI of DESIGN.md (APPENDIX_KPIS): name, definition and target, in the
+    locale."""
+    tr = fmt.tr
+    return [{"name": name, "label": tr["kpi"][name], "definition": tr["definitions"][name],
+             "target": (("≤ " if name in LOWER_IS_BETTER else "≥ ")
+                        + fmt.kpi(name, targets[name])) if name in targets else "–"}
+            for name in APPENDIX_KPIS]
 
 
 def _int(value: float | None) -> str:
@@ -486,12 +591,17 @@ def render_report(data: dict[str, Any], policy, target: Path, locale: str | None
 
 
 __all__ = [
+    "APPENDIX_KPIS",
+    "MOVES_SHOWN",
     "REPORT_DIR",
     "TARGET_KPIS",
     "FetchRefused",
     "Formats",
+    "action_context",
+    "appendix",
     "build_context",
     "highlights",
+    "kpi_moves",
     "line_chart",
     "render_html",
     "render_pdf",

@@ -26,6 +26,16 @@ Definitions (month m = [1st of m 00:00, 1st of m+1 00:00), business-local):
   rows.
 - `median_handling_hours`: median wall-clock hours created -> resolved of tickets resolved in m.
 
+What a head acts on (the report's action page), at the cut-off of M:
+- `open_visits`: per agent (the customer's owner, as in the agent table), the obligations of
+  callable customers that are `overdue` at the cut-off (past their window, still on the call
+  list) and those `missed` in M (the last day they could be on the list, window_end +
+  visits.max_overdue_days, fell in M: older misses were last month's news); from the same
+  obligations at the cut-off as the timeliness KPI.
+- `open_breaches`: SLA rows breached and not achieved at the cut-off, whatever the month of
+  their deadline, most overdue first.
+Both keep the top `report.action_rows` rows per department; `open_counts` has the totals.
+
 Rates are fractions 0-1; an undefined value (nothing due, no rating) is NaN (empty in the CSV).
 Visits and visit ratings belong to the customer's department, tickets and SLA rows to the
 ticket's; company rows (`department_id` "ALL") count every row, even one of no department.
@@ -42,7 +52,7 @@ import pyarrow as pa
 
 from revisit.config.policy import Policy
 from revisit.config.schema import PRIORITIES
-from revisit.core.periods import month_end, trend_months
+from revisit.core.periods import month_end, month_start, trend_months
 from revisit.core.phones import mask_phone
 from revisit.rules.calendar import BusinessCalendar
 from revisit.rules.visits import RECURRING_KINDS, recurring_history, table, visit_obligations
@@ -90,13 +100,16 @@ def _naive(stamps: pd.Series) -> pd.Series:
 # ================================================================= visit obligations
 def timeliness_obligations(frames: dict[str, pd.DataFrame], policy: Policy,
                            calendar: BusinessCalendar, month: str,
-                           months: list[str] | None = None) -> pd.DataFrame:
+                           months: list[str] | None = None,
+                           at_cutoff: pd.DataFrame | None = None) -> pd.DataFrame:
     """Visit obligations whose window ends in `months` (default [month]), as of the end of
     `month`: customer_id, kind, window_end, month, on_time, department_id, owner_agent_id,
-    do_not_call."""
+    do_not_call. `at_cutoff`: visit_obligations at the end of `month`, when the caller has
+    them already (compute_monthly also reads them for the action page)."""
     months = months or [month]
     cutoff = month_end(month)
-    obligations = visit_obligations(frames, policy, calendar, cutoff.date())
+    obligations = (visit_obligations(frames, policy, calendar, cutoff.date())
+                   if at_cutoff is None else at_cutoff)
     single = obligations[~obligations["kind"].isin(RECURRING_KINDS).fillna(False)]
     done_day = _naive(single["done_at"]).dt.normalize()
     single = pd.DataFrame({
@@ -111,6 +124,12 @@ def timeliness_obligations(frames: dict[str, pd.DataFrame], policy: Policy,
     out = pd.concat([single, recurring], ignore_index=True)
     out["month"] = _month_of(out["window_end"])
     out = out[out["month"].isin(months).fillna(False)].reset_index(drop=True)
+    return _with_customer(out, frames)
+
+
+def _with_customer(out: pd.DataFrame, frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """`out` (a RangeIndex, customer_id) with the customer's department_id, owner_agent_id and
+    do_not_call."""
     customers = table(frames, "customers").drop_duplicates("customer_id").set_index("customer_id")
     # One lookup of the customer rows for the three columns (a lookup per column cost 3x).
     rows = customers.index.get_indexer(out["customer_id"])
@@ -321,6 +340,12 @@ def worst_breaches(sla: pd.DataFrame, frames: dict[str, pd.DataFrame], month: st
     """The `top` breached rows with deadlines in M per department (and COMPANY), most overdue
     first; phones masked (the report leaves the CRM)."""
     rows = sla[(sla["month"] == month).fillna(False) & (sla["status"] == "breached").fillna(False)]
+    return _most_overdue(_breach_rows(rows, frames)).groupby("department_id").head(top) \
+        .reset_index(drop=True)
+
+
+def _breach_rows(rows: pd.DataFrame, frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """SLA rows as the report lists them: customer name, masked phone, handler's name."""
     customers = table(frames, "customers").drop_duplicates("customer_id").set_index("customer_id")
     tickets = table(frames, "tickets").drop_duplicates("ticket_id").set_index("ticket_id")
     agents = table(frames, "agents").drop_duplicates("agent_id").set_index("agent_id")
@@ -338,9 +363,71 @@ def worst_breaches(sla: pd.DataFrame, frames: dict[str, pd.DataFrame], month: st
         "handler_agent_id": handler,
         "handler_name": handler.map(agents["name"]).astype("string"),
     })
-    out = _both(out).sort_values(["department_id", "overdue_minutes", "ticket_id"],
-                                 ascending=[True, False, True], kind="stable")
-    return out.groupby("department_id").head(top).reset_index(drop=True)
+    return _both(out)
+
+
+def _most_overdue(rows: pd.DataFrame) -> pd.DataFrame:
+    """By department, then most overdue first, then ticket_id."""
+    return rows.sort_values(["department_id", "overdue_minutes", "ticket_id"],
+                            ascending=[True, False, True], kind="stable", ignore_index=True)
+
+
+# ================================================================= what a head acts on
+OPEN_VISIT_COLUMNS = ("department_id", "agent_id", "name", "active", "overdue", "missed")
+
+
+def open_visits(at_cutoff: pd.DataFrame, frames: dict[str, pd.DataFrame], policy: Policy,
+                month: str) -> pd.DataFrame:
+    """Per department (and COMPANY) and agent with any: the visits `overdue` at the end of M
+    and those `missed` in M (see the module's docstring), of callable customers; the agent is
+    the customer's owner (NA: no owner), with name and active. Most open first, then agent_id."""
+    status = at_cutoff["status"]
+    last_listed = (at_cutoff["window_end"]
+                   + pd.Timedelta(days=policy.visits.max_overdue_days))
+    overdue = (status == "overdue").fillna(False).to_numpy(bool)
+    missed = ((status == "missed").fillna(False).to_numpy(bool)
+              & (last_listed >= month_start(month)).fillna(False).to_numpy(bool))
+    chosen = overdue | missed
+    rows = _with_customer(pd.DataFrame({
+        "customer_id": at_cutoff["customer_id"].to_numpy()[chosen],
+        "overdue": overdue[chosen], "missed": missed[chosen],
+    }), frames)
+    rows = _both(rows[~rows["do_not_call"].to_numpy(bool)])
+    if rows.empty:
+        return pd.DataFrame({c: pd.Series(dtype=t) for c, t in zip(
+            OPEN_VISIT_COLUMNS, ("string", "string", "string", "bool", "int64", "int64"),
+            strict=True)})
+    out = rows.groupby(["department_id", "owner_agent_id"], dropna=False, sort=False).agg(
+        overdue=("overdue", "sum"), missed=("missed", "sum")).reset_index()
+    out = out.rename(columns={"owner_agent_id": "agent_id"})
+    agents = table(frames, "agents").drop_duplicates("agent_id").set_index("agent_id")
+    out["name"] = out["agent_id"].map(agents["name"]).astype("string")
+    out["active"] = (pd.to_numeric(out["agent_id"].map(agents["active"]), errors="coerce") == 1
+                     ).fillna(False).to_numpy(bool)
+    out[["overdue", "missed"]] = out[["overdue", "missed"]].astype("int64")
+    out = out.assign(_open=out["overdue"] + out["missed"]).sort_values(
+        ["department_id", "_open", "agent_id"], ascending=[True, False, True],
+        kind="stable", na_position="last")
+    return out.loc[:, list(OPEN_VISIT_COLUMNS)].reset_index(drop=True)
+
+
+def open_breaches(sla: pd.DataFrame, frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """Every SLA row breached and not yet achieved at the cut-off (any deadline month), per
+    department (and COMPANY), most overdue first (overdue_minutes: to the cut-off)."""
+    rows = sla[(sla["status"] == "breached").fillna(False).to_numpy(bool)
+               & sla["achieved_at"].isna().to_numpy(bool)]
+    return _most_overdue(_breach_rows(rows, frames))
+
+
+def open_counts(visits: pd.DataFrame, breaches: pd.DataFrame) -> dict[str, dict[str, int]]:
+    """Per department (and COMPANY): the totals behind the action page's top rows."""
+    by_dept = visits.groupby("department_id").agg(
+        agents=("agent_id", "size"), overdue=("overdue", "sum"), missed=("missed", "sum"))
+    by_dept = by_dept.join(breaches["department_id"].value_counts().rename("breaches"),
+                           how="outer")
+    by_dept = by_dept.fillna(0).astype("int64")  # one row per department: small
+    return {str(dept): {k: int(v) for k, v in row.items()}
+            for dept, row in by_dept.to_dict("index").items()}
 
 
 def agent_table(frames: dict[str, pd.DataFrame], obligations: pd.DataFrame,
@@ -438,6 +525,10 @@ class MonthlyKpis:
     breaches: pd.DataFrame
     agents: pd.DataFrame
     quality: dict[str, dict[str, int]] = field(default_factory=dict)
+    # The action page: top report.action_rows rows per department, and the totals.
+    open_visits: pd.DataFrame | None = None  # OPEN_VISIT_COLUMNS
+    open_breaches: pd.DataFrame | None = None  # as `breaches`, not achieved at the cut-off
+    open_counts: dict[str, dict[str, int]] = field(default_factory=dict)
 
     def of_month(self) -> pd.DataFrame:
         """The kpis.csv rows: month M only."""
@@ -452,12 +543,16 @@ def compute_monthly(frames: dict[str, pd.DataFrame], policy: Policy,
     dept_frame = table(frames, "departments").drop_duplicates("department_id")
     dept_frame = dept_frame.sort_values("department_id", ignore_index=True)
     departments = dept_frame["department_id"].astype("string").tolist()
-    obligations = timeliness_obligations(frames, policy, calendar, month, months)
+    at_cutoff = visit_obligations(frames, policy, calendar, month_end(month).date())
+    obligations = timeliness_obligations(frames, policy, calendar, month, months, at_cutoff)
     tickets = _ticket_facts(frames)
     tickets = tickets[~(tickets["created_at"] >= month_end(month)).fillna(False)]
     ratings = _ratings(frames, tickets)
     ratings = ratings[ratings["month"] <= month]
     sla = sla_rows(frames, policy, calendar, month)
+    visits_open = open_visits(at_cutoff, frames, policy, month)
+    breaches_open = open_breaches(sla, frames)
+    top = policy.report.action_rows
     return MonthlyKpis(
         month=month, months=months,
         departments=dept_frame.loc[:, ["department_id", "name", "head_name", "head_email"]],
@@ -467,6 +562,9 @@ def compute_monthly(frames: dict[str, pd.DataFrame], policy: Policy,
         breaches=worst_breaches(sla, frames, month, policy.report.worst_breaches),
         agents=agent_table(frames, obligations, tickets, ratings, sla, month),
         quality=data_quality(frames, obligations, tickets, month, departments),
+        open_visits=visits_open.groupby("department_id").head(top).reset_index(drop=True),
+        open_breaches=breaches_open.groupby("department_id").head(top).reset_index(drop=True),
+        open_counts=open_counts(visits_open, breaches_open),
     )
 
 
@@ -485,7 +583,8 @@ def write_kpis_csv(kpis: MonthlyKpis, path: Path) -> Path:
 
 
 __all__ = [
-    "COMPANY", "KPI_COLUMNS", "KPI_NAMES", "MonthlyKpis", "agent_table", "compute_monthly",
-    "data_quality", "kpi_long", "sla_by_priority", "sla_rows", "timeliness_obligations",
-    "top_categories", "worst_breaches", "write_kpis_csv",
+    "COMPANY", "KPI_COLUMNS", "KPI_NAMES", "OPEN_VISIT_COLUMNS", "MonthlyKpis", "agent_table",
+    "compute_monthly", "data_quality", "kpi_long", "open_breaches", "open_counts", "open_visits",
+    "sla_by_priority", "sla_rows", "timeliness_obligations", "top_categories", "worst_breaches",
+    "write_kpis_csv",
 ]

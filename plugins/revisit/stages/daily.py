@@ -82,11 +82,14 @@ def run_call_lists(parts: DayPartitions, policy: Policy, calendar: BusinessCalen
     # Cells are prepared once for all agents, then split: per-agent preparation cost more
     # than the writing with a thousand agents.
     lists = lists.reset_index(drop=True)
-    as_csv, as_xlsx = csv_ready(lists), _xlsx_ready(lists)
+    as_csv = csv_ready(lists)
+    as_xlsx, layout, title = _xlsx_ready(lists, policy.report.locale)
     with atomic_dir(parts.call_lists) as tmp:
         for agent_id, rows in sorted(lists.groupby("agent_id").indices.items()):
             write_csv(as_csv.iloc[rows], tmp / f"{agent_id}.csv", ready=True)
-            write_xlsx(as_xlsx.iloc[rows].reset_index(drop=True), tmp / f"{agent_id}.xlsx")
+            write_xlsx(as_xlsx.iloc[rows].reset_index(drop=True), tmp / f"{agent_id}.xlsx",
+                       title=title.format(agent_id=agent_id, date=parts.day.isoformat()),
+                       **layout)
         write_csv(result.sms_notice, tmp / "sms_notice.csv")
         write_csv(result.carried_over, tmp / "carried_over.csv")
         write_csv(result.not_listed, tmp / "not_listed.csv")
@@ -103,12 +106,56 @@ def run_call_lists(parts: DayPartitions, policy: Policy, calendar: BusinessCalen
     }
 
 
-def _xlsx_ready(rows: pd.DataFrame) -> pd.DataFrame:
-    """Dates as real dates in the spreadsheet (the CSV keeps ISO text)."""
+def _xlsx_ready(rows: pd.DataFrame, locale: str) -> tuple[pd.DataFrame, dict, str]:
+    """The call list as the agent's XLSX shows it in `locale`, how to write it (write_xlsx's
+    keyword arguments) and the printed title (fields agent_id, date); phrases: call_list.sheet.
+
+    Every CSV column, in the CSV's order: dates as real dates (the CSV keeps ISO text), the
+    tier and the reasons as labels (a reason's label is the note's phrase without its ids,
+    joined by the note's separator: "使用初期回访；投诉处理后回访"), several ticket / order
+    ids one per line, headers in the locale;
+    then the columns the agent fills in: the outcome (a drop-down of the visit outcomes),
+    the satisfaction (a whole number in the visits' range) and notes."""
+    from revisit.config.schema import VISIT_OUTCOMES
+    from revisit.config.translations import load_translations
+    from revisit.delivery.agent_mail import reason_label
+    from revisit.io.spreadsheet import Entry
+    from revisit.quality.suites import RANGES
+    from revisit.rules.calllist import ID_SEPARATOR, REASON_SEPARATOR
+
+    tr = load_translations(locale)
+    sheet, joiner = tr["call_list"]["sheet"], tr["call_list"]["separator"]
     out = rows.astype(object).where(rows.notna(), None)
     for name in ("call_date", "window_end"):
         out[name] = [dt.date.fromisoformat(v) if isinstance(v, str) else None for v in out[name]]
-    return out
+    # Labels per distinct cell: a few hundred distinct values for a million rows.
+    reasons = {v: joiner.join(reason_label(code, tr) for code in v.split(REASON_SEPARATOR) if code)
+               for v in out["reasons"].dropna().unique()}
+    out["reasons"] = out["reasons"].map(reasons)
+    # Several ids one per line: wrapped, a spreadsheet would break inside an id.
+    for name in ("ticket_id", "order_id"):
+        out[name] = [v.replace(ID_SEPARATOR, "\n") if isinstance(v, str) else None
+                     for v in out[name]]
+    out["tier"] = out["tier"].map(lambda v: sheet["tiers"].get(v, v) if v is not None else None)
+    lowest, highest = RANGES[("visits", "satisfaction")]
+    scale = {"lowest": lowest, "highest": highest}
+    entries = (
+        Entry(sheet["outcome"], choices=tuple(sheet["outcomes"].get(o, o) for o in VISIT_OUTCOMES),
+              prompt=sheet["outcome_prompt"], error=sheet["outcome_error"], width=10),
+        Entry(sheet["satisfaction"].format_map(scale), whole=(lowest, highest),
+              prompt=sheet["satisfaction_prompt"].format_map(scale),
+              error=sheet["satisfaction_error"].format_map(scale), width=8),
+        Entry(sheet["notes"], width=20, wrap=True),
+    )
+    layout = {
+        "sheet": sheet["name"],
+        "headers": {name: sheet["columns"].get(name, name) for name in out.columns},
+        "entries": entries,
+        # Fitted to their content up to these widths, then wrapped (CJK characters count 2).
+        "wrap": {"customer_name": 18, "reasons": 16, "ticket_id": 12, "order_id": 12,
+                 "note": 28},
+    }
+    return out, layout, sheet["title"]
 
 
 def run_sla(parts: DayPartitions, policy: Policy, calendar: BusinessCalendar) -> dict:
@@ -161,6 +208,48 @@ def send_sla_digests(parts: DayPartitions, policy: Policy, url: str, transport) 
     for state in outcome["states"].values():
         counts[state] = counts.get(state, 0) + 1
     return {"departments": sorted(outcome["states"]), "states": counts}
+
+
+class CallListsNotSent(RevisitError):
+    """Some agent's call-list e-mail was not delivered; `retryable` says whether a retry may."""
+
+
+def send_call_lists(parts: DayPartitions, policy: Policy, url: str, transport) -> dict:
+    """E-mail each agent with a non-empty list of D their own XLSX once (ledger in the results
+    database, kind call_list). An agent without a valid address is reported (ids in the result
+    and the log), not failed: the others get theirs and a retry could not fix the CRM."""
+    from revisit.delivery.agent_mail import send_agent_lists
+    from revisit.delivery.mail import CALL_LIST, DeliveryLedger
+    from revisit.io.db import make_engine
+    from revisit.io.results import ensure_schema
+
+    if not parts.call_lists.exists():
+        raise FileNotFoundError(f"no call lists for {parts.day}: {parts.call_lists} is missing "
+                                "(run the call_lists task first)")
+    agents = read_clean(parts, ("agents",))["agents"]
+    engine = make_engine(url)
+    try:
+        ensure_schema(engine)
+        ledger = DeliveryLedger(engine, policy.calendar.timezone, kind=CALL_LIST)
+        outcome = send_agent_lists(parts.call_lists, agents, parts.day, policy, ledger,
+                                   transport)
+    finally:
+        engine.dispose()
+    no_address = sorted(outcome["no_address"])
+    if no_address:  # ids only: no name or address in the log
+        log.warning("call lists of %s not e-mailed to %d agent(s) without a valid address: %s",
+                    parts.day, len(no_address), ", ".join(no_address))
+    if outcome["failed"]:  # a retry may help when one of the refused sends may be retried
+        raise CallListsNotSent(
+            f"call lists of {parts.day} not delivered to " + "; ".join(
+                f"{a}: {error}" for a, error in sorted(outcome["failed"].items())),
+            retryable=any(error.retryable for error in outcome["failed"].values()))
+    counts: dict[str, int] = {}
+    for state in outcome["states"].values():
+        counts[state] = counts.get(state, 0) + 1
+    # Counts, not the agents' ids (XCom stays small with a thousand agents); ids only of
+    # those without an address, for the quality summary.
+    return {"agents": len(outcome["states"]), "states": counts, "no_address": no_address}
 
 
 CALL_LIST_RESULT_COLUMNS = {  # call-list column -> results table column

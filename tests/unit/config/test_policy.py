@@ -164,3 +164,19 @@ def test_report_highlight_thresholds_are_validated_and_default(raw):
     assert "report.highlights.rate_points" in _error(raw)
     del raw["report"]["highlights"]
     assert parse_policy(raw, "test.yaml").report.highlights.rate_points == 0.02
+
+
+def test_a_bad_address_in_notify_data_team_fails_at_load_with_its_path(raw, tmp_path):
+    assert parse_policy(raw).notify.data_team == ["data-team@revisit.example.com"]
+    raw["notify"]["data_team"] = ["data-team@revisit.example.com", "data team at example"]
+    path = tmp_path / "policy.yaml"
+    path.write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
+    with pytest.raises(PolicyError) as caught:
+        load_policy(path)
+    message = str(caught.value)
+    assert str(path.resolve()) in message
+    assert "notify.data_team: not an e-mail address: 'data team at example'" in message
+    assert "data-team@revisit.example.com" not in message  # only the bad one is named
+    for bad in ("ops@", "ops@localhost", "数据组@example.com", 42):
+        raw["notify"]["data_team"] = [bad]
+        assert "notify.data_team" in _error(raw), bad

@@ -14,16 +14,19 @@ from revisit.config.paths import TEMPLATES_DIR
 from revisit.config.translations import load_translations
 from revisit.delivery.mail import email_content
 from revisit.delivery.report import (
+    APPENDIX_KPIS,
     FetchRefused,
     Formats,
     build_context,
+    highlights,
+    kpi_moves,
     line_chart,
     render_html,
     render_pdf,
     report_data,
     template_only_fetcher,
 )
-from revisit.rules.kpis import compute_monthly
+from revisit.rules.kpis import KPI_NAMES, compute_monthly
 from tests.monthly_fixtures import hand_built_frames
 
 MONTH = "2026-10"
@@ -207,3 +210,119 @@ def test_a_department_without_any_activity_still_gets_a_readable_report(policy, 
     assert [t["status"] for t in context["tiles"]] == ["no data"] * 6
     text = pdf_text(render_pdf(render_html(data, policy, "en")))
     assert "None this month." in text
+
+
+# ================================================================= the action page
+def pages(pdf: bytes) -> list[str]:
+    return [" ".join(page.extract_text().split()) for page in PdfReader(io.BytesIO(pdf)).pages]
+
+
+def test_action_page_lists_what_is_open_at_the_cut_off(english_pdf):
+    # Hand-computed in tests/unit/rules/test_kpis.py (test_open_visits_..., test_open_...):
+    # A1 has 2 overdue visits and 1 missed in October; T2's resolution is open, 4320 min =
+    # 72 h overdue; visit timeliness moved 0.0% -> 25.0% against September.
+    texts = pages(english_pdf)
+    action = texts[1]  # right after the cover
+    assert action.startswith("What needs action"), action[:80]
+    assert "Still open at 2026-11-01 00:00" in action
+    assert "Overdue and missed visits by agent" in action
+    assert "张伟 A1 2 1 3" in action and "Department total 2 1 3" in action
+    assert "for 30 days after it" in action  # the policy's max_overdue_days
+    assert "Open SLA breaches" in action
+    assert "T2 客户C1 General Resolution 2026-10-20 18:00 72 h 张伟" in action
+    assert "138****5678" not in action and "13812345678" not in action  # no phone at all
+    assert "Biggest moves against last month" in action
+    assert "Visit timeliness 0.0% 25.0% +25.0 points ▲ better" in action
+
+
+def test_a_department_with_nothing_open_says_so(kpis, policy):
+    # D2: no open breach; A2's one missed visit (C5 periodic).
+    text = pages(render_pdf(render_html(report_data(kpis, "D2"), policy, "en")))[1]
+    assert "No breached target is still open at the end of the month." in text
+    assert "刘洋 A2 0 1 1" in text
+
+
+def test_the_action_page_reuses_the_highlights_ranking_of_moves(kpis, policy):
+    # D2 against September: visit timeliness 0/1 -> 3/3 and problem resolution 0/1 -> 1/1
+    # (+100 points each, 50x the 2-point threshold), SLA compliance 2/3 -> 4/5 (+13.3).
+    data = report_data(kpis, "D2")
+    context = build_context(data, policy, "en")
+    moves = context["actions"]["moves"]
+    assert [(m["name"], m["before"], m["after"], m["change"], m["better"]) for m in moves] == [
+        ("visit_timeliness_rate", "0.0%", "100.0%", "+100.0 points", True),
+        ("problem_resolution_rate", "0.0%", "100.0%", "+100.0 points", True),
+        ("sla_compliance_rate", "66.7%", "80.0%", "+13.3 points", True)]
+    fmt = Formats(context["tr"], "en")
+    ranked, compared = kpi_moves(data, fmt, policy.report.highlights)
+    assert compared == 3
+    lines = highlights(data, policy.report.targets.model_dump(), fmt, policy.report.highlights)
+    assert lines[:3] == [m["text"] for m in ranked]  # one ranking, two views
+
+
+def test_moves_without_a_comparable_month_get_a_sentence(kpis, policy):
+    data = report_data(kpis, "D1")
+    data["series"] = {k: [None] * (len(v) - 1) + v[-1:] for k, v in data["series"].items()}
+    actions = build_context(data, policy, "en")["actions"]
+    assert actions["moves"] == []
+    assert actions["moves_note"] == "No KPI can be compared with last month."
+
+
+def test_report_data_of_the_action_page_is_small_and_masked(kpis, policy):
+    data = report_data(kpis, "D1")
+    actions = data["actions"]
+    assert actions["counts"] == {"agents": 1, "overdue": 2, "missed": 1, "breaches": 1}
+    assert [v["agent_id"] for v in actions["visits"]] == ["A1"]
+    assert [b["ticket_id"] for b in actions["breaches"]] == ["T2"]
+    assert "phone_masked" not in actions["breaches"][0]
+    assert len(actions["breaches"]) <= policy.report.action_rows
+    import json
+
+    assert "13812345678" not in json.dumps(data, ensure_ascii=False)
+
+
+def test_rows_beyond_the_action_rows_are_counted_in_a_sentence(kpis, policy):
+    data = report_data(kpis, "D1")
+    data["actions"]["counts"] = {"agents": 4, "overdue": 9, "missed": 5, "breaches": 12}
+    actions = build_context(data, policy, "en")["actions"]
+    assert actions["visits_more"] == ("3 more agents have 7 overdue and 4 missed visits, "
+                                      "not listed one by one.")
+    assert actions["breaches_more"] == "12 in all; the 1 most overdue are listed."
+    assert actions["visits_total"] == {"overdue": 9, "missed": 5, "open": 14}
+
+
+def test_report_data_from_before_the_action_page_still_renders(kpis, policy):
+    data = report_data(kpis, "D1")
+    del data["actions"]
+    text = pages(render_pdf(render_html(data, policy, "en")))[1]
+    assert "has no action lists; rerun the month's kpis task" in text
+    assert "Visit timeliness 0.0% 25.0%" in text  # the moves come from the series
+
+
+def test_overdue_time_of_an_open_breach_reads_at_a_glance():
+    fmt = Formats(load_translations("zh_CN"), "zh_CN")
+    assert [fmt.overdue(m) for m in (None, 0, 90, 4320, 149_580)] == [
+        "–", "刚超时", "1.5 h", "72 h", "2,493 h"]
+
+
+# ================================================================= the appendix
+def test_appendix_defines_every_kpi_in_both_locales(kpis, policy):
+    # DESIGN.md "Monthly KPI names", in its order.
+    assert APPENDIX_KPIS == (
+        "visits_due", "visits_on_time", "visit_timeliness_rate", "tickets_raised",
+        "tickets_resolved", "problem_resolution_rate", "avg_satisfaction",
+        "complaint_satisfaction", "sla_compliance_rate", "sla_breaches",
+        "median_handling_hours", "sla_unknown")
+    assert set(KPI_NAMES) <= set(APPENDIX_KPIS)
+    data = report_data(kpis, "D1")
+    for locale, title in (("en", "Appendix: KPI definitions"), ("zh_CN", "附录：指标定义")):
+        tr = load_translations(locale)
+        last = "".join(pages(render_pdf(render_html(data, policy, locale)))[-1].split())
+        assert title.replace(" ", "") in last, locale
+        for name in APPENDIX_KPIS:
+            assert "".join(tr["kpi"][name].split()) in last, (locale, name)
+            assert "".join(tr["definitions"][name].split()) in last, (locale, name)
+    zh = build_context(data, policy, "zh_CN")["appendix"]
+    assert zh[2] == {"name": "visit_timeliness_rate", "label": "回访及时率",
+                     "definition": "按时回访次数 ÷ 应回访次数。", "target": "≥ 95.0%"}
+    assert {d["name"]: d["target"] for d in zh}["median_handling_hours"] == "≤ 48.0 小时"
+    assert {d["name"]: d["target"] for d in zh}["sla_breaches"] == "–"

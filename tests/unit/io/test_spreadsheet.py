@@ -5,9 +5,10 @@ from __future__ import annotations
 import datetime as dt
 
 import pandas as pd
+import pytest
 from openpyxl import load_workbook
 
-from revisit.io.spreadsheet import neutralise, write_csv, write_xlsx
+from revisit.io.spreadsheet import Entry, csv_ready, neutralise, write_csv, write_xlsx
 
 HOSTILE = ["=HYPERLINK(\"http://evil\",\"x\")", "+1+1", "-2+3", "@SUM(A1)", "\tcmd", "\rcmd",
            "正常文本", "a=b"]
@@ -91,3 +92,158 @@ def test_csv_timestamps_are_iso_with_the_offset_of_each_instant(tmp_path):
         "id,at", "a,2026-03-08T01:30:00-05:00", "b,2026-07-01T12:00:05-04:00", "c,"]
     assert (tmp_path / "b.csv").read_text().splitlines() == [
         "at", "2026-11-20T18:00:00.250000+08:00"]
+
+
+# ================================================================= the agent's call list XLSX
+def _call_list() -> pd.DataFrame:
+    """Two rows as build_call_list makes them (the columns and types of its CSV)."""
+    from revisit.rules.calllist import CALL_LIST_COLUMNS
+
+    return pd.DataFrame({
+        "call_date": ["2026-11-20", "2026-11-20"],
+        "rank": [1, 2],
+        "agent_id": ["A0002", "A0002"],
+        "customer_id": ["C0000359", "C0000096"],
+        "customer_name": ["常州佳鼎化工有限公司", "=HYPERLINK(\"http://evil\",\"x\")"],
+        "contact_name": ["胡文华", "@SUM(A1)"],
+        "phone": ["13961368441", "+14155552671"],
+        "tier": ["standard", "key"],
+        "reasons": ["post_resolution;early_use", "key_account"],
+        "window_end": ["2026-11-16", None],
+        "overdue_days": [4, 0],
+        "ticket_id": ["T000001426", None],
+        "order_id": ["O000004166;O000004145", None],
+        "suggested_window": ["14:00-18:00", "09:00-12:00"],
+        "note": ["投诉处理后回访（工单 T000001426）；使用初期回访（订单 O000004166、O000004145）；"
+                 "已逾期 4 天", "-2+3 重点客户专项维护"],
+    }).astype(CALL_LIST_COLUMNS)
+
+
+def _write_call_list(tmp_path, locale: str):
+    from revisit.stages.daily import _xlsx_ready
+
+    frame, layout, title = _xlsx_ready(_call_list(), locale)
+    path = write_xlsx(frame, tmp_path / f"A0002-{locale}.xlsx",
+                      title=title.format(agent_id="A0002", date="2026-11-20"), **layout)
+    ws = load_workbook(path).active
+    return ws, [c.value for c in ws[1]]
+
+
+ZH_HEADERS = ["回访日期", "排名", "客服\n编号", "客户编号", "客户名称", "联系人", "联系电话",
+              "客户\n级别", "回访原因", "回访期限", "逾期\n天数", "工单号", "订单号", "建议时段",
+              "说明", "回访结果", "满意度\n（1–10）", "回访记录"]
+EN_HEADERS = ["Call date", "Rank", "Agent", "Customer ID", "Customer", "Contact", "Phone", "Tier",
+              "Reasons", "Window ends", "Days overdue", "Ticket", "Order", "Best time", "Note",
+              "Outcome", "Satisfaction\n(1-10)", "Call notes"]
+
+
+def test_call_list_headers_and_labels_are_in_the_locale_and_every_column_is_kept(tmp_path):
+    ws, headers = _write_call_list(tmp_path, "zh_CN")
+    assert headers == ZH_HEADERS  # a long CJK header breaks in the middle of a narrow column
+    assert ws.title == "回访清单"
+    row = {h: ws.cell(row=2, column=i + 1).value for i, h in enumerate(headers)}
+    assert row["回访原因"] == "投诉处理后回访；使用初期回访"  # labels, joined naturally
+    assert ws.cell(row=3, column=9).value == "重点客户专项维护"
+    assert (row["客户\n级别"], ws.cell(row=3, column=8).value) == ("普通", "重点")
+    assert row["说明"] == _call_list().loc[0, "note"]  # the note as the CSV has it
+    assert row["订单号"] == "O000004166\nO000004145"  # several ids one per line
+    assert row["排名"] == 1 and row["逾期\n天数"] == 4
+    assert [ws.cell(row=r, column=c).value for r in (2, 3) for c in (16, 17, 18)] == [None] * 6
+    assert "回访清单 A0002" in ws.oddHeader.left.text and "&P" in ws.oddFooter.center.text
+
+    ws, headers = _write_call_list(tmp_path, "en")
+    assert headers == EN_HEADERS
+    assert ws.cell(row=2, column=9).value == "Post-resolution visit; Early-use visit"
+    assert ws.cell(row=3, column=8).value == "key account"
+
+
+def _validations(ws) -> dict[str, object]:
+    return {str(dv.sqref): dv for dv in ws.data_validations.dataValidation}
+
+
+def test_outcome_is_a_drop_down_and_satisfaction_a_checked_whole_number(tmp_path):
+    ws, _ = _write_call_list(tmp_path, "zh_CN")
+    checks = _validations(ws)
+    assert set(checks) == {"P2:P3", "Q2:Q3"}  # outcome and satisfaction; notes: free text
+    outcome, satisfaction = checks["P2:P3"], checks["Q2:Q3"]
+    assert outcome.type == "list"
+    assert outcome.formula1 == '"已接通,无人接听,拒绝回访,另约时间,号码错误"'
+    assert outcome.showErrorMessage and outcome.error
+    assert satisfaction.type == "whole" and (satisfaction.formula1, satisfaction.formula2) == (
+        "1", "10")
+    assert satisfaction.showErrorMessage and satisfaction.errorStyle in (None, "stop")
+    assert "1 到 10" in satisfaction.error and "\n" not in satisfaction.errorTitle
+
+    ws, _ = _write_call_list(tmp_path, "en")
+    assert _validations(ws)["P2:P3"].formula1 == \
+        '"Reached,No answer,Refused,Rescheduled,Wrong number"'
+
+
+def test_call_list_prints_a4_landscape_one_page_wide_with_the_header_on_every_page(tmp_path):
+    ws, _ = _write_call_list(tmp_path, "zh_CN")
+    setup = ws.page_setup
+    assert setup.orientation == "landscape"
+    assert int(setup.paperSize) == 9  # A4
+    assert ws.sheet_properties.pageSetUpPr.fitToPage
+    assert (setup.fitToWidth or 1) == 1  # 1 is the file format's default, written as absent
+    assert int(setup.fitToHeight) == 0  # as many pages tall as it takes
+    assert ws.print_title_rows == "$1:$1"
+    assert ws.freeze_panes == "A2"
+    assert ws.auto_filter.ref == "A1:R3"  # the data and the columns the agent fills in
+
+
+def test_call_list_widths_fit_chinese_text_and_long_text_wraps(tmp_path):
+    ws, headers = _write_call_list(tmp_path, "zh_CN")
+    width = {h: ws.column_dimensions[ws.cell(row=1, column=i + 1).column_letter].width
+             for i, h in enumerate(headers)}
+    assert width["客户名称"] >= 2 * len("常州佳鼎化工有限公司") - 2  # wide characters count 2
+    assert width["说明"] <= 30 and width["联系人"] < 10
+    assert sum(width.values()) < 230  # one page wide stays readable
+    note = ws.cell(row=2, column=headers.index("说明") + 1)
+    assert note.alignment.wrap_text
+    assert ws.row_dimensions[2].height > 2 * 15  # the wrapped note's lines fit in the row
+    assert ws.cell(row=1, column=1).alignment.wrap_text
+
+
+def test_call_list_phones_stay_text_dates_are_dates_and_nothing_is_a_formula(tmp_path):
+    ws, headers = _write_call_list(tmp_path, "zh_CN")
+    phone = headers.index("联系电话") + 1
+    cells = [ws.cell(row=r, column=phone) for r in (2, 3)]
+    assert [c.value for c in cells] == ["13961368441", "+14155552671"]
+    assert all(c.data_type == "s" and c.number_format == "@" for c in cells)
+    assert ws.cell(row=2, column=1).is_date
+    assert ws.cell(row=2, column=1).value == dt.datetime(2026, 11, 20)
+    assert ws.cell(row=3, column=headers.index("回访期限") + 1).value is None
+    for row in ws.iter_rows():
+        for cell in row:
+            assert cell.data_type != "f", cell.coordinate
+    assert ws.cell(row=3, column=5).value == "=HYPERLINK(\"http://evil\",\"x\")"  # as written
+
+
+def test_call_list_preparation_leaves_the_csv_frame_as_it_was():
+    from revisit.stages.daily import _xlsx_ready
+
+    frame = _call_list()
+    before = csv_ready(frame).to_csv(index=False)
+    _xlsx_ready(frame, "zh_CN")
+    assert csv_ready(frame).to_csv(index=False) == before
+    assert frame.loc[0, "reasons"] == "post_resolution;early_use"
+
+
+def test_headers_and_choices_that_look_like_formulas_are_written_as_text(tmp_path):
+    entries = [Entry("=1+1", choices=("=A1", "+cmd", "@x")), Entry("-2", whole=(1, 10)),
+               Entry("@note")]
+    path = write_xlsx(_frame(), tmp_path / "x.xlsx",
+                      headers={"customer_name": "=SUM(A1)", "rank": "+rank"}, entries=entries)
+    ws = load_workbook(path).active
+    assert [c.value for c in ws[1]] == ["+rank", "=SUM(A1)", "window_end", "overdue_days",
+                                        "=1+1", "-2", "@note"]
+    assert all(c.data_type == "s" for c in ws[1])
+    assert _validations(ws)["E2:E9"].formula1 == '"=A1,+cmd,@x"'  # a literal list
+
+
+def test_a_drop_down_choice_holding_a_comma_is_refused():
+    with pytest.raises(ValueError, match="comma"):
+        Entry("x", choices=("a,b", "c")).validation()
+    with pytest.raises(ValueError, match="255"):
+        Entry("x", choices=tuple("长" * 20 + str(i) for i in range(20))).validation()

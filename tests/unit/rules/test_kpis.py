@@ -16,6 +16,8 @@ from revisit.rules.kpis import (
     COMPANY,
     KPI_NAMES,
     compute_monthly,
+    open_breaches,
+    sla_rows,
     timeliness_obligations,
     write_kpis_csv,
 )
@@ -205,3 +207,68 @@ def test_ratings_off_their_scale_are_left_out(frames, policy, calendar, kpis):
     again = compute_monthly(typo, policy, calendar, MONTH)
     assert value(again, "D1", "avg_satisfaction") == pytest.approx(value(kpis, "D1",
                                                                          "avg_satisfaction"))
+
+
+# ================================================================= the action page's facts
+def test_open_visits_per_agent_at_the_end_of_the_month(kpis):
+    # At the cut-off (Sun 1 Nov), max_overdue_days 30:
+    # - overdue (window passed, still listed): C4 periodic (window ends 20 Oct) and T1's
+    #   post_resolution (ends 20 Oct), both A1's (D1);
+    # - missed in October (last listed day = window_end + 30 in October): C1's welcome
+    #   (window 2-4 Sep, last listed 4 Oct, A1) and C5's periodic (ends 11 Sep, last listed
+    #   11 Oct, A2);
+    # - not counted: C2's welcome (ends 5 Aug: missed in September, last month's news) and
+    #   C3's overdue early_use / stable_use visits (do-not-call).
+    rows = kpis.open_visits
+    got = {(r.department_id, r.agent_id): (r.name, r.active, r.overdue, r.missed)
+           for r in rows.itertuples()}
+    assert got == {("D1", "A1"): ("张伟", True, 2, 1), ("D2", "A2"): ("刘洋", True, 0, 1),
+                   (COMPANY, "A1"): ("张伟", True, 2, 1), (COMPANY, "A2"): ("刘洋", True, 0, 1)}
+    assert kpis.open_counts["D1"] == {"agents": 1, "overdue": 2, "missed": 1, "breaches": 1}
+    assert kpis.open_counts["D2"] == {"agents": 1, "overdue": 0, "missed": 1, "breaches": 0}
+    assert kpis.open_counts[COMPANY] == {"agents": 2, "overdue": 2, "missed": 2, "breaches": 1}
+
+
+def test_open_breaches_are_the_ones_not_achieved_at_the_cut_off(kpis):
+    # T2's resolution (due 20 Oct 18:00) is still open: 8 working days x 9 h = 4320 min to the
+    # cut-off. T3's first response breached too, but was achieved (late): not open.
+    open_ = kpis.open_breaches
+    d1 = open_[open_["department_id"] == "D1"]
+    assert d1[["ticket_id", "metric", "overdue_minutes", "handler_name"]].values.tolist() == [
+        ["T2", "resolution", 4320, "张伟"]]
+    assert d1["achieved_at"].isna().all()
+    assert d1["phone_masked"].tolist() == ["138****5678"]
+    assert "13812345678" not in open_.to_csv()
+    assert open_[open_["department_id"] == "D2"].empty
+
+
+def test_action_rows_keep_the_most_overdue_and_count_the_rest(frames, policy, calendar):
+    # T5 (D1, general, no handler), raised Mon 26 Oct 09:00 and never answered: first
+    # response due 26 Oct 17:00 (8 business hours), 1 h that day + 27-30 Oct 4 x 9 h = 2220
+    # min overdue at the cut-off; verification due Tue 27 Oct 18:00, 28-30 Oct = 1620 min;
+    # resolution due 2 Nov: not breached yet.
+    more = dict(frames)
+    more["tickets"] = pd.concat([frames["tickets"], frame("tickets", [
+        ticket("T5", "C4", "D1", None, "consultation", "general", "other",
+               "2026-10-26 09:00")])], ignore_index=True)
+    every = open_breaches(sla_rows(more, policy, calendar, MONTH), more)
+    d1 = every[every["department_id"] == "D1"]
+    assert d1[["ticket_id", "metric", "overdue_minutes"]].values.tolist() == [
+        ["T2", "resolution", 4320], ["T5", "first_response", 2220],
+        ["T5", "verification", 1620]]
+    one = policy.model_copy(update={"report": policy.report.model_copy(
+        update={"action_rows": 1})})
+    kpis = compute_monthly(more, one, calendar, MONTH)
+    kept = kpis.open_breaches
+    assert kept[kept["department_id"] == "D1"]["ticket_id"].tolist() == ["T2"]
+    assert kpis.open_counts["D1"]["breaches"] == 3
+    assert len(kpis.open_visits[kpis.open_visits["department_id"] == COMPANY]) == 1
+    assert kpis.open_counts[COMPANY]["agents"] == 2  # the total is of every agent
+
+
+def test_obligations_at_the_cut_off_are_computed_once_and_give_the_same_kpi(frames, policy,
+                                                                            calendar):
+    at_cutoff = visit_obligations(frames, policy, calendar, dt.date(2026, 11, 1))
+    pd.testing.assert_frame_equal(
+        timeliness_obligations(frames, policy, calendar, MONTH, at_cutoff=at_cutoff),
+        timeliness_obligations(frames, policy, calendar, MONTH))
