@@ -25,7 +25,7 @@ echo "demo: building the demo CRM ($CUSTOMERS customers) in $DEMO_DIR/crm.sqlite
 export AIRFLOW_CONN_CRM_DB="sqlite:///$DEMO_DIR/crm.sqlite"
 
 # A real local SMTP server (aiosmtpd) stands in for the company's: it keeps every message it
-# receives in $DEMO_DIR/mail (a Maildir), where the digests and reports can be read as received.
+# receives in $DEMO_DIR/mail (a Maildir), where every e-mail can be read as received.
 SMTP_PORT="$("$PY" -c 'from tooling.mailsink import free_port; print(free_port())')"
 "$PY" -m tooling.mailsink --port "$SMTP_PORT" --maildir "$DEMO_DIR/mail" >"$LOG_DIR/mailsink.log" 2>&1 &
 SINK_PID=$!
@@ -63,7 +63,8 @@ demo: done. Outputs of call date $CALL_DATE and month $MONTH under $OUT:
   SLA          sla/$CALL_DATE/sla_status.csv, digest_<department_id>.csv
   reports      reports/$MONTH/<department_id>.pdf ($PDFS departments), kpis.csv, delivery.json
   results db   results.sqlite (call_list, sla_status, quality_issues, mail_delivery)
-  e-mails      demo/mail: $MAILS messages as the local SMTP server received them (digests and
-               reports; a rerun sends none again)
+  e-mails      demo/mail: $MAILS messages as the local SMTP server received them (each agent's
+               call list, the heads' SLA digests and monthly reports, any data-team alert;
+               a rerun sends none again)
   logs         demo/logs/
 EOF2
