@@ -56,6 +56,11 @@ ids and counts. Rules and report settings: `include/config/policy.yaml`; contrac
         "retry_delay": timedelta(minutes=10),
         "retry_exponential_backoff": True,
         "on_failure_callback": TaskFailed(),  # e-mails notify.data_team after the last try
+        # Every task is stopped after 60 min (the 1M-customer benchmark's kpis task takes
+        # ~1.5 min, a render a few s). A constant, not a policy number: reading policy.yaml here
+        # would load pydantic at every parse. A render has its own, shorter bound
+        # (policy report.render_timeout_seconds, revisit.delivery.report.RenderTimeout).
+        "execution_timeout": timedelta(minutes=60),
     },
     params={
         # = revisit.core.periods.MONTH_PATTERN (tests/dags checks), which would load pandas here

@@ -1,7 +1,8 @@
 """The daily call lists e-mailed to the agents against a real SMTP server (aiosmtpd,
 tooling.mailsink), on a small demo CRM: one message per agent with a non-empty list, with
 only their own XLSX, never a second one, an agent without an address reported while the
-others get theirs, and nothing at all with params.send_email off."""
+others get theirs, and nothing at all with params.send_email off. (The handlers' due-today
+tickets in the same message: tests/integration/test_digest_smtp.py.)"""
 
 from __future__ import annotations
 
@@ -63,9 +64,10 @@ def env(tmp_path, monkeypatch, sink) -> Path:
 
 
 def run_daily(crm: Path, root: Path, policy, calendar):
-    """extract -> quality gate -> call lists, as the daily DAG's tasks call them."""
+    """extract -> quality gate -> call lists + sla (the agent e-mail lists the handler's
+    due-today tickets from sla/D/), as the daily DAG's tasks call them."""
     from revisit.io.extract import extract_snapshot
-    from revisit.stages.daily import run_call_lists, run_quality
+    from revisit.stages.daily import run_call_lists, run_quality, run_sla
     from revisit.stages.partitions import DayPartitions
 
     parts = DayPartitions(root, D)
@@ -73,6 +75,7 @@ def run_daily(crm: Path, root: Path, policy, calendar):
                      business_tz=policy.calendar.timezone, source_tz=policy.source_tz)
     run_quality(parts, policy)
     run_call_lists(parts, policy, calendar)
+    run_sla(parts, policy, calendar)
     return parts
 
 

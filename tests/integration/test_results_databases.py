@@ -25,6 +25,8 @@ def _sla_rows(n: int, status: str) -> pd.DataFrame:
         "customer_id": [f"C{i % 97:05d}" for i in range(n)], "department_id": "D01",
         "priority": "urgent", "started_at": created, "deadline": created + pd.Timedelta(hours=2),
         "achieved_at": achieved.to_numpy(), "status": status, "overdue_minutes": 0,
+        "due_today": [i % 2 == 0 for i in range(n)], "target": "2 business_hours",
+        "elapsed_minutes": 60, "paused_minutes": 0, "policy_version": "0123456789ab",
     })
 
 
@@ -99,3 +101,47 @@ def test_tasks_creating_the_results_tables_at_the_same_moment_all_succeed(backen
                         conn.exec_driver_sql(f"DROP TABLE {name}")
             finally:
                 engine.dispose()
+
+
+# The sla_status table as the first release made it: no due_today .. policy_version.
+OLD_SLA_STATUS = """CREATE TABLE sla_status (
+    run_date DATE NOT NULL, ticket_id VARCHAR(16) NOT NULL, metric VARCHAR(32) NOT NULL,
+    customer_id VARCHAR(16), department_id VARCHAR(16), priority VARCHAR(16),
+    started_at {ts}, deadline {ts}, achieved_at {ts},
+    status VARCHAR(16) NOT NULL, overdue_minutes INTEGER NOT NULL,
+    PRIMARY KEY (run_date, ticket_id, metric))"""
+NEW_SLA_COLUMNS = ["due_today", "target", "elapsed_minutes", "paused_minutes", "policy_version"]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_an_older_results_database_gets_the_new_sla_columns(backend: str, tmp_path: Path):
+    """ensure_schema adds the explanation columns to an sla_status table made before them
+    (parallel tasks at once, then again: idempotent); old rows keep NULL there, new rows
+    arrive whole (due_today a boolean)."""
+    day, old_day = dt.date(2026, 11, 20), dt.date(2026, 11, 19)
+    with scratch_database(backend, tmp_path) as url:
+        engine = create_engine(url)
+        try:
+            ts = "DATETIME" if backend == "mariadb" else "TIMESTAMP"
+            with engine.begin() as conn:
+                conn.exec_driver_sql(OLD_SLA_STATUS.format(ts=ts))
+                conn.exec_driver_sql(
+                    "INSERT INTO sla_status (run_date, ticket_id, metric, status, "
+                    "overdue_minutes) VALUES ('2026-11-19', 'T0', 'plan', 'met', 0)")
+            assert _create_all_at_once(url, callers=4) == []
+            ensure_schema(engine)  # nothing left to add
+            columns = [c["name"] for c in inspect(engine).get_columns("sla_status")]
+            assert columns[-len(NEW_SLA_COLUMNS):] == NEW_SLA_COLUMNS
+            replace_partition(engine, "sla_status", day, _sla_rows(4, "pending"))
+            with engine.connect() as conn:
+                old = conn.execute(text(
+                    "SELECT due_today, target, elapsed_minutes, paused_minutes, policy_version "
+                    "FROM sla_status WHERE run_date = :d"), {"d": old_day}).all()
+                new = conn.execute(text(
+                    "SELECT ticket_id, due_today, target, elapsed_minutes, policy_version "
+                    "FROM sla_status WHERE run_date = :d ORDER BY ticket_id"), {"d": day}).all()
+        finally:
+            engine.dispose()
+    assert [tuple(r) for r in old] == [(None, None, None, None, None)]
+    assert [(r[0], bool(r[1]), r[2], r[3], r[4]) for r in new] == [
+        (f"T{i:07d}", i % 2 == 0, "2 business_hours", 60, "0123456789ab") for i in range(4)]

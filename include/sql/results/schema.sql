@@ -7,6 +7,11 @@
 -- (revisit.config.schema.results_column_widths): widen a column here, then run
 -- `python -m revisit.quality.gate` to regenerate the suites. CREATE TABLE IF NOT EXISTS does not
 -- alter an existing table: widen it there yourself (ALTER TABLE) before admitting longer ids.
+-- Migration: a column listed here but missing from an existing table (e.g. sla_status.due_today
+-- .. policy_version of a results database made before they existed) is added by
+-- revisit.io.results.ensure_schema with ALTER TABLE .. ADD COLUMN <its definition here>, on every
+-- dialect and idempotently (only missing columns; a parallel task adding it first is fine).
+-- Only nullable columns can be added that way: give a new column no NOT NULL.
 
 -- Parallel tasks create these tables at the same moment: {{ddl_lock}} makes them queue where the
 -- database needs it (PostgreSQL: a transaction-scoped advisory lock; elsewhere nothing).
@@ -39,6 +44,14 @@ CREATE TABLE IF NOT EXISTS sla_status (
     achieved_at       {{timestamp}},
     status            VARCHAR(16) NOT NULL,
     overdue_minutes   INTEGER NOT NULL,
+    -- How the verdict came about (DESIGN.md "SLA"), added after the first release: nullable,
+    -- so revisit.io.results.ensure_schema can add them to an existing table (rows written
+    -- before have NULL there).
+    due_today         BOOLEAN,
+    target            VARCHAR(32),
+    elapsed_minutes   INTEGER,
+    paused_minutes    INTEGER,
+    policy_version    VARCHAR(12),
     PRIMARY KEY (run_date, ticket_id, metric)
 ) {{table_options}};
 

@@ -2,13 +2,20 @@
 
 Every number of the visit, SLA, calendar and report rules comes from here, so a company can
 fill the blanks of its own 回访制度 without touching code. Loading fails loudly with the key
-path of the first bad value: a silently ignored typo in a policy would change who gets called.
+path of every bad value: a silently ignored typo in a policy would change who gets called.
+
+Every error line starts with the file and names the key path
+(`/x/policy.yaml: calendar.extra_holidays.0: not a date: '2026-02-30'`), also for a file that
+is not UTF-8, is not YAML or repeats a key; every number has bounds (MAX_DAYS: a duration
+longer than ten years is a typo, and beyond what revisit.rules.calendar covers).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import itertools
+import json
 import os
 import re
 from functools import lru_cache
@@ -22,6 +29,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    PrivateAttr,
     ValidationError,
     field_validator,
     model_validator,
@@ -44,6 +52,11 @@ TicketTimestamp = Literal[
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s+([a-z_]+)\s*$")
 _TIME = re.compile(r"^(\d{2}):(\d{2})$")
+# The longest duration or day count a policy may hold: ten years, well inside the calendar's
+# years (revisit.rules.calendar.DEFAULT_YEARS, 2015-2040).
+MAX_DAYS = 3650
+_MAX_AMOUNT = {"days": MAX_DAYS, "working_days": MAX_DAYS, "hours": MAX_DAYS * 24,
+               "business_hours": MAX_DAYS * 24}
 
 
 class PolicyError(ValueError):
@@ -59,6 +72,13 @@ class Duration(_Model):
 
     amount: float = Field(ge=0)
     unit: Unit
+
+    @model_validator(mode="after")
+    def _bounded(self) -> Duration:
+        if self.amount > _MAX_AMOUNT[self.unit]:
+            raise ValueError(f"{self} is longer than {MAX_DAYS} days: at most "
+                             f"{_MAX_AMOUNT[self.unit]} {self.unit}")
+        return self
 
     def __str__(self) -> str:
         amount = int(self.amount) if float(self.amount).is_integer() else self.amount
@@ -184,7 +204,7 @@ class WindowRule(_Model):
     end: DurationField | None = None
     length: DurationField | None = None
     ticket_types: list[TicketType] | None = None
-    min_cooperation_days: int | None = Field(default=None, ge=0)
+    min_cooperation_days: int | None = Field(default=None, ge=0, le=MAX_DAYS)
 
     @model_validator(mode="after")
     def _one_end(self) -> WindowRule:
@@ -194,6 +214,11 @@ class WindowRule(_Model):
             value = getattr(self, name)
             if value is not None and value.unit not in ("days", "working_days"):
                 raise ValueError(f"{name}: visit windows are whole days, not {value.unit}")
+        if self.length is not None and self.length.amount <= 0:
+            raise ValueError(f"length: must be positive, got {self.length}")
+        if (self.end is not None and self.end.unit == self.start.unit
+                and self.end.amount <= self.start.amount):
+            raise ValueError(f"end: {self.end} is not after start {self.start}")
         return self
 
 
@@ -203,10 +228,10 @@ class LowSatisfaction(_Model):
 
 
 class VisitPolicy(_Model):
-    max_overdue_days: int = Field(ge=0)
-    max_failed_attempts: int = Field(ge=1)
+    max_overdue_days: int = Field(ge=0, le=MAX_DAYS)
+    max_failed_attempts: int = Field(ge=1, le=100)
     # Days in the daily not_listed report; the rule: revisit.rules.calllist._reported.
-    report_missed_days: int = Field(default=30, ge=0)
+    report_missed_days: int = Field(default=30, ge=0, le=MAX_DAYS)
     low_satisfaction: LowSatisfaction
     kinds: dict[VisitKind, WindowRule]
 
@@ -220,7 +245,7 @@ class VisitPolicy(_Model):
 
 
 class AssignmentPolicy(_Model):
-    daily_capacity: int = Field(ge=1)
+    daily_capacity: int = Field(ge=1, le=10_000)
     key_tier_to_supervisor: bool = True
 
 
@@ -234,7 +259,7 @@ class CallWindowPolicy(_Model):
 
 
 class SmsPolicy(_Model):
-    days_ahead: int = Field(ge=1)
+    days_ahead: int = Field(ge=1, le=365)
 
 
 class SlaMetric(_Model):
@@ -252,6 +277,22 @@ class SlaPolicy(_Model):
     at_risk_share: float = Field(gt=0, lt=1)
     metrics: dict[str, SlaMetric] = Field(min_length=1)
     targets: dict[Priority, dict[str, DurationField]]
+    # Priorities whose at-risk / breached rows also go to the department's supervisors
+    # (revisit.delivery.digest, mail kind escalation); [] switches escalation off.
+    escalate_priorities: tuple[str, ...] = ("urgent",)
+
+    @field_validator("escalate_priorities")
+    @classmethod
+    def _known_priorities(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        from revisit.config.schema import PRIORITIES  # pyarrow: not at policy import
+
+        unknown = [p for p in value if p not in PRIORITIES]
+        if unknown:
+            raise ValueError(f"unknown priorities {', '.join(map(repr, unknown))} "
+                             f"(expected some of {', '.join(PRIORITIES)})")
+        if len(set(value)) != len(value):
+            raise ValueError("a priority is listed twice")
+        return value
 
     @model_validator(mode="after")
     def _targets_known(self) -> SlaPolicy:
@@ -275,8 +316,9 @@ class QualityPolicy(_Model):
     @classmethod
     def _range(cls, value: tuple[int, int]) -> tuple[int, int]:
         low, high = value
-        if not 1 <= low <= high:
-            raise ValueError(f"expected [fewest, most] with 1 <= fewest <= most, got {value}")
+        if not 1 <= low <= high <= 32:
+            raise ValueError(
+                f"expected [fewest, most] with 1 <= fewest <= most <= 32, got {list(value)}")
         return value
 
 
@@ -295,30 +337,37 @@ class ReportTargets(_Model):
     avg_satisfaction: float = Field(ge=0, le=100)
     complaint_satisfaction: float = Field(ge=0, le=100)
     sla_compliance_rate: float = Field(ge=0, le=1)
-    median_handling_hours: float = Field(gt=0)
+    median_handling_hours: float = Field(gt=0, le=MAX_DAYS * 24)
 
 
 class ReportHighlights(_Model):
     """When a month-on-month move is worth a sentence in the report's highlights."""
 
     rate_points: float = Field(default=0.02, gt=0, le=1)  # rates: 0.02 = 2 percentage points
-    score_points: float = Field(default=2.0, gt=0)  # satisfaction on the 0-100 scale
-    hours_share: float = Field(default=0.10, gt=0)  # handling hours: relative change
-    breaches_share: float = Field(default=0.20, gt=0)  # SLA breaches: relative change ...
-    breaches_min: int = Field(default=2, ge=1)  # ... and at least this many
-    max_lines: int = Field(default=6, ge=1)
+    score_points: float = Field(default=2.0, gt=0, le=100)  # satisfaction on the 0-100 scale
+    hours_share: float = Field(default=0.10, gt=0, le=100)  # handling hours: relative change
+    breaches_share: float = Field(default=0.20, gt=0, le=100)  # SLA breaches: relative ...
+    breaches_min: int = Field(default=2, ge=1, le=100_000)  # ... and at least this many
+    max_lines: int = Field(default=6, ge=1, le=50)
 
 
 class ReportPolicy(_Model):
     locale: Literal["zh_CN", "en"]
     trend_months: int = Field(ge=1, le=24)
-    top_categories: int = Field(ge=1)
-    worst_breaches: int = Field(ge=1)
+    top_categories: int = Field(ge=1, le=100)
+    worst_breaches: int = Field(ge=1, le=1000)
     # Rows per table of the action page (agents with open visits, open SLA breaches): the
     # most urgent first; the page states the totals beyond them.
     action_rows: int = Field(default=10, ge=1, le=100)
     targets: ReportTargets
     highlights: ReportHighlights = ReportHighlights()
+    # Every CRM text in the PDF and the e-mails is cut to this many characters ("…" marks
+    # it; revisit.core.templating.shorten): WeasyPrint's time grows far faster than a text.
+    max_text_chars: int = Field(default=80, ge=10, le=1000)
+    # A department's PDF render is stopped after this long and fails that department only
+    # (revisit.delivery.report.RenderTimeout); below the monthly DAG's 60-minute
+    # execution_timeout, so the render's own, clearer error comes first.
+    render_timeout_seconds: int = Field(default=300, ge=10, le=3000)
 
 
 class NotifyPolicy(_Model):
@@ -358,28 +407,88 @@ class Policy(_Model):
             CalendarPolicy._known_zone(value)
         return value
 
+    # First 12 hex digits of the SHA-256 of the policy file's bytes (DESIGN.md, sla_status.csv
+    # `policy_version`); set by load_policy / parse_policy, kept by model_copy.
+    _version: str = PrivateAttr(default="")
+
     @property
     def source_tz(self) -> str:
         return self.source_timezone or self.calendar.timezone
 
+    @property
+    def version(self) -> str:
+        """Which policy made a result: policy_version(the file's bytes) for a loaded file; for
+        a mapping parsed without a file, the same digest of its canonical JSON."""
+        return self._version
+
 
 def _format_errors(path: Path, error: ValidationError) -> str:
+    """One line per error: `<file>: <key path>: <reason>`."""
     lines = []
     for item in error.errors():
         loc = ".".join(str(part) for part in item["loc"] if not str(part).startswith("function-"))
         message = item["msg"].removeprefix("Value error, ")
         if item["type"] == "extra_forbidden":
             message = "unknown key"
-        lines.append(f"  {loc or '<root>'}: {message}")
-    return f"invalid policy {path}:\n" + "\n".join(lines)
+        elif item["type"].startswith(("date_", "datetime_")):
+            message = f"not a date: {item['input']!r} ({message.split(', ')[-1]})"
+        lines.append(f"{path}: {loc or '<root>'}: {message}")
+    return "\n".join(lines)
 
 
-def parse_policy(data: object, source: Path | str = "<policy>") -> Policy:
-    """Validate an already-parsed policy mapping."""
+class _Loader(yaml.SafeLoader):
+    """safe_load's loader, except that an impossible date (2026-02-30) stays text for the
+    model to reject with its key path, and a key given twice is an error (safe_load keeps
+    the last one silently)."""
+
+    def construct_yaml_timestamp(self, node):
+        try:
+            return super().construct_yaml_timestamp(node)
+        except ValueError:
+            return self.construct_scalar(node)
+
+    def construct_mapping(self, node, deep=False):
+        seen: set = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            try:
+                if key in seen:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"key {key!r} appears twice", key_node.start_mark)
+                seen.add(key)
+            except TypeError:  # an unhashable key: the base class says so
+                break
+        return super().construct_mapping(node, deep=deep)
+
+
+_Loader.add_constructor("tag:yaml.org,2002:timestamp", _Loader.construct_yaml_timestamp)
+
+
+def _yaml_error(path: Path, error: yaml.YAMLError) -> str:
+    mark = getattr(error, "problem_mark", None)
+    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+    problem = getattr(error, "problem", None) or str(error)
+    context = getattr(error, "context", None)
+    return f"{path}: not valid YAML{where}: {problem}" + (f" ({context})" if context else "")
+
+
+def policy_version(raw: bytes) -> str:
+    """The first 12 hex digits of the SHA-256 of a policy file's bytes (its `version`)."""
+    return hashlib.sha256(raw).hexdigest()[:12]
+
+
+def parse_policy(data: object, source: Path | str = "<policy>",
+                 raw: bytes | None = None) -> Policy:
+    """Validate an already-parsed policy mapping; `raw`: the file's bytes it came from (the
+    version), else the mapping's canonical JSON stands in for them."""
     try:
-        return Policy.model_validate(data)
+        policy = Policy.model_validate(data)
     except ValidationError as error:
         raise PolicyError(_format_errors(Path(source), error)) from None
+    if raw is None:
+        raw = json.dumps(data, sort_keys=True, default=str, ensure_ascii=False).encode("utf-8")
+    policy._version = policy_version(raw)
+    return policy
 
 
 def load_policy(path: str | os.PathLike[str] | None = None) -> Policy:
@@ -391,11 +500,19 @@ def load_policy(path: str | os.PathLike[str] | None = None) -> Policy:
 @lru_cache(maxsize=8)
 def _load_cached(path: Path, _mtime: int) -> Policy:
     try:
-        text = path.read_text(encoding="utf-8")
+        raw = path.read_bytes()
     except FileNotFoundError:
-        raise PolicyError(f"policy file not found: {path}") from None
+        raise PolicyError(f"{path}: policy file not found") from None
+    except OSError as error:
+        raise PolicyError(f"{path}: cannot read the policy file: {error.strerror}") from None
     try:
-        data = yaml.safe_load(text)
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = raw[:error.start].count(b"\n") + 1
+        raise PolicyError(f"{path}: not UTF-8 text: byte {raw[error.start]:#04x} on line "
+                          f"{line} (save the file as UTF-8)") from None
+    try:
+        data = yaml.load(text, Loader=_Loader)  # a SafeLoader subclass: no arbitrary objects
     except yaml.YAMLError as error:
-        raise PolicyError(f"policy {path} is not valid YAML: {error}") from None
-    return parse_policy(data, path)
+        raise PolicyError(_yaml_error(path, error)) from None
+    return parse_policy(data, path, raw)

@@ -54,6 +54,7 @@ LEDGER = table("mail_delivery", column("mail_kind"), column("period"), column("d
                column("sent_at"))
 REPORT, SLA_DIGEST, CALL_LIST = "report", "sla_digest", "call_list"  # mail kinds
 ALERT = "alert"  # the data team's notices sent at most once per period (revisit.bridge.alerts)
+ESCALATION = "escalation"  # a supervisor's copy of the digest's escalated rows (agent id as key)
 PENDING, SENT, FAILED, UNKNOWN = "pending", "sent", "failed", "unknown"
 STATES = (PENDING, SENT, FAILED, UNKNOWN)
 
@@ -184,7 +185,8 @@ def message_id(period: str, department_id: str, recipient: str, sender: str,
 
 
 TAGS = {REPORT: "X-Revisit-Report", SLA_DIGEST: "X-Revisit-Digest",
-        CALL_LIST: "X-Revisit-Call-List"}  # the tag header of each mail kind
+        CALL_LIST: "X-Revisit-Call-List",
+        ESCALATION: "X-Revisit-Escalation"}  # the tag header of each mail kind
 
 
 def new_message(subject: str, sender: str, head_email: object, period: str,
@@ -218,7 +220,7 @@ def email_content(data: dict[str, Any], policy, locale: str | None = None
     from revisit.delivery.report import build_context
 
     context = build_context(data, policy, locale)
-    dept = data["department"]
+    dept = context["department"]  # its texts shortened to report.max_text_chars
     context["subject"] = header_text(context["tr"]["email"]["subject"].format(
         department=dept.get("name") or dept["department_id"], month=context["period"]))
     return (context["subject"], render("email.txt.j2", context),
@@ -316,6 +318,7 @@ def _skipped(department_id: str, claim: Claim) -> dict[str, Any]:
 __all__ = [
     "ALERT",
     "CALL_LIST",
+    "ESCALATION",
     "FAILED",
     "PENDING",
     "REPORT",

@@ -11,6 +11,14 @@ Three steps, each testable alone:
    include/templates/ and refuses every other URL (file://, http(s)://, data:), so a hostile
    CRM value can never make the renderer read a local file or call a network address.
 
+Bounded: WeasyPrint's time grows far faster than the length of one long text (≈1.5 s for a
+normal department, 54 s for 2,000-character names, unbounded for 350,000), so `build_context`
+shortens every CRM text to the policy's report.max_text_chars (ending in "…", counted in the
+data-quality note; the templates' `shorten` filter guards the same fields), and
+`render_report` runs WeasyPrint in a child process killed after report.render_timeout_seconds
+(`RenderTimeout`): a render that still stalls fails its own department only, even inside C
+code that no in-process alarm (Airflow's execution_timeout) can interrupt.
+
 The action page (`action_context`) lists what the head should act on at the cut-off — agents'
 overdue and missed visits, open SLA breaches (the top `report.action_rows` of each, with the
 totals), the largest KPI moves (`kpi_moves`, the highlights' own ranking) — and the appendix
@@ -34,7 +42,9 @@ from urllib.parse import unquote, urlsplit
 from revisit.config.paths import TEMPLATES_DIR
 from revisit.config.policy import ReportHighlights
 from revisit.config.translations import load_translations
+from revisit.core.errors import RevisitError
 from revisit.core.periods import month_cutoff_date
+from revisit.core.templating import is_shortened, shorten
 from revisit.delivery.templating import TEMPLATE_DIR, render
 
 REPORT_DIR = TEMPLATE_DIR  # report.html.j2 and report.css; relative URLs resolve here
@@ -126,6 +136,34 @@ def report_data(kpis, department_id: str, quarantined: int | None = None,
                        **kpis.open_counts.get(department_id, {})},
         },
     }
+
+
+def shorten_texts(data: dict[str, Any], limit: int) -> tuple[dict[str, Any], int]:
+    """(a copy of `data` with every text of the department and of every table row cut to
+    `limit` characters (revisit.core.templating.shorten), how many texts were cut).
+
+    Every text, not a list of CRM columns: a column added to a table later is bounded too;
+    what the code itself writes there (priorities, metrics, timestamps) is far shorter."""
+    count = 0
+
+    def cut(value: Any) -> Any:
+        nonlocal count
+        if is_shortened(value, limit):
+            count += 1
+            return shorten(value, limit)
+        return value
+
+    def rows(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [{k: cut(v) for k, v in row.items()} for row in items]
+
+    out = {**data, "department": {k: cut(v) for k, v in data["department"].items()}}
+    for key in ("categories", "sla_priority", "breaches", "agents"):
+        out[key] = rows(data.get(key) or [])
+    if data.get("actions") is not None:
+        actions = data["actions"]
+        out["actions"] = {**actions, "visits": rows(actions["visits"]),
+                          "breaches": rows(actions["breaches"])}
+    return out, count
 
 
 # ================================================================= formats
@@ -417,6 +455,9 @@ def build_context(data: dict[str, Any], policy, locale: str | None = None,
     locale = locale or policy.report.locale
     tr = load_translations(locale)
     fmt = Formats(tr, locale)
+    limit = policy.report.max_text_chars
+    data, shortened = shorten_texts(data, limit)
+    data["quality"] = {**data["quality"], "shortened_texts": shortened}
     targets = policy.report.targets.model_dump()
     labels = [fmt.month_short(m) for m in data["months"]]
     charts = [{"name": name, "label": tr["kpi"][name],
@@ -435,6 +476,7 @@ def build_context(data: dict[str, Any], policy, locale: str | None = None,
     first_next = month_cutoff_date(data["month"])
     return {
         "tr": tr, "fmt": fmt, "locale": locale, "lang": locale.replace("_", "-"),
+        "max_text_chars": limit,  # the templates' `shorten` filter (revisit.core.templating)
         "data": data, "department": data["department"],
         "period": fmt.month(data["month"]),
         "cutoff": tr["cut_off"].format(cutoff=f"{first_next.isoformat()} 00:00 ({tz})"),
@@ -443,7 +485,7 @@ def build_context(data: dict[str, Any], policy, locale: str | None = None,
         "counts": counts,
         "highlights": highlights(data, targets, fmt, policy.report.highlights),
         "charts": charts,
-        "quality": quality_lines(data["quality"], tr),
+        "quality": quality_lines(data["quality"], tr, limit),
         "actions": action_context(data, fmt, policy, first_next),
         "appendix": appendix(fmt, targets),
     }
@@ -503,7 +545,8 @@ def _int(value: float | None) -> str:
     return "0" if value is None else f"{int(value):,}"
 
 
-def quality_lines(quality: dict[str, Any], tr: dict[str, Any]) -> list[str]:
+def quality_lines(quality: dict[str, Any], tr: dict[str, Any], max_text_chars: int = 80
+                  ) -> list[str]:
     q = tr["quality"]
     lines = []
     if quality.get("do_not_call_customers"):
@@ -513,6 +556,15 @@ def quality_lines(quality: dict[str, Any], tr: dict[str, Any]) -> list[str]:
                 "parse_error_rows", "quarantined"):
         if quality.get(key):
             lines.append(q[key].format(count=quality[key]))
+    if quality.get("sla_unknown"):  # DESIGN.md: how many verdicts were unknown, which metrics
+        labels = tr.get("metrics", {})
+        metrics = q["sla_unknown_separator"].join(
+            q["sla_unknown_item"].format(metric=labels.get(m, m), count=n)
+            for m, n in (quality.get("sla_unknown_metrics") or {}).items())
+        lines.append(q["sla_unknown"].format(count=quality["sla_unknown"], metrics=metrics))
+    if quality.get("shortened_texts"):
+        lines.append(q["shortened_texts"].format(count=quality["shortened_texts"],
+                                                 limit=max_text_chars))
     if not lines:
         lines.append(q["clean"])
     return lines
@@ -570,10 +622,34 @@ def template_only_fetcher(root: Path = TEMPLATES_DIR):
     return TemplateOnlyFetcher()
 
 
-def render_pdf(html: str, fetcher=None) -> bytes:
-    """The PDF of `html`; relative URLs resolve against include/templates/report/."""
+class RenderTimeout(RevisitError):
+    """WeasyPrint did not finish within the policy's report.render_timeout_seconds; the child
+    process was killed. Not retryable: the same data would stall the same way."""
+
+    retryable = False
+
+
+class RenderFailed(RevisitError):
+    """The render's child process failed (its last error line is in the message)."""
+
+
+# The child of a bounded render: HTML on stdin, the PDF on stdout, an error on stderr.
+_CHILD = ("import sys\n"
+          "from revisit.delivery.report import render_pdf\n"
+          "sys.stdout.buffer.write(render_pdf(sys.stdin.buffer.read().decode('utf-8')))\n")
+
+
+def render_pdf(html: str, fetcher=None, timeout: float | None = None) -> bytes:
+    """The PDF of `html`; relative URLs resolve against include/templates/report/.
+
+    With `timeout` (seconds), WeasyPrint runs in a fresh interpreter that is killed when the
+    time is up (RenderTimeout): bounded even inside C code (Pango, HarfBuzz), with nothing
+    inherited from the task's process. `fetcher` (to inspect what was fetched) renders in
+    this process."""
     import logging
 
+    if timeout is not None and fetcher is None:
+        return _render_in_child(html, timeout)
     from weasyprint import HTML
 
     logging.getLogger("weasyprint.progress").setLevel(logging.WARNING)  # one line per step
@@ -582,12 +658,38 @@ def render_pdf(html: str, fetcher=None) -> bytes:
     return document.write_pdf()
 
 
+def _render_in_child(html: str, timeout: float) -> bytes:
+    import logging
+    import os
+    import subprocess
+    import sys
+
+    # The child finds the package where this process found it (Airflow adds plugins/ to
+    # sys.path itself, not to PYTHONPATH).
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+    try:
+        done = subprocess.run([sys.executable, "-c", _CHILD], input=html.encode("utf-8"),
+                              capture_output=True, timeout=timeout, env=env, check=False)
+    except subprocess.TimeoutExpired:  # subprocess.run has killed the child
+        raise RenderTimeout(f"WeasyPrint did not finish within {timeout:g} s "
+                            "(report.render_timeout_seconds); the render was stopped") from None
+    errors = done.stderr.decode("utf-8", "replace").strip()
+    if done.returncode != 0 or not done.stdout.startswith(b"%PDF-"):
+        last = errors.splitlines()[-1] if errors else f"exit status {done.returncode}"
+        raise RenderFailed(f"the PDF render failed: {last[:500]}")
+    if errors:  # WeasyPrint's warnings (e.g. a refused URL), without the HTML
+        logging.getLogger(__name__).warning("WeasyPrint: %s", errors[-2000:])
+    return done.stdout
+
+
 def render_report(data: dict[str, Any], policy, target: Path, locale: str | None = None
                   ) -> Path:
-    """Render one department's PDF to `target` (atomically)."""
+    """Render one department's PDF to `target` (atomically), within the policy's
+    report.render_timeout_seconds (RenderTimeout)."""
     from revisit.io.files import write_bytes
 
-    return write_bytes(target, render_pdf(render_html(data, policy, locale)))
+    html = render_html(data, policy, locale)
+    return write_bytes(target, render_pdf(html, timeout=policy.report.render_timeout_seconds))
 
 
 __all__ = [
@@ -597,6 +699,8 @@ __all__ = [
     "TARGET_KPIS",
     "FetchRefused",
     "Formats",
+    "RenderFailed",
+    "RenderTimeout",
     "action_context",
     "appendix",
     "build_context",
@@ -607,6 +711,7 @@ __all__ = [
     "render_pdf",
     "render_report",
     "report_data",
+    "shorten_texts",
     "template_only_fetcher",
     "tiles",
 ]

@@ -8,6 +8,7 @@ never duplicate and a failed write leaves the previous rows intact.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from pathlib import Path
 
 import numpy as np
@@ -27,11 +28,69 @@ def default_results_url(output_root: Path) -> str:
     return f"sqlite:///{output_root / 'results.sqlite'}"
 
 
+_CREATE_TABLE = re.compile(r"^CREATE TABLE IF NOT EXISTS (\w+) \((.*)\)[^)]*$", re.DOTALL)
+_CONSTRAINT = re.compile(r"^(PRIMARY|UNIQUE|CONSTRAINT|KEY|INDEX|FOREIGN|CHECK)\b", re.IGNORECASE)
+
+
+def ddl_columns(statements: list[str]) -> dict[str, dict[str, str]]:
+    """table -> column -> its definition ("BOOLEAN", "VARCHAR(32) NOT NULL"), from the CREATE
+    TABLE statements of the DDL (one column a line, as schema.sql writes them)."""
+    tables: dict[str, dict[str, str]] = {}
+    for statement in statements:
+        found = _CREATE_TABLE.match(statement.strip())
+        if not found:
+            continue
+        columns = tables.setdefault(found.group(1).lower(), {})
+        for line in found.group(2).splitlines():
+            line = line.strip().rstrip(",").strip()
+            if not line or _CONSTRAINT.match(line):
+                continue
+            name, _, definition = line.partition(" ")
+            columns[name.lower()] = definition.strip()
+    return tables
+
+
+def _missing_columns(engine: Engine, wanted: dict[str, dict[str, str]]) -> list[tuple[str, str]]:
+    from sqlalchemy import inspect
+
+    inspector = inspect(engine)
+    present = set(inspector.get_table_names())
+    missing = []
+    for name, columns in wanted.items():
+        if name not in present:
+            continue
+        have = {c["name"].lower() for c in inspector.get_columns(name)}
+        missing += [(name, column) for column in columns if column not in have]
+    return missing
+
+
+def _add_missing_columns(engine: Engine, wanted: dict[str, dict[str, str]]) -> None:
+    """ALTER TABLE .. ADD COLUMN for every DDL column an existing table lacks (a results
+    database made by an older version). Parallel tasks may race: a column another one added
+    meanwhile is fine (the failed ALTER is checked against the table again)."""
+    from sqlalchemy.exc import DBAPIError
+
+    for name, col in _missing_columns(engine, wanted):
+        definition = wanted[name][col]
+        if "NOT NULL" in definition.upper():
+            raise RuntimeError(f"{RESULTS_SCHEMA}: {name}.{col} is missing from the results "
+                               f"database and is NOT NULL: add it yourself (ALTER TABLE)")
+        try:
+            with engine.begin() as conn:
+                conn.exec_driver_sql(f"ALTER TABLE {name} ADD COLUMN {col} {definition}")
+        except DBAPIError:
+            if (name, col) in _missing_columns(engine, {name: {col: definition}}):
+                raise
+
+
 def ensure_schema(engine: Engine) -> None:
-    """Create the results tables when missing (idempotent; parallel tasks may call it at once)."""
+    """Create the results tables when missing and add the columns an existing table lacks
+    (idempotent; parallel tasks may call it at once)."""
+    statements = ddl_statements(RESULTS_SCHEMA, engine.dialect.name)
     with engine.begin() as conn:
-        for statement in ddl_statements(RESULTS_SCHEMA, engine.dialect.name):
+        for statement in statements:
             conn.exec_driver_sql(statement)
+    _add_missing_columns(engine, ddl_columns(statements))
 
 
 def _python_columns(frame: pd.DataFrame, *, text_stamps: bool = False) -> list[np.ndarray]:

@@ -136,4 +136,87 @@ def write_quality_outputs(result: QualityResult, folder: Path,
     return {key: folder / name for key, name in names.items()}
 
 
-__all__ = ["EXAMPLES_PER_CHECK", "OUTPUT_FILES", "render_summary", "write_quality_outputs"]
+# ----------------------------------------------------------------- SLA verdicts unknown
+# The gate writes the summary before the SLA stage runs; the SLA stage then puts its own section
+# into summary.md / summary.html between these markers (HTML comments: invisible in a viewer),
+# leaving every byte outside them as the gate wrote it. A rerun of the SLA stage replaces the
+# section; a rerun of the gate writes the summary afresh, without it, until SLA runs again.
+SLA_UNKNOWN_LISTED = 20
+SLA_UNKNOWN_BEGIN = "<!-- revisit:sla-unknown:begin -->"
+SLA_UNKNOWN_END = "<!-- revisit:sla-unknown:end -->"
+
+
+def _sla_unknown_section(unknown: Any, fmt: str, listed: int) -> str:
+    """The section (markers included) for `unknown`: rows of SLA status `unknown` with
+    ticket_id and metric (ids only), the count per metric and the first `listed` rows."""
+    from html import escape
+
+    total = len(unknown)
+    per_metric = unknown["metric"].astype(str).value_counts(sort=False).sort_index()
+    first = list(zip(unknown["ticket_id"].astype(str), unknown["metric"].astype(str),
+                     strict=True))[:listed]
+    if fmt == "md":
+        lines = ["## SLA verdicts unknown", ""]
+        if not total:
+            lines.append("No SLA verdict is unknown.")
+        else:
+            lines += [f"{total} SLA verdict(s) are `unknown`: the ticket's record shows it moved "
+                      "past the step but the step has no time stamp, so on time or late cannot "
+                      "be told (counted as neither met nor breached; sla_status.csv has all).",
+                      "", "| metric | unknown |", "| --- | ---: |"]
+            lines += [f"| {_md_cell(m)} | {n} |" for m, n in per_metric.items()]
+            lines += ["", f"First {len(first)} of {total}: " + ", ".join(
+                f"`{_md_cell(t)}` {_md_cell(m)}" for t, m in first) + "."]
+        body = "\n".join(lines)
+    else:
+        parts = ["<h2>SLA verdicts unknown</h2>"]
+        if not total:
+            parts.append("<p>No SLA verdict is unknown.</p>")
+        else:
+            parts.append(f"<p>{total} SLA verdict(s) are <code>unknown</code>: the ticket's record "
+                         "shows it moved past the step but the step has no time stamp, so on time "
+                         "or late cannot be told (counted as neither met nor breached; "
+                         "sla_status.csv has all).</p>")
+            parts.append("<table>\n<thead><tr><th>metric</th><th>unknown</th></tr></thead>\n"
+                         "<tbody>\n" + "".join(
+                             f"<tr><td>{escape(m)}</td><td class=\"n\">{n}</td></tr>\n"
+                             for m, n in per_metric.items()) + "</tbody>\n</table>")
+            parts.append(f"<p>First {len(first)} of {total}: " + ", ".join(
+                f"<code>{escape(t)}</code> {escape(m)}" for t, m in first) + ".</p>")
+        body = "\n".join(parts)
+    return f"{SLA_UNKNOWN_BEGIN}\n{body}\n{SLA_UNKNOWN_END}"
+
+
+def _with_section(text: str, section: str, fmt: str) -> str:
+    """`text` with the section replaced (a rerun) or added: at the end of the Markdown, before
+    </body> in the HTML (at the end when there is none)."""
+    begin, end = text.find(SLA_UNKNOWN_BEGIN), text.find(SLA_UNKNOWN_END)
+    if begin >= 0 and end > begin:
+        return text[:begin] + section + text[end + len(SLA_UNKNOWN_END):]
+    if fmt == "html" and "</body>" in text:
+        at = text.rindex("</body>")
+        return text[:at] + section + "\n" + text[at:]
+    return text + ("" if text.endswith("\n") or not text else "\n") + "\n" + section + "\n"
+
+
+def write_sla_unknown_section(folder: Path, unknown: Any,
+                              listed: int = SLA_UNKNOWN_LISTED) -> list[Path]:
+    """Put the "SLA verdicts unknown" section into quality/D's summary.md and summary.html
+    (each rewritten atomically; the rest of each file byte-identical). `unknown`: the SLA rows
+    of status unknown (ticket_id, metric). Files that do not exist are left alone (returns the
+    paths written)."""
+    from revisit.io.files import write_text
+
+    written = []
+    for fmt, key in (("md", "summary_md"), ("html", "summary_html")):
+        path = folder / OUTPUT_FILES[key]
+        if not path.exists():
+            continue
+        text = path.read_text(encoding="utf-8")
+        write_text(path, _with_section(text, _sla_unknown_section(unknown, fmt, listed), fmt))
+        written.append(path)
+    return written
+
+
+__all__ = ["EXAMPLES_PER_CHECK", "OUTPUT_FILES", "SLA_UNKNOWN_LISTED", "render_summary",
+           "write_quality_outputs", "write_sla_unknown_section"]

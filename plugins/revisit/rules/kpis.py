@@ -23,7 +23,8 @@ Definitions (month m = [1st of m 00:00, 1st of m+1 00:00), business-local):
   closed in m.
 - `sla_compliance_rate` = met / (met + breached) over (ticket, metric) rows of revisit.rules.sla
   whose deadline falls in m, evaluated at the cut-off 1st of M+1 00:00; `sla_breaches`: breached
-  rows.
+  rows; `sla_unknown`: rows of status unknown (the step was passed without a stamp), which count
+  as neither met nor breached here, in the per-agent table or in the worst breaches.
 - `median_handling_hours`: median wall-clock hours created -> resolved of tickets resolved in m.
 
 What a head acts on (the report's action page), at the cut-off of M:
@@ -62,10 +63,10 @@ KPI_NAMES = (
     "visits_due", "visits_on_time", "visit_timeliness_rate",
     "tickets_raised", "tickets_resolved", "problem_resolution_rate",
     "avg_satisfaction", "complaint_satisfaction",
-    "sla_compliance_rate", "sla_breaches", "median_handling_hours",
+    "sla_compliance_rate", "sla_breaches", "median_handling_hours", "sla_unknown",
 )
 COUNT_KPIS = ("visits_due", "visits_on_time", "tickets_raised", "tickets_resolved",
-              "sla_breaches")
+              "sla_breaches", "sla_unknown")
 KPI_COLUMNS = ("month", "department_id", "metric", "value")
 VISIT_SCALE, TICKET_SCALE = 10.0, 20.0
 
@@ -260,10 +261,13 @@ def _kpi_parts(obligations: pd.DataFrame, tickets: pd.DataFrame, ratings: pd.Dat
     sat = _agg(rated, keys, avg_satisfaction=("score", "mean"))
     comp = _agg(rated[rated["complaint"]], keys, complaint_satisfaction=("score", "mean"))
 
-    s = _both(sla[sla["status"].isin(("met", "breached")).fillna(False)])
+    # unknown rows are counted on their own, never as met or breached (DESIGN.md "unknown")
+    s = _both(sla[sla["status"].isin(("met", "breached", "unknown")).fillna(False)])
     s = s.assign(met=(s["status"] == "met").to_numpy(bool),
-                 breached=(s["status"] == "breached").to_numpy(bool))
-    sla_t = _agg(s, keys, met=("met", "sum"), sla_breaches=("breached", "sum"))
+                 breached=(s["status"] == "breached").to_numpy(bool),
+                 unknown=(s["status"] == "unknown").to_numpy(bool))
+    sla_t = _agg(s, keys, met=("met", "sum"), sla_breaches=("breached", "sum"),
+                 sla_unknown=("unknown", "sum"))
     return [visits, raised_t, handled_t, sat, comp, sla_t]
 
 
@@ -482,12 +486,15 @@ def agent_table(frames: dict[str, pd.DataFrame], obligations: pd.DataFrame,
 
 
 def data_quality(frames: dict[str, pd.DataFrame], obligations: pd.DataFrame,
-                 tickets: pd.DataFrame, month: str,
-                 departments: list[str]) -> dict[str, dict[str, int]]:
+                 tickets: pd.DataFrame, month: str, departments: list[str],
+                 sla: pd.DataFrame | None = None, metric_order: list[str] | None = None
+                 ) -> dict[str, dict]:
     """Per department (and COMPANY): what the numbers leave out or may be skewed by, among the
     rows that passed the quality gate. What the gate itself left out (unreadable values,
     ratings off their scale, tickets without a department) it counts: revisit.stages.monthly
-    .left_out_by_gate."""
+    .left_out_by_gate. With `sla` (sla_rows): `sla_unknown`, the SLA rows with deadlines in M
+    whose status is unknown, and `sla_unknown_metrics`, those counts per metric (in
+    `metric_order`, the policy's, then any other by name)."""
     customers = table(frames, "customers")
     dnc = (pd.to_numeric(customers["do_not_call"], errors="coerce") == 1).fillna(False)
     due = obligations[(obligations["month"] == month)]
@@ -508,6 +515,15 @@ def data_quality(frames: dict[str, pd.DataFrame], obligations: pd.DataFrame,
                                            .to_numpy(bool)
                                            & tickets["satisfaction"].isna().to_numpy(bool)).sum()),
         }
+        if sla is not None:
+            unknown = sla[pick(sla["department_id"])
+                          & (sla["month"] == month).fillna(False).to_numpy(bool)
+                          & (sla["status"] == "unknown").fillna(False).to_numpy(bool)]
+            counts = unknown["metric"].astype(str).value_counts()
+            order = [m for m in (metric_order or []) if m in counts.index]
+            order += sorted(set(counts.index) - set(order))
+            out[dept]["sla_unknown"] = len(unknown)
+            out[dept]["sla_unknown_metrics"] = {m: int(counts[m]) for m in order}
     return out
 
 
@@ -524,7 +540,7 @@ class MonthlyKpis:
     sla_priority: pd.DataFrame
     breaches: pd.DataFrame
     agents: pd.DataFrame
-    quality: dict[str, dict[str, int]] = field(default_factory=dict)
+    quality: dict[str, dict] = field(default_factory=dict)  # counts; sla_unknown_metrics a dict
     # The action page: top report.action_rows rows per department, and the totals.
     open_visits: pd.DataFrame | None = None  # OPEN_VISIT_COLUMNS
     open_breaches: pd.DataFrame | None = None  # as `breaches`, not achieved at the cut-off
@@ -561,7 +577,8 @@ def compute_monthly(frames: dict[str, pd.DataFrame], policy: Policy,
         sla_priority=sla_by_priority(sla, month, list(policy.sla.metrics)),
         breaches=worst_breaches(sla, frames, month, policy.report.worst_breaches),
         agents=agent_table(frames, obligations, tickets, ratings, sla, month),
-        quality=data_quality(frames, obligations, tickets, month, departments),
+        quality=data_quality(frames, obligations, tickets, month, departments, sla,
+                             list(policy.sla.metrics)),
         open_visits=visits_open.groupby("department_id").head(top).reset_index(drop=True),
         open_breaches=breaches_open.groupby("department_id").head(top).reset_index(drop=True),
         open_counts=open_counts(visits_open, breaches_open),

@@ -7,6 +7,10 @@ over the handful of (metric, target) pairs of the policy, never over tickets.
 Inputs are snapshot frames (naive business-local timestamps, as `extract.apply_cutoff` leaves
 them). Stamps at or after the cut-off are treated as not having happened even if the caller did
 not cut the frame, because the status is "as of the cut-off" by definition.
+
+Missing data is not a breach: a metric whose achievement stamp is empty is `unknown` when the
+ticket's record shows it has moved past that step (STEP_STAMPS order; a later stamp set, or
+status closed / resolved); unknown rows are neither met nor breached anywhere downstream.
 """
 
 from __future__ import annotations
@@ -23,14 +27,21 @@ from revisit.rules.calendar import NS_PER_MINUTE, BusinessCalendar
 
 STATUS_COLUMNS = (
     "ticket_id", "customer_id", "department_id", "priority", "metric", "started_at", "deadline",
-    "achieved_at", "status", "overdue_minutes",
+    "achieved_at", "status", "overdue_minutes", "due_today", "target", "elapsed_minutes",
+    "paused_minutes", "policy_version",
 )
-DIGEST_COLUMNS = (
-    "ticket_id", "customer_name", "phone_masked", "handler_agent_id", "priority", "metric",
-    "deadline", "status", "overdue_minutes",
+DIGEST_COLUMNS = (  # section: breached (new breaches) | due_today | at_risk (not due today)
+    "section", "ticket_id", "customer_name", "phone_masked", "handler_agent_id", "priority",
+    "metric", "deadline", "status", "overdue_minutes",
 )
-MET, BREACHED, AT_RISK, PENDING = "met", "breached", "at_risk", "pending"
-STATUSES = (MET, BREACHED, AT_RISK, PENDING)
+MET, BREACHED, AT_RISK, PENDING, UNKNOWN = "met", "breached", "at_risk", "pending", "unknown"
+STATUSES = (MET, BREACHED, AT_RISK, PENDING, UNKNOWN)
+# DESIGN.md "unknown": a ticket's steps in order, by the stamp that records each. A metric whose
+# achievement stamp is empty is unknown once the ticket has moved past that step.
+STEP_STAMPS = ("first_response_at", "verified_at", "plan_at", "resolved_at", "result_fed_back_at",
+               "closed_at")
+_PAST_ALL = len(STEP_STAMPS)  # status closed: every step passed
+_PAST_RESOLUTION = STEP_STAMPS.index("resolved_at") + 1  # status resolved: up to resolution
 PAUSE_COLUMNS = ("ticket_id", "paused_at", "resumed_at")
 WALL_CLOCK_UNITS = ("hours", "days")
 
@@ -105,6 +116,7 @@ class _Group:
     positions: np.ndarray  # positions in the tickets frame
     started: pd.Series  # naive UTC, not null
     achieved: pd.Series  # naive UTC, NaT = not achieved by the cut-off
+    passed: np.ndarray  # bool: the ticket's record shows it moved past this metric's step
 
 
 def _prepare_pauses(pauses: pd.DataFrame | None, tickets: pd.DataFrame, cutoff: pd.Timestamp,
@@ -141,9 +153,16 @@ def _pauses_for(group: _Group, n_tickets: int, pauses: pd.DataFrame,
                          "resumed_at": _aware(resumed[useful])})
 
 
+def _minutes(ns: np.ndarray) -> np.ndarray:
+    """Nanoseconds -> whole minutes, half up; never negative (the clocks are monotone, so only
+    a stamp before its start could make it so: then 0)."""
+    return np.maximum((ns + NS_PER_MINUTE // 2) // NS_PER_MINUTE, 0)
+
+
 def _evaluate(group: _Group, pauses: pd.DataFrame, calendar: BusinessCalendar,
-              cutoff: pd.Timestamp, at_risk_share: float) -> dict[str, np.ndarray | pd.Series]:
-    """Deadline, status and overdue minutes of one group's rows."""
+              cutoff: pd.Timestamp, at_risk_share: float, next_midnight: pd.Timestamp
+              ) -> dict[str, np.ndarray | pd.Series]:
+    """Deadline, status, overdue minutes and the explanation columns of one group's rows."""
     unit = group.duration.unit
     if unit in WALL_CLOCK_UNITS:
         # DESIGN: paused time is excluded from business-time targets only; a wall-clock target
@@ -157,24 +176,32 @@ def _evaluate(group: _Group, pauses: pd.DataFrame, calendar: BusinessCalendar,
     cutoff_ns = cutoff.value
 
     achieved = group.achieved.notna().to_numpy()
+    # Missing data is not a breach: an empty stamp of a step the ticket has moved past.
+    unknown = ~achieved & group.passed
     late = achieved & (achieved_ns > deadline_ns)
-    missed = ~achieved & (deadline_ns < cutoff_ns)
-    running = ~achieved & ~missed
+    missed = ~achieved & ~unknown & (deadline_ns < cutoff_ns)
+    running = ~achieved & ~unknown & ~missed
     status = np.full(n, PENDING, dtype=object)
     status[achieved & ~late] = MET
     status[late | missed] = BREACHED
+    status[unknown] = UNKNOWN
+
+    # Explanation: time on the target's clock from the start to the achievement (or the
+    # cut-off), less paused time; the pauses are already ended at the achievement.
+    until = _aware(group.achieved.where(achieved, cutoff))
+    elapsed_ns = _ns(calendar.elapsed(started, until, unit, pauses))
+    paused_ns = np.zeros(n, dtype=np.int64)
+    if len(pauses):
+        paused_ns = _ns(calendar.elapsed(started, until, unit)) - elapsed_ns
 
     if running.any():
-        # Time used so far and the target's whole time, both on the target's own clock and
-        # less paused time; one elapsed() call for both halves.
+        # Time used so far is the elapsed time of a running row; the target's whole time is
+        # measured the same way up to the deadline.
         sel = _select_pauses(pauses, running)
-        k = int(running.sum())
-        starts = pd.concat([started[running], started[running]], ignore_index=True)
-        ends = pd.concat([_aware(np.full(k, cutoff_ns).view("datetime64[ns]")),
-                          deadline[running].dt.tz_convert("UTC")], ignore_index=True)
-        both = pd.concat([sel, sel.assign(row=sel["row"] + k)], ignore_index=True)
-        spent = _ns(calendar.elapsed(starts, ends, unit, both))
-        used, total = spent[:k], spent[k:]
+        used = elapsed_ns[running]
+        total = _ns(calendar.elapsed(started[running].reset_index(drop=True),
+                                     deadline[running].dt.tz_convert("UTC")
+                                     .reset_index(drop=True), unit, sel))
         # Rounded to the nanosecond so that e.g. exactly 80 % is at risk despite 0.8 in binary.
         threshold = np.round(total.astype(np.float64) * at_risk_share).astype(np.int64)
         idx = np.flatnonzero(running)
@@ -183,12 +210,14 @@ def _evaluate(group: _Group, pauses: pd.DataFrame, calendar: BusinessCalendar,
     overdue = np.zeros(n, dtype=np.int64)
     breached = late | missed
     if breached.any():
-        until = _aware(group.achieved.where(achieved, cutoff)[breached])
-        late_ns = _ns(calendar.elapsed(deadline[breached].dt.tz_convert("UTC"), until, unit,
-                                       _select_pauses(pauses, breached)))
-        # Half up to whole minutes; never negative (the clock is monotone, this is a guard).
-        overdue[breached] = np.maximum((late_ns + NS_PER_MINUTE // 2) // NS_PER_MINUTE, 0)
-    return {"deadline": deadline, "status": status, "overdue_minutes": overdue}
+        late_ns = _ns(calendar.elapsed(deadline[breached].dt.tz_convert("UTC"),
+                                       until[breached], unit, _select_pauses(pauses, breached)))
+        overdue[breached] = _minutes(late_ns)
+    open_now = running  # pending or at_risk
+    due_today = open_now & (deadline_ns < next_midnight.value)
+    return {"deadline": deadline, "status": status, "overdue_minutes": overdue,
+            "due_today": due_today, "elapsed_minutes": _minutes(elapsed_ns),
+            "paused_minutes": _minutes(paused_ns)}
 
 
 def _groups(tickets: pd.DataFrame, policy: Policy, calendar: BusinessCalendar,
@@ -203,6 +232,7 @@ def _groups(tickets: pd.DataFrame, policy: Policy, calendar: BusinessCalendar,
             stamps[name] = _before(_utc(tickets[name], calendar.tz), cutoff)
         return stamps[name]
 
+    furthest = _furthest_step(tickets, stamp, cutoff, calendar.tz)
     groups = []
     for metric_pos, (metric, events) in enumerate(sla.metrics.items()):
         by_target: dict[Duration, list[str]] = {}
@@ -214,12 +244,40 @@ def _groups(tickets: pd.DataFrame, policy: Policy, calendar: BusinessCalendar,
             chosen = (priority.isin(priorities).fillna(False) & started.notna()).to_numpy(bool)
             positions = np.flatnonzero(chosen)
             if positions.size:
+                step = (STEP_STAMPS.index(events.achieved) if events.achieved in STEP_STAMPS
+                        else _PAST_ALL)  # a stamp outside the step order is never passed
                 groups.append(_Group(
                     metric, metric_pos, duration, positions,
                     started.iloc[positions].reset_index(drop=True),
                     achieved.iloc[positions].reset_index(drop=True),
+                    furthest[positions] > step,
                 ))
     return groups
+
+
+def _furthest_step(tickets: pd.DataFrame, stamp, cutoff: pd.Timestamp, tz: str) -> np.ndarray:
+    """Per ticket, how many steps of STEP_STAMPS its record shows it has moved past as of the
+    cut-off: step i is passed when the result is > i. A stamp of step j set passes every step
+    before j; status `closed` passes all, `resolved` all up to resolution. A status whose own
+    stamp lies after the cut-off is not believed (the ticket was not closed / resolved yet;
+    extract.apply_cutoff makes the same correction)."""
+    furthest = np.zeros(len(tickets), dtype=np.int64)
+    for j, name in enumerate(STEP_STAMPS):
+        if name in tickets:
+            furthest = np.where(stamp(name).notna().to_numpy(bool), j, furthest)
+    if "status" in tickets:
+        status = tickets["status"].astype("string")
+
+        def not_after(name: str) -> np.ndarray:
+            if name not in tickets:
+                return np.ones(len(tickets), dtype=bool)
+            return ~(_utc(tickets[name], tz) >= cutoff).fillna(False).to_numpy(bool)
+
+        closed = (status == "closed").fillna(False).to_numpy(bool) & not_after("closed_at")
+        resolved = (status == "resolved").fillna(False).to_numpy(bool) & not_after("resolved_at")
+        furthest = np.where(resolved, np.maximum(furthest, _PAST_RESOLUTION), furthest)
+        furthest = np.where(closed, _PAST_ALL, furthest)
+    return furthest
 
 
 def _empty_status(tickets: pd.DataFrame, tz: str) -> pd.DataFrame:
@@ -233,6 +291,11 @@ def _empty_status(tickets: pd.DataFrame, tz: str) -> pd.DataFrame:
         "started_at": stamp, "deadline": stamp, "achieved_at": stamp,
         "status": pd.Series([], dtype="str"),
         "overdue_minutes": pd.Series([], dtype=np.int64),
+        "due_today": pd.Series([], dtype=bool),
+        "target": pd.Series([], dtype="str"),
+        "elapsed_minutes": pd.Series([], dtype=np.int64),
+        "paused_minutes": pd.Series([], dtype=np.int64),
+        "policy_version": pd.Series([], dtype="str"),
     })
 
 
@@ -240,11 +303,17 @@ def _empty_status(tickets: pd.DataFrame, tz: str) -> pd.DataFrame:
 def sla_status(tickets: pd.DataFrame, pauses: pd.DataFrame | None, policy: Policy,
                calendar: BusinessCalendar, cutoff: pd.Timestamp) -> pd.DataFrame:
     """Every (ticket, metric) whose priority has a target for the metric and whose start event
-    happened before the cut-off (D 00:00 local), with its deadline, status and overdue minutes.
+    happened before the cut-off (D 00:00 local), with its deadline, status and overdue minutes,
+    and how it came about: due_today (pending / at_risk with the deadline before D+1 00:00
+    local), target (the policy's text), elapsed_minutes and paused_minutes (on the target's
+    clock, start to achievement or cut-off), policy_version (Policy.version).
 
     Columns are exactly STATUS_COLUMNS (the sla_status.csv contract); timestamps are tz-aware
     in the business zone; rows sorted by ticket_id, then metric in the policy's order."""
     cutoff = _utc_scalar(cutoff, calendar.tz)
+    # D + 1 day 00:00 local (a calendar day later, whatever the clock does in between).
+    local_day = pd.Timestamp(cutoff).tz_localize("UTC").tz_convert(calendar.tz).tz_localize(None)
+    next_midnight = _utc_scalar(local_day.normalize() + pd.Timedelta(days=1), calendar.tz)
     if not tickets["ticket_id"].is_unique:
         duplicated = tickets["ticket_id"][tickets["ticket_id"].duplicated()].iloc[0]
         raise ValueError(f"tickets: ticket_id {duplicated!r} occurs more than once")
@@ -256,7 +325,8 @@ def sla_status(tickets: pd.DataFrame, pauses: pd.DataFrame | None, policy: Polic
     parts = []
     for group in groups:
         group_pauses = _pauses_for(group, len(tickets), ready, cutoff)
-        result = _evaluate(group, group_pauses, calendar, cutoff, policy.sla.at_risk_share)
+        result = _evaluate(group, group_pauses, calendar, cutoff, policy.sla.at_risk_share,
+                           next_midnight)
         parts.append(pd.DataFrame({
             "_pos": group.positions,
             "_metric": np.full(len(group.positions), group.metric_pos),
@@ -266,6 +336,10 @@ def sla_status(tickets: pd.DataFrame, pauses: pd.DataFrame | None, policy: Polic
             "achieved_at": _aware(group.achieved).dt.tz_convert(calendar.tz),
             "status": result["status"],
             "overdue_minutes": result["overdue_minutes"],
+            "due_today": result["due_today"],
+            "target": np.full(len(group.positions), str(group.duration), dtype=object),
+            "elapsed_minutes": result["elapsed_minutes"],
+            "paused_minutes": result["paused_minutes"],
         }))
     rows = pd.concat(parts, ignore_index=True)
     positions = rows["_pos"].to_numpy()
@@ -273,8 +347,10 @@ def sla_status(tickets: pd.DataFrame, pauses: pd.DataFrame | None, policy: Polic
         name: tickets[name].iloc[positions].reset_index(drop=True)
         for name in ("ticket_id", "customer_id", "department_id", "priority")
     })
-    for name in ("metric", "started_at", "deadline", "achieved_at", "status", "overdue_minutes"):
+    for name in ("metric", "started_at", "deadline", "achieved_at", "status", "overdue_minutes",
+                 "due_today", "target", "elapsed_minutes", "paused_minutes"):
         out[name] = rows[name]
+    out["policy_version"] = policy.version
     out["_metric"] = rows["_metric"]
     out = out.sort_values(["ticket_id", "_metric"], kind="stable", ignore_index=True)
     return out.loc[:, list(STATUS_COLUMNS)]
@@ -299,18 +375,37 @@ def new_breaches(status: pd.DataFrame, cutoff: pd.Timestamp,
 def breach_digest(status: pd.DataFrame, tickets: pd.DataFrame, customers: pd.DataFrame,
                   cutoff: pd.Timestamp, previous_cutoff: pd.Timestamp
                   ) -> dict[str, pd.DataFrame]:
-    """Per department: the new breaches and the at-risk rows, for its head's daily e-mail.
+    """Per department: the new breaches, the rows due today and the (other) at-risk rows, for
+    its head's daily e-mail; each row once, its `section` saying which.
 
-    Phones are masked (the e-mail leaves the CRM); rows sorted most urgent first: breached
-    before at_risk, then priority, then earliest deadline. Departments with nothing to report
-    have no key."""
+    Sections, in this order: `breached` (new_breaches), `due_today` (pending or at_risk with a
+    deadline before D + 1 day 00:00 local: the `due_today` column of the status when it has
+    one), `at_risk` (at_risk, not due today). `unknown` and `met` rows are never listed.
+    Phones are masked (the e-mail leaves the CRM). Within a section: due_today by deadline
+    (then priority); the others most urgent first (priority, then earliest deadline).
+    Departments with nothing to report have no key."""
+    running = status["status"].isin([PENDING, AT_RISK]).to_numpy(bool)
+    if "due_today" in status:
+        due = status["due_today"].fillna(False).astype(bool).to_numpy(bool) & running
+    else:  # until sla_status carries due_today: the same definition (DESIGN.md "SLA")
+        tz = status["deadline"].dt.tz
+        day = pd.Timestamp(cutoff)
+        if day.tzinfo is not None:
+            day = (day.tz_convert(tz) if tz is not None else day).tz_localize(None)
+        tomorrow = _aware_scalar(day + pd.Timedelta(days=1), tz)
+        due = (status["deadline"] < tomorrow).fillna(False).to_numpy(bool) & running
+    listed = due | (status["status"] == AT_RISK).to_numpy(bool)
     fresh = new_breaches(status, cutoff, previous_cutoff)
-    risky = status[(status["status"] == AT_RISK).to_numpy(bool)]
-    rows = pd.concat([fresh, risky], ignore_index=True)
+    rows = pd.concat([fresh, status[listed]], ignore_index=True)
+    section = np.concatenate([np.full(len(fresh), "breached", dtype=object),
+                              np.where(due[listed], "due_today", "at_risk").astype(object)])
+    rank = rows["priority"].map({p: i for i, p in enumerate(PRIORITIES)}).fillna(
+        len(PRIORITIES)).to_numpy()
     people = customers.drop_duplicates("customer_id").set_index("customer_id")
     handlers = tickets.drop_duplicates("ticket_id").set_index("ticket_id")["handler_agent_id"]
     digest = pd.DataFrame({
         "department_id": rows["department_id"],
+        "section": section,
         "ticket_id": rows["ticket_id"],
         "customer_name": rows["customer_id"].map(people["name"]).astype("string"),
         "phone_masked": mask_phone(rows["customer_id"].map(people["phone"])),
@@ -320,13 +415,15 @@ def breach_digest(status: pd.DataFrame, tickets: pd.DataFrame, customers: pd.Dat
         "deadline": rows["deadline"],
         "status": rows["status"],
         "overdue_minutes": rows["overdue_minutes"],
-        "_status": (rows["status"] != BREACHED).astype(int),
-        "_priority": rows["priority"].map({p: i for i, p in enumerate(PRIORITIES)})
-                                     .fillna(len(PRIORITIES)),
+        "_section": pd.Series(section).map({"breached": 0, "due_today": 1, "at_risk": 2}),
+        # due_today is ordered by deadline first: priority decides only in the other sections
+        "_first": np.where(section == "due_today", 0, rank),
+        "_priority": rank,
         "_order": np.arange(len(rows)),
     })
-    digest = digest.sort_values(["_status", "_priority", "deadline", "ticket_id", "_order"],
-                                kind="stable", ignore_index=True)
+    digest = digest.sort_values(
+        ["_section", "_first", "deadline", "_priority", "ticket_id", "_order"],
+        kind="stable", ignore_index=True)
     return {
         str(department): frame.loc[:, list(DIGEST_COLUMNS)].reset_index(drop=True)
         for department, frame in digest.groupby("department_id", sort=True)
@@ -335,5 +432,6 @@ def breach_digest(status: pd.DataFrame, tickets: pd.DataFrame, customers: pd.Dat
 
 __all__ = [
     "AT_RISK", "BREACHED", "DIGEST_COLUMNS", "MET", "PENDING", "STATUSES", "STATUS_COLUMNS",
+    "STEP_STAMPS", "UNKNOWN",
     "breach_digest", "new_breaches", "sla_status",
 ]

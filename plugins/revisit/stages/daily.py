@@ -162,18 +162,26 @@ def run_sla(parts: DayPartitions, policy: Policy, calendar: BusinessCalendar) ->
     """SLA status of every ticket metric as of D 00:00, and the per-department digests."""
     from revisit.delivery.digest import DIGEST_PREFIX
     from revisit.io.spreadsheet import write_csv
-    from revisit.rules.sla import breach_digest, sla_status
+    from revisit.quality.summary import write_sla_unknown_section
+    from revisit.rules.sla import UNKNOWN, breach_digest, sla_status
 
     frames = read_clean(parts, ("tickets", "ticket_pauses", "customers"))
     cutoff = cutoff_of(parts.day, policy)
     status = sla_status(frames["tickets"], frames.get("ticket_pauses"), policy, calendar, cutoff)
     previous = cutoff_of(parts.day - dt.timedelta(days=1), policy)
     digests = breach_digest(status, frames["tickets"], frames["customers"], cutoff, previous)
+    # The CSV writes due_today as `true` / `false` (DESIGN.md Outputs); the handoff keeps bool.
+    as_csv = status.assign(due_today=status["due_today"].map({True: "true", False: "false"}))
     with atomic_dir(parts.sla) as tmp:
-        write_csv(status, tmp / "sla_status.csv")
+        write_csv(as_csv, tmp / "sla_status.csv")
         for department_id, rows in sorted(digests.items()):
             write_csv(rows, tmp / f"{DIGEST_PREFIX}{department_id}.csv")
     write_handoff(parts, "sla_status", status)
+    # DESIGN.md: unknown verdicts are listed in the quality summary (ids only). The gate wrote
+    # quality/D/summary.{md,html} before SLA ran: its section is put in by marker, the rest of
+    # the files untouched.
+    unknown = status.loc[(status["status"] == UNKNOWN).to_numpy(bool), ["ticket_id", "metric"]]
+    write_sla_unknown_section(parts.quality, unknown)
     counts = status["status"].value_counts().to_dict()
     return {"path": str(parts.sla), "rows": len(status),
             "by_status": {str(k): int(v) for k, v in sorted(counts.items())},
@@ -185,29 +193,46 @@ class DigestNotSent(RevisitError):
 
 
 def send_sla_digests(parts: DayPartitions, policy: Policy, url: str, transport) -> dict:
-    """E-mail each department head D's digest once (ledger in the results database)."""
-    from revisit.delivery.digest import send_digests
-    from revisit.delivery.mail import SLA_DIGEST, DeliveryLedger
+    """E-mail each department head D's digest once, and each active supervisor of a department
+    with escalated rows (policy `sla.escalate_priorities`, at_risk or breached) their copy
+    once (ledger in the results database: kinds sla_digest and escalation). A supervisor
+    without a valid address is reported (ids in the result and the log), not failed."""
+    from revisit.delivery.digest import send_digests, send_escalations
+    from revisit.delivery.mail import ESCALATION, SLA_DIGEST, DeliveryLedger
     from revisit.io.db import make_engine
     from revisit.io.results import ensure_schema
 
-    departments = read_clean(parts, ("departments",))["departments"]
+    clean = read_clean(parts, ("departments", "agents"))
+    departments, agents = clean["departments"], clean["agents"]
     engine = make_engine(url)
     try:
         ensure_schema(engine)
         ledger = DeliveryLedger(engine, policy.calendar.timezone, kind=SLA_DIGEST)
         outcome = send_digests(parts.sla, departments, parts.day, policy, ledger, transport)
+        escalated = send_escalations(
+            parts.sla, departments, agents, parts.day, policy,
+            DeliveryLedger(engine, policy.calendar.timezone, kind=ESCALATION), transport)
     finally:
         engine.dispose()
-    if outcome["failed"]:  # a retry may help when one of the refused sends may be retried
+    if escalated["no_address"]:  # ids only: no name or address in the log
+        log.warning("SLA escalation of %s not e-mailed to %d supervisor(s) without a valid "
+                    "address: %s", parts.day, len(escalated["no_address"]),
+                    ", ".join(escalated["no_address"]))
+    failed = {**outcome["failed"],
+              **{f"supervisor {a}": e for a, e in escalated["failed"].items()}}
+    if failed:  # a retry may help when one of the refused sends may be retried
         raise DigestNotSent(
             f"SLA digest of {parts.day} not delivered to " + "; ".join(
-                f"{d}: {error}" for d, error in sorted(outcome["failed"].items())),
-            retryable=any(error.retryable for error in outcome["failed"].values()))
+                f"{d}: {error}" for d, error in sorted(failed.items())),
+            retryable=any(error.retryable for error in failed.values()))
     counts: dict[str, int] = {}
     for state in outcome["states"].values():
         counts[state] = counts.get(state, 0) + 1
-    return {"departments": sorted(outcome["states"]), "states": counts}
+    escalations: dict[str, int] = {}
+    for state in escalated["states"].values():
+        escalations[state] = escalations.get(state, 0) + 1
+    return {"departments": sorted(outcome["states"]), "states": counts,
+            "escalations": escalations, "no_address": escalated["no_address"]}
 
 
 class CallListsNotSent(RevisitError):
@@ -215,10 +240,13 @@ class CallListsNotSent(RevisitError):
 
 
 def send_call_lists(parts: DayPartitions, policy: Policy, url: str, transport) -> dict:
-    """E-mail each agent with a non-empty list of D their own XLSX once (ledger in the results
-    database, kind call_list). An agent without a valid address is reported (ids in the result
-    and the log), not failed: the others get theirs and a retry could not fix the CRM."""
-    from revisit.delivery.agent_mail import send_agent_lists
+    """E-mail each agent with a non-empty list of D their own XLSX, and each ticket handler
+    their due-today / at-risk tickets (from the sla task's digests in sla/D/), in one message
+    per agent once (ledger in the results database, kind call_list, key (agent, D)); a handler
+    without a list gets the message without attachment. An agent without a valid address is
+    reported (ids in the result and the log), not failed: the others get theirs and a retry
+    could not fix the CRM."""
+    from revisit.delivery.agent_mail import read_handler_tickets, send_agent_lists
     from revisit.delivery.mail import CALL_LIST, DeliveryLedger
     from revisit.io.db import make_engine
     from revisit.io.results import ensure_schema
@@ -226,13 +254,17 @@ def send_call_lists(parts: DayPartitions, policy: Policy, url: str, transport) -
     if not parts.call_lists.exists():
         raise FileNotFoundError(f"no call lists for {parts.day}: {parts.call_lists} is missing "
                                 "(run the call_lists task first)")
+    if not parts.sla.exists():
+        raise FileNotFoundError(f"no SLA status for {parts.day}: {parts.sla} is missing "
+                                "(run the sla task first)")
+    tickets = read_handler_tickets(parts.sla)
     agents = read_clean(parts, ("agents",))["agents"]
     engine = make_engine(url)
     try:
         ensure_schema(engine)
         ledger = DeliveryLedger(engine, policy.calendar.timezone, kind=CALL_LIST)
         outcome = send_agent_lists(parts.call_lists, agents, parts.day, policy, ledger,
-                                   transport)
+                                   transport, tickets=tickets)
     finally:
         engine.dispose()
     no_address = sorted(outcome["no_address"])

@@ -253,6 +253,11 @@ def summarize(parts: MonthPartitions, policy: Policy, results_url: str, *,
     return {"month": parts.month, "counts": counts, "summary": str(target)}
 
 
+# Why a department without a PDF was not sent: its render task failed or timed out
+# (revisit.delivery.report.RenderTimeout), and the send task never ran.
+NO_PDF = "no PDF: the render failed or timed out (see the department's render task log)"
+
+
 def _deliveries(parts: MonthPartitions, policy: Policy, results_url: str) -> list[dict]:
     """One entry per department with report data: its PDF and what the ledger says."""
     departments = sorted(p.stem for p in parts.data.glob("*.json"))
@@ -271,7 +276,7 @@ def _deliveries(parts: MonthPartitions, policy: Policy, results_url: str) -> lis
             "state": row.get("state", "not_attempted"),
             "attempts": row.get("attempts", 0),
             "sent_at": _iso(row.get("sent_at"), policy.calendar.timezone),
-            "error": row.get("last_error"),
+            "error": row.get("last_error") or (None if pdf.exists() else NO_PDF),
         })
     return out
 

@@ -180,3 +180,115 @@ def test_a_bad_address_in_notify_data_team_fails_at_load_with_its_path(raw, tmp_
     for bad in ("ops@", "ops@localhost", "数据组@example.com", 42):
         raw["notify"]["data_team"] = [bad]
         assert "notify.data_team" in _error(raw), bad
+
+
+# ----------------------------------------------------------------------------- every error
+# names its file and key path, and every number is bounded.
+def _load_error(tmp_path, text: str | bytes) -> tuple[str, str]:
+    """(the PolicyError of a policy file holding `text`, the file's resolved path)."""
+    path = tmp_path / "policy.yaml"
+    if isinstance(text, bytes):
+        path.write_bytes(text)
+    else:
+        path.write_text(text, encoding="utf-8")
+    with pytest.raises(PolicyError) as caught:
+        load_policy(path)
+    return str(caught.value), str(path.resolve())
+
+
+def _default_text() -> str:
+    return DEFAULT_POLICY_PATH.read_text(encoding="utf-8")
+
+
+def test_an_impossible_date_is_named_with_its_file_and_key_path(tmp_path):
+    text = _default_text().replace("extra_holidays: []", "extra_holidays: [2026-12-24, 2026-02-30]")
+    message, path = _load_error(tmp_path, text)
+    assert message.startswith(f"{path}: calendar.extra_holidays.1: not a date: '2026-02-30'")
+
+
+def test_a_file_that_is_not_utf8_is_named_with_the_line_of_the_bad_byte(tmp_path):
+    text = _default_text().replace("country: CN ", "country: CN # Révisit")
+    message, path = _load_error(tmp_path, text.encode("utf-8").replace("é".encode(), b"\xe9"))
+    line = next(i for i, row in enumerate(text.splitlines(), 1) if "Révisit" in row)
+    assert message == f"{path}: not UTF-8 text: byte 0xe9 on line {line} (save the file as UTF-8)"
+
+
+def test_invalid_yaml_is_named_with_its_file_line_and_column(tmp_path):
+    message, path = _load_error(tmp_path, _default_text().replace("trend_months: 6",
+                                                                  "trend_months: [6"))
+    assert message.startswith(f"{path}: not valid YAML at line ")
+    assert "column" in message and "\n" not in message
+
+
+def test_a_key_given_twice_fails_instead_of_the_last_one_winning_silently(tmp_path):
+    text = _default_text().replace("  trend_months: 6\n", "  trend_months: 6\n  trend_months: 60\n")
+    message, path = _load_error(tmp_path, text)
+    line = text.splitlines().index("  trend_months: 60") + 1
+    assert message == (f"{path}: not valid YAML at line {line}, column 3: "
+                       "key 'trend_months' appears twice")
+
+
+def test_an_absurd_duration_is_bounded_to_ten_years_in_its_unit(raw):
+    broken = copy.deepcopy(raw)
+    broken["visits"]["kinds"]["welcome"]["end"] = "99999999999999 working_days"
+    broken["sla"]["targets"]["general"]["resolution"] = "87601 business_hours"
+    message = _error(broken)
+    assert ("test.yaml: visits.kinds.welcome.end: 99999999999999 working_days is longer than "
+            "3650 days: at most 3650 working_days") in message
+    assert "test.yaml: sla.targets.general.resolution: 87601 business_hours" in message
+    raw["visits"]["kinds"]["welcome"]["end"] = "3650 working_days"
+    raw["sla"]["targets"]["general"]["resolution"] = "87600 business_hours"
+    assert str(parse_policy(raw).visits.kinds["welcome"].end) == "3650 working_days"
+
+
+def test_empty_or_backwards_visit_windows_fail(raw):
+    broken = copy.deepcopy(raw)
+    broken["visits"]["kinds"]["stable_use"]["length"] = "0 working_days"
+    broken["visits"]["kinds"]["welcome"]["end"] = "1 working_days"  # = its start
+    message = _error(broken)
+    assert "visits.kinds.stable_use: length: must be positive, got 0 working_days" in message
+    assert "visits.kinds.welcome: end: 1 working_days is not after start 1 working_days" in message
+
+
+@pytest.mark.parametrize(("keys", "bad", "good"), [
+    (("assignment", "daily_capacity"), [0, -5, 10_001], 10_000),
+    (("visits", "max_failed_attempts"), [0, 101], 100),
+    (("visits", "max_overdue_days"), [-1, 3651], 3650),
+    (("visits", "report_missed_days"), [-1, 3651], 0),
+    (("sms_notice", "days_ahead"), [0, 366], 365),
+    (("report", "top_categories"), [0, 101], 100),
+    (("report", "worst_breaches"), [0, 1001], 1000),
+    (("report", "max_text_chars"), [0, 9, 1001], 10),
+    (("report", "render_timeout_seconds"), [0, -1, 3001], 3000),
+    (("report", "targets", "median_handling_hours"), [0, -1, 87_601], 87_600),
+    (("report", "highlights", "max_lines"), [0, 51], 50),
+    (("quality", "phone_digits"), [[0, 15], [15, 7], [7, 33]], [7, 32]),
+], ids=lambda v: ".".join(v) if isinstance(v, tuple) else None)
+def test_every_number_is_bounded_and_names_its_key_path(raw, keys, bad, good):
+    *parents, key = keys
+    for value in bad:
+        broken = copy.deepcopy(raw)
+        target = broken
+        for parent in parents:
+            target = target[parent]
+        target[key] = value
+        assert f"test.yaml: {'.'.join(keys)}: " in _error(broken), value
+    target = raw
+    for parent in parents:
+        target = target[parent]
+    target[key] = good
+    parse_policy(raw)
+
+
+def test_every_error_line_starts_with_the_file(raw):
+    raw["assignment"]["daily_capacity"] = 0
+    raw["calendar"]["extra_holidays"] = ["2026-02-30"]
+    raw["visits"]["unknown_rule"] = 1
+    lines = _error(raw).splitlines()
+    assert len(lines) == 3 and all(line.startswith("test.yaml: ") for line in lines), lines
+    assert "test.yaml: calendar.extra_holidays.0: not a date: '2026-02-30'" in lines[0]
+
+
+def test_the_report_bounds_default_to_a_short_text_and_a_five_minute_render(policy):
+    assert policy.report.max_text_chars == 80
+    assert policy.report.render_timeout_seconds == 300

@@ -282,3 +282,101 @@ def test_the_next_day_is_another_delivery(folder, policy, ledger):
     send_agent_lists(folder, AGENTS, D, policy, ledger, transport)
     send_agent_lists(folder, AGENTS, D + dt.timedelta(days=1), policy, ledger, transport)
     assert len(transport.sent) == 4
+
+
+# ================================================================= the handler's SLA tickets
+def digest_rows(*items: tuple[str, str, str, str, str]) -> pd.DataFrame:
+    """(section, ticket_id, handler, status, deadline) -> digest rows as the sla task writes."""
+    return pd.DataFrame([{
+        "section": section, "ticket_id": ticket, "customer_name": "上海同祥物流有限公司",
+        "phone_masked": "166****7014", "handler_agent_id": handler, "priority": "urgent",
+        "metric": "first_response", "deadline": deadline, "status": status,
+        "overdue_minutes": "0",
+    } for section, ticket, handler, status, deadline in items])
+
+
+DIGESTS = {
+    "D1": digest_rows(
+        ("breached", "T-B", "A1", "breached", "2026-11-19T11:00:00+08:00"),   # not the agent's
+        ("due_today", "T-DUE2", "A1", "at_risk", "2026-11-20T16:00:00+08:00"),
+        ("due_today", "T-DUE1", "A1", "pending", "2026-11-20T10:00:00+08:00"),
+        ("at_risk", "T-RISK", "A1", "at_risk", "2026-11-21T09:00:00+08:00"),
+        ("due_today", "T-A2", "A2", "pending", "2026-11-20T12:00:00+08:00"),
+    ),
+    "D2": digest_rows(
+        ("due_today", "T-A4", "A4", "pending", "2026-11-20T09:30:00+08:00"),  # A4: empty list
+        ("due_today", "T-A9", "A9", "pending", "2026-11-20T09:30:00+08:00"),  # inactive
+        ("due_today", "T-NONE", "", "pending", "2026-11-20T09:30:00+08:00"),  # no handler
+    ),
+}
+
+
+def test_handler_tickets_are_their_due_today_and_at_risk_rows_by_deadline():
+    from revisit.delivery.agent_mail import handler_tickets
+
+    mine = handler_tickets(DIGESTS)
+    assert sorted(mine) == ["A1", "A2", "A4", "A9"]
+    assert list(mine["A1"]["ticket_id"]) == ["T-DUE1", "T-DUE2", "T-RISK"]  # no breach
+
+
+def test_the_agents_message_lists_their_tickets_masked_and_without_customer_names(
+        folder, policy):
+    from revisit.delivery.agent_mail import handler_tickets
+
+    msg = agent_message(call_list("A1"), (folder / "A1.xlsx").read_bytes(),
+                        AGENTS.iloc[0].to_dict(), D, policy, "revisit@example.com",
+                        tickets=handler_tickets(DIGESTS)["A1"])
+    assert msg["Subject"] == ("2026-11-20 回访清单：客户 3 位，其中逾期 2 位；"
+                              "工单今日到期 2 项，临近超时 1 项")
+    text, html = bodies(msg)
+    lines = [line for line in text.splitlines() if line.startswith("- T-")]
+    assert lines == [
+        "- T-DUE1 | 166****7014 | 紧急 | 首次响应 | 2026-11-20 10:00 | 今日到期",
+        "- T-DUE2 | 166****7014 | 紧急 | 首次响应 | 2026-11-20 16:00 | 今日到期",
+        "- T-RISK | 166****7014 | 紧急 | 首次响应 | 2026-11-21 09:00 | 临近超时",
+    ]
+    for body in (text, html):
+        assert "上海同祥物流有限公司" not in body and "16605767014" not in body
+        assert "T-B" not in body and "T-A2" not in body
+        assert "待回访客户：3 位" in body
+    assert "<th" in html and "今日到期" in html
+    assert len(list(msg.iter_attachments())) == 1
+
+
+def test_a_handler_without_a_list_gets_the_tickets_without_attachment_once(folder, policy,
+                                                                         ledger):
+    from revisit.delivery.agent_mail import handler_tickets
+
+    tickets = handler_tickets(DIGESTS)
+    transport = FakeTransport()
+    first = send_agent_lists(folder, AGENTS, D, policy, ledger, transport, tickets=tickets)
+    # A4 (empty list) gets their tickets; A9 is inactive and has no list: skipped, not failed;
+    # A3 has no address.
+    assert first == {"states": {"A1": "sent", "A2": "sent", "A4": "sent"}, "failed": {},
+                     "no_address": ["A3"]}
+    a4 = next(m for m in transport.sent if m["To"] == "weiyu.fang@example.com")
+    assert list(a4.iter_attachments()) == []
+    assert a4["Subject"] == "2026-11-20 工单提醒：今日到期 1 项，临近超时 0 项"
+    assert a4["X-Revisit-Call-List"] == "2026-11-20/A4"
+    text, _ = bodies(a4)
+    assert "没有回访清单" in text and "- T-A4 | 166****7014" in text
+    assert "附件" not in text
+    a1 = next(m for m in transport.sent if m["To"] == "ziping.xu@example.com")
+    assert len(list(a1.iter_attachments())) == 1 and "T-DUE1" in bodies(a1)[0]
+    again = send_agent_lists(folder, AGENTS, D, policy, ledger, transport, tickets=tickets)
+    assert again["states"] == {"A1": "sent", "A2": "sent", "A4": "sent"}
+    assert len(transport.sent) == 3
+    assert "chunming.zheng@example.com" not in [m["To"] for m in transport.sent]
+
+
+def test_english_message_without_a_list(policy):
+    from revisit.delivery.agent_mail import handler_tickets
+
+    english = policy.model_copy(
+        update={"report": policy.report.model_copy(update={"locale": "en"})})
+    msg = agent_message(None, None, AGENTS.iloc[3].to_dict(), D, english,
+                        "revisit@example.com", tickets=handler_tickets(DIGESTS)["A4"])
+    assert msg["Subject"] == "Your tickets on 2026-11-20: 1 due today, 0 at risk"
+    text, _ = bodies(msg)
+    assert "- T-A4 | 166****7014 | Urgent" in text or "- T-A4 | 166****7014 |" in text
+    assert "Due today" in text and list(msg.iter_attachments()) == []

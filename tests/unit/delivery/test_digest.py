@@ -133,33 +133,53 @@ def test_department_missing_from_the_crm_is_refused_for_good(tmp_path, policy, l
 
 # ================================================================= the rows travel with it
 class _Table(HTMLParser):
-    """The cells of the HTML body's table, row by row (header row first)."""
+    """The cells of the HTML body's tables (one per section), row by row (header rows too);
+    `headings` the sections' headings."""
 
     def __init__(self) -> None:
         super().__init__()
         self.rows: list[list[str]] = []
+        self.header: list[bool] = []
+        self.headings: list[str] = []
         self._cell: list[str] | None = None
+        self._heading = False
 
     def handle_starttag(self, tag, attrs):
         if tag == "tr":
             self.rows.append([])
+            self.header.append(False)
         elif tag in ("td", "th"):
             self._cell = []
+            self.header[-1] = tag == "th"
+        elif tag == "h3":
+            self._heading = True
+            self.headings.append("")
 
     def handle_endtag(self, tag):
         if tag in ("td", "th") and self._cell is not None:
             self.rows[-1].append("".join(self._cell).strip())
             self._cell = None
+        elif tag == "h3":
+            self._heading = False
 
     def handle_data(self, data):
         if self._cell is not None:
             self._cell.append(data)
+        elif self._heading:
+            self.headings[-1] += data.strip()
+
+
+def html_parsed(msg: EmailMessage) -> _Table:
+    parser = _Table()
+    parser.feed(msg.get_body(("html",)).get_content())
+    return parser
 
 
 def html_table(msg: EmailMessage) -> list[list[str]]:
-    parser = _Table()
-    parser.feed(msg.get_body(("html",)).get_content())
-    return parser.rows
+    """The first header row, then every section's data rows in the body's order."""
+    parser = html_parsed(msg)
+    headers = [r for r, h in zip(parser.rows, parser.header, strict=True) if h]
+    return headers[:1] + [r for r, h in zip(parser.rows, parser.header, strict=True) if not h]
 
 
 def attachment(msg: EmailMessage) -> tuple[str, bytes]:
@@ -208,17 +228,20 @@ def test_the_attached_csv_holds_exactly_the_bodys_rows(policy):
     assert "\r\n" in text and "\n" not in text.replace("\r\n", "")
     table = list(csv.reader(io.StringIO(text)))
     body = html_table(msg)
-    assert table == body  # header row in the locale, then the same cells, in the same order
-    assert table[0] == ["工单", "客户", "电话", "处理人", "优先级", "考核项", "时限", "状态",
-                        "超时（分钟）"]
-    assert [r[0] for r in table[1:]] == ["T1", "T2", "T3"]
-    assert table[1] == ["T1", HOSTILE, "138****5678", "A1", "紧急", "首次响应",
+    # The CSV's first column names the section; then the body's cells, in the body's order.
+    assert [r[1:] for r in table] == body
+    assert table[0] == ["分类", "工单", "客户", "电话", "处理人", "优先级", "考核项", "时限",
+                        "状态", "超时（分钟）"]
+    assert [r[1] for r in table[1:]] == ["T1", "T3", "T2"]  # new breaches, then at risk
+    assert [r[0] for r in table[1:]] == ["新超时", "新超时", "临近超时"]
+    assert table[1] == ["新超时", "T1", HOSTILE, "138****5678", "A1", "紧急", "首次响应",
                         "2026-11-19 11:00", "已超时", "90"]
-    assert table[2][-1] == ""  # not overdue: empty, as in the body
+    assert table[3][-1] == ""  # not overdue: empty, as in the body
+    assert html_parsed(msg).headings == ["新超时 (2)", "临近超时 (1)"]
     # The plain-text body has the same rows, one line each, in the same order.
     lines = [line for line in msg.get_body(("plain",)).get_content().splitlines()
              if line.startswith("- ")]
-    assert lines == ["- " + " | ".join(r[:-1] + ([f"{r[-1]} min"] if r[-1] else []))
+    assert lines == ["- " + " | ".join(r[1:-1] + ([f"{r[-1]} min"] if r[-1] else []))
                      for r in table[1:]]
 
 
@@ -232,7 +255,7 @@ def test_phones_are_masked_in_the_body_and_the_attachment(policy):
         assert raw not in seen, raw
     _, payload = attachment(msg)
     table = list(csv.reader(io.StringIO(payload.decode("utf-8-sig"))))
-    assert [r[2] for r in table[1:]] == ["138****5678", "139****4321"]
+    assert [r[3] for r in table[1:]] == ["138****5678", "139****4321"]
     assert [r[2] for r in html_table(msg)[1:]] == ["138****5678", "139****4321"]
     assert "138****5678" in msg.get_body(("plain",)).get_content()
 
@@ -244,8 +267,8 @@ def test_a_formula_in_crm_text_is_neutralised_in_body_and_attachment_alike(polic
                          "revisit@example.com")
     _, payload = attachment(msg)
     table = list(csv.reader(io.StringIO(payload.decode("utf-8-sig"))))
-    assert table[1][1] == '\'=HYPERLINK("http://evil.example","点我")'
-    assert html_table(msg)[1][1] == table[1][1]
+    assert table[1][2] == '\'=HYPERLINK("http://evil.example","点我")'
+    assert html_table(msg)[1][1] == table[1][2]
 
 
 def test_english_digest_attachment_has_english_headers(policy):
@@ -253,7 +276,7 @@ def test_english_digest_attachment_has_english_headers(policy):
                          policy, "revisit@example.com", locale="en")
     _, payload = attachment(msg)
     header = next(csv.reader(io.StringIO(payload.decode("utf-8-sig"))))
-    assert header == ["Ticket", "Customer", "Phone", "Handler", "Priority", "Target",
+    assert header == ["Section", "Ticket", "Customer", "Phone", "Handler", "Priority", "Target",
                       "Deadline", "Status", "Overdue (min)"]
     assert "sla/" not in msg.get_body(("plain",)).get_content()
 
@@ -268,3 +291,210 @@ def test_digest_without_rows_has_no_attachment(policy):
 def test_attachment_name_is_ascii_whatever_the_department_id():
     assert digest_filename(D, "D1") == "sla-digest-2026-11-20-D1.csv"
     assert digest_filename(D, "华东/../x") == "sla-digest-2026-11-20-______x.csv"
+
+
+# ================================================================= due today, escalation
+CUT = pd.Timestamp("2026-11-20 00:00")  # D 00:00
+PREV = pd.Timestamp("2026-11-19 00:00")
+
+
+def status_frame(*items: tuple[str, str, str, str, str]) -> pd.DataFrame:
+    """(ticket_id, department_id, priority, status, deadline) -> sla_status rows (the contract's
+    columns before due_today exists); customer C-<ticket>, metric first_response."""
+    return pd.DataFrame({
+        "ticket_id": [i[0] for i in items], "customer_id": [f"C-{i[0]}" for i in items],
+        "department_id": [i[1] for i in items], "priority": [i[2] for i in items],
+        "metric": ["first_response"] * len(items),
+        "started_at": pd.to_datetime(["2026-11-18 09:00"] * len(items)).tz_localize(
+            "Asia/Shanghai"),
+        "deadline": pd.to_datetime([i[4] for i in items]).tz_localize("Asia/Shanghai"),
+        "achieved_at": pd.Series([pd.NaT] * len(items)).dt.tz_localize("Asia/Shanghai"),
+        "status": [i[3] for i in items],
+        "overdue_minutes": [60 if i[3] == "breached" else 0 for i in items],
+    })
+
+
+def crm_for(status: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    tickets = pd.DataFrame({"ticket_id": status["ticket_id"],
+                            "handler_agent_id": ["A1"] * len(status)})
+    customers = pd.DataFrame({"customer_id": status["customer_id"],
+                              "name": [f"客户{t}" for t in status["ticket_id"]],
+                              "phone": [f"1381234{i:04d}" for i in range(len(status))]})
+    return tickets, customers
+
+
+def digests_of(status: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    from revisit.rules.sla import breach_digest
+
+    tickets, customers = crm_for(status)
+    return breach_digest(status, tickets, customers, CUT, PREV)
+
+
+MIXED = status_frame(
+    ("B1", "D1", "general", "breached", "2026-11-19 15:00"),      # new breach
+    ("OLD", "D1", "urgent", "breached", "2026-11-10 15:00"),      # old breach: not listed
+    ("DUE-G", "D1", "general", "pending", "2026-11-20 10:00"),    # due today, earliest
+    ("DUE-U", "D1", "urgent", "at_risk", "2026-11-20 16:00"),     # due today (at risk)
+    ("DUE-I", "D1", "important", "pending", "2026-11-20 23:59"),  # due today, last minute
+    ("LATER", "D1", "urgent", "at_risk", "2026-11-21 00:00"),     # at risk, due tomorrow
+    ("CALM", "D1", "urgent", "pending", "2026-11-23 10:00"),      # pending, not due: no
+    ("UNK", "D1", "urgent", "unknown", "2026-11-20 09:00"),       # unknown: never listed
+    ("MET", "D1", "urgent", "met", "2026-11-20 09:00"),           # met: never listed
+)
+
+
+def test_due_today_section_is_ordered_by_deadline_and_never_lists_unknown_rows(policy):
+    d1 = digests_of(MIXED)["D1"]
+    assert list(zip(d1["section"], d1["ticket_id"], strict=True)) == [
+        ("breached", "B1"),
+        ("due_today", "DUE-G"), ("due_today", "DUE-U"), ("due_today", "DUE-I"),  # by deadline
+        ("at_risk", "LATER")]
+    msg = digest_message(d1, DEPARTMENTS.iloc[0].to_dict(), D, policy, "revisit@example.com")
+    assert "新超时 1 项，临近超时 1 项，今日到期 3 项" in msg["Subject"]
+    parsed = html_parsed(msg)
+    assert parsed.headings == ["新超时 (1)", "今日到期 (3)", "临近超时 (1)"]
+    text = msg.get_body(("plain",)).get_content()
+    assert text.index("今日到期 (3)") < text.index("- DUE-G") < text.index("- DUE-U") \
+        < text.index("- DUE-I") < text.index("临近超时 (1)") < text.index("- LATER")
+    for absent in ("UNK", "MET", "CALM", "OLD"):
+        assert absent not in text and absent not in msg.get_body(("html",)).get_content()
+    # The attachment carries the section's rows too, its first column naming the section.
+    _, payload = attachment(msg)
+    table = list(csv.reader(io.StringIO(payload.decode("utf-8-sig"))))
+    assert [(r[0], r[1]) for r in table[1:]] == [
+        ("新超时", "B1"), ("今日到期", "DUE-G"), ("今日到期", "DUE-U"), ("今日到期", "DUE-I"),
+        ("临近超时", "LATER")]
+
+
+def test_the_status_frames_due_today_column_is_read_when_present():
+    status = MIXED.assign(due_today=False)
+    status.loc[status["ticket_id"] == "CALM", "due_today"] = True  # the engine says so
+    status.loc[status["ticket_id"] == "UNK", "due_today"] = True   # never for unknown
+    d1 = digests_of(status)["D1"]
+    assert list(d1.loc[d1["section"] == "due_today", "ticket_id"]) == ["CALM"]
+    assert "UNK" not in set(d1["ticket_id"])
+
+
+def test_a_digest_goes_out_with_only_rows_due_today_phones_masked(tmp_path, policy, ledger):
+    status = status_frame(("DUE-2", "D2", "general", "pending", "2026-11-20 17:00"),
+                          ("DUE-1", "D2", "important", "pending", "2026-11-20 11:00"),
+                          ("CALM", "D1", "general", "pending", "2026-11-24 11:00"))
+    digests = digests_of(status)
+    assert sorted(digests) == ["D2"]  # D1 has nothing due today: no digest
+    for department, frame in digests.items():
+        write_csv(frame, tmp_path / f"digest_{department}.csv")
+    transport = FakeTransport()
+    outcome = send_digests(tmp_path, DEPARTMENTS, D, policy, ledger, transport)
+    assert outcome == {"states": {"D2": "sent"}, "failed": {}}
+    (msg,) = transport.sent
+    assert msg["To"] == "li@example.com"
+    assert "新超时 0 项，临近超时 0 项，今日到期 2 项" in msg["Subject"]
+    seen = every_part_text(msg)
+    assert "13812340000" not in seen and "13812340001" not in seen
+    assert [r[2] for r in html_table(msg)[1:]] == ["138****0001", "138****0000"]
+    assert [r[0] for r in html_table(msg)[1:]] == ["DUE-1", "DUE-2"]
+    assert send_digests(tmp_path, DEPARTMENTS, D, policy, ledger, transport)["states"] == {
+        "D2": "sent"}
+    assert len(transport.sent) == 1
+
+
+STAFF = pd.DataFrame({
+    "agent_id": ["S1", "S2", "S3", "S4", "A1", "S9"],
+    "name": ["主管一", "主管二", "停用主管", "无邮箱主管", "坐席", "二部主管"],
+    "email": ["s1@example.com", "s2@example.com", "s3@example.com", "nope", "a1@example.com",
+              "s9@example.com"],
+    "department_id": ["D1", "D1", "D1", "D1", "D1", "D2"],
+    "role": ["supervisor", "supervisor", "supervisor", "supervisor", "agent", "supervisor"],
+    "active": [1, 1, 0, 1, 1, 1],
+})
+
+
+@pytest.fixture
+def escalation_ledger(tmp_path: Path):
+    from revisit.delivery.mail import ESCALATION
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'escalation.sqlite'}")
+    ensure_schema(engine)
+    yield DeliveryLedger(engine, "Asia/Shanghai", kind=ESCALATION)
+    engine.dispose()
+
+
+def test_escalated_rows_are_the_urgent_at_risk_and_breached_ones_only():
+    from revisit.delivery.digest import escalated_rows
+
+    status = status_frame(
+        ("U-B", "D1", "urgent", "breached", "2026-11-19 15:00"),
+        ("U-DUE", "D1", "urgent", "pending", "2026-11-20 10:00"),   # due today, pending: no
+        ("U-RISK", "D1", "urgent", "at_risk", "2026-11-20 16:00"),
+        ("U-LATER", "D1", "urgent", "at_risk", "2026-11-22 16:00"),
+        ("I-B", "D1", "important", "breached", "2026-11-19 12:00"),  # not urgent: no
+        ("G-RISK", "D1", "general", "at_risk", "2026-11-20 12:00"),  # not urgent: no
+    )
+    d1 = digests_of(status)["D1"]
+    assert set(d1["ticket_id"]) == {"U-B", "U-DUE", "U-RISK", "U-LATER", "I-B", "G-RISK"}
+    escalated = escalated_rows(d1, ("urgent",))
+    assert list(zip(escalated["section"], escalated["ticket_id"], strict=True)) == [
+        ("breached", "U-B"), ("due_today", "U-RISK"), ("at_risk", "U-LATER")]
+    assert set(escalated_rows(d1, ("urgent", "important"))["ticket_id"]) == {
+        "U-B", "U-RISK", "U-LATER", "I-B"}
+    assert escalated_rows(d1, ()).empty
+
+
+def test_active_supervisors_get_the_escalation_once(tmp_path, policy, escalation_ledger):
+    from revisit.delivery.digest import send_escalations
+
+    status = status_frame(("U-B", "D1", "urgent", "breached", "2026-11-19 15:00"),
+                          ("G-RISK", "D1", "general", "at_risk", "2026-11-20 12:00"),
+                          ("G-B", "D2", "general", "breached", "2026-11-19 12:00"))
+    for department, frame in digests_of(status).items():
+        write_csv(frame, tmp_path / f"digest_{department}.csv")
+    transport = FakeTransport()
+    outcome = send_escalations(tmp_path, DEPARTMENTS, STAFF, D, policy, escalation_ledger,
+                               transport)
+    # S3 inactive, A1 not a supervisor, S9's department has nothing urgent: nothing to them.
+    assert outcome == {"states": {"S1": "sent", "S2": "sent"}, "failed": {},
+                       "no_address": ["S4"]}
+    assert sorted(m["To"] for m in transport.sent) == ["s1@example.com", "s2@example.com"]
+    msg = transport.sent[0]
+    assert msg["X-Revisit-Escalation"] == "2026-11-20/S1"
+    assert msg["X-Revisit-Digest"] is None
+    assert msg["Subject"].startswith("【升级】售后一部")
+    assert "已超时 1 项，临近超时 0 项" in msg["Subject"]
+    text = msg.get_body(("plain",)).get_content()
+    assert "主管一，您好" in text and "紧急工单" in text
+    assert "- U-B" in text and "G-RISK" not in text
+    assert "13812340000" not in every_part_text(msg) and "138****0000" in text
+    name, _ = attachment(msg)
+    assert name == "sla-escalation-2026-11-20-D1.csv"
+    assert {r["department_id"]: r["state"] for r in escalation_ledger.rows(D.isoformat())} == {
+        "S1": "sent", "S2": "sent"}
+    again = send_escalations(tmp_path, DEPARTMENTS, STAFF, D, policy, escalation_ledger,
+                             transport)
+    assert again["states"] == {"S1": "sent", "S2": "sent"} and len(transport.sent) == 2
+
+
+def test_escalation_switched_off_sends_none(tmp_path, policy, escalation_ledger):
+    from revisit.delivery.digest import send_escalations
+
+    off = policy.model_copy(update={"sla": policy.sla.model_copy(
+        update={"escalate_priorities": ()})})
+    status = status_frame(("U-B", "D1", "urgent", "breached", "2026-11-19 15:00"))
+    for department, frame in digests_of(status).items():
+        write_csv(frame, tmp_path / f"digest_{department}.csv")
+    transport = FakeTransport()
+    outcome = send_escalations(tmp_path, DEPARTMENTS, STAFF, D, off, escalation_ledger,
+                               transport)
+    assert outcome == {"states": {}, "failed": {}, "no_address": []}
+    assert transport.sent == [] and escalation_ledger.rows(D.isoformat()) == []
+
+
+def test_escalate_priorities_default_and_validation(policy):
+    from pydantic import ValidationError
+
+    from revisit.config.policy import SlaPolicy
+
+    assert policy.sla.escalate_priorities == ("urgent",)
+    base = policy.sla.model_dump()
+    assert SlaPolicy(**{**base, "escalate_priorities": []}).escalate_priorities == ()
+    with pytest.raises(ValidationError, match="unknown priorities 'critical'"):
+        SlaPolicy(**{**base, "escalate_priorities": ["urgent", "critical"]})

@@ -326,3 +326,101 @@ def test_appendix_defines_every_kpi_in_both_locales(kpis, policy):
                      "definition": "按时回访次数 ÷ 应回访次数。", "target": "≥ 95.0%"}
     assert {d["name"]: d["target"] for d in zh}["median_handling_hours"] == "≤ 48.0 小时"
     assert {d["name"]: d["target"] for d in zh}["sla_breaches"] == "–"
+
+
+# ================================================================= bounded rendering
+def _long_names(data: dict, length: int) -> dict:
+    """`data` with the department, head, agent and customer names `length` characters long."""
+    def long(tag: str) -> str:
+        return (tag * length)[:length]
+
+    department = {**data["department"], "name": long("部门"), "head_name": long("Head")}
+    agents = [{**row, "name": long("Agent")} for row in data["agents"]]
+    breaches = [{**row, "customer_name": long("客户")} for row in data["breaches"]]
+    return {**data, "department": department, "agents": agents, "breaches": breaches}
+
+
+def test_long_crm_texts_are_shortened_with_a_mark_and_counted_in_the_quality_note(kpis, policy):
+    data = _long_names(report_data(kpis, "D1"), 5000)
+    limit = policy.report.max_text_chars
+    context = build_context(data, policy, "en")
+    name = context["department"]["name"]
+    assert len(name) == limit and name.endswith("…") and name.startswith("部门部门")
+    shortened = 2 + len(data["agents"]) + len(data["breaches"])
+    assert (f"{shortened} texts from the CRM (names, categories) are longer than {limit} "
+            "characters and are shortened, ending in “…”.") in context["quality"]
+    assert data["department"]["name"] == "部门" * 2500  # the caller's data is left as it was
+    html = render_html(data, policy, "en")
+    assert "部门" * 40 not in html and "Agent" * 20 not in html and "客户" * 40 not in html
+    _, text, body = email_content(data, policy, "en")
+    assert "部门" * 40 not in text and "Head" * 20 not in body
+
+
+def test_a_report_without_long_texts_says_nothing_about_shortening(kpis, policy):
+    assert not any("shortened" in line
+                   for line in build_context(report_data(kpis, "D1"), policy, "en")["quality"])
+
+
+def test_a_department_with_100k_character_names_renders_as_fast_as_a_normal_one(kpis, policy):
+    data = _long_names(report_data(kpis, "D1"), 100_000)
+    started = time.perf_counter()
+    pdf = render_pdf(render_html(data, policy, "en"))
+    assert time.perf_counter() - started < 5.0
+    assert "部门部门" in pdf_text(pdf)
+
+
+def test_a_bounded_render_runs_in_a_child_and_makes_the_same_report(kpis, policy):
+    pdf = render_pdf(render_html(report_data(kpis, "D1"), policy, "en"), timeout=120)
+    assert pdf.startswith(b"%PDF-")
+    assert "Monthly customer service review" in " ".join(pdf_text(pdf).split())
+
+
+def test_a_render_past_its_timeout_is_stopped_and_not_retried(kpis, policy):
+    from revisit.delivery.report import RenderTimeout
+
+    started = time.perf_counter()
+    with pytest.raises(RenderTimeout, match=r"did not finish within 0.2 s") as caught:
+        render_pdf(render_html(report_data(kpis, "D1"), policy, "en"), timeout=0.2)
+    assert time.perf_counter() - started < 5.0  # killed, not waited for
+    assert caught.value.retryable is False
+
+
+def test_a_failing_render_child_names_its_error(monkeypatch):
+    from revisit.delivery import report
+
+    monkeypatch.setattr(report, "_CHILD", "raise SystemExit('fonts are missing')")
+    with pytest.raises(report.RenderFailed, match="the PDF render failed: fonts are missing"):
+        render_pdf("<p>x</p>", timeout=30)
+
+
+@pytest.fixture(scope="module")
+def unknown_kpis(policy, calendar):
+    # As tests/unit/rules/test_kpis.py: T8 (D1, urgent) planned and resolved without first
+    # response or verification stamps -> two unknown verdicts, first_response and verification.
+    from tests.monthly_fixtures import frame, ticket
+
+    frames = hand_built_frames()
+    extra = frame("tickets", [ticket("T8", "C1", "D1", "A1", "complaint", "urgent", "other",
+                                     "2026-10-12 10:00", plan="2026-10-12 11:00",
+                                     resolved="2026-10-12 15:00",
+                                     fed_back="2026-10-13 10:00")])
+    frames["tickets"] = pd.concat([frames["tickets"], extra], ignore_index=True)
+    return compute_monthly(frames, policy, calendar, MONTH)
+
+
+def test_the_quality_note_says_how_many_sla_verdicts_were_unknown_and_for_which_metrics(
+        unknown_kpis, policy):
+    en = build_context(report_data(unknown_kpis, "D1"), policy, "en")["quality"]
+    assert ("2 SLA targets with a deadline this month are unknown — the ticket moved past the "
+            "step without its time stamp, so they count as neither met nor breached: "
+            "First response 1, Verification 1.") in en
+    zh = build_context(report_data(unknown_kpis, "D1"), policy, "zh_CN")["quality"]
+    assert any("2 个 SLA 时限状态未知" in line and "首次响应 1 个、信息核实 1 个" in line
+               for line in zh)
+    # D2 has none: no such line.
+    assert not any("unknown" in line
+                   for line in build_context(report_data(unknown_kpis, "D2"), policy,
+                                             "en")["quality"])
+    assert report_data(unknown_kpis, "D1")["series"]["sla_unknown"][-1] == 2
+    assert "First response 1, Verification 1" in render_html(report_data(unknown_kpis, "D1"),
+                                                            policy, "en")

@@ -62,6 +62,8 @@ EXPECTED = {
     "sla_compliance_rate": {"D1": 6 / 7, "D2": 4 / 5, COMPANY: 10 / 12},
     "sla_breaches": {"D1": 1, "D2": 1, COMPANY: 2},
     "median_handling_hours": {"D1": 48.0, "D2": (24 + 672) / 2, COMPANY: 48.0},
+    # no ticket passed a step without its stamp
+    "sla_unknown": {"D1": 0, "D2": 0, COMPANY: 0},
 }
 
 
@@ -272,3 +274,50 @@ def test_obligations_at_the_cut_off_are_computed_once_and_give_the_same_kpi(fram
     pd.testing.assert_frame_equal(
         timeliness_obligations(frames, policy, calendar, MONTH, at_cutoff=at_cutoff),
         timeliness_obligations(frames, policy, calendar, MONTH))
+
+
+@pytest.fixture(scope="module")
+def with_unknown(frames, policy, calendar):
+    # T8 (D1, handler A1, urgent) created Mon 10-12 10:00: planned 11:00, resolved 15:00, result
+    # fed back Tue 10-13 10:00, but neither first response nor verification stamped. At the
+    # cut-off (Nov 1 00:00) the first response (deadline Mon 12:00) and verification (Tue 18:00)
+    # would be breached; the record shows both steps passed (plan_at, resolved_at set) ->
+    # unknown, neither met nor breached. plan (24 h -> Tue 10:00) and result_feedback (Tue
+    # 18:00) met.
+    more = dict(frames)
+    extra = frame("tickets", [ticket("T8", "C1", "D1", "A1", "complaint", "urgent", "other",
+                                     "2026-10-12 10:00", plan="2026-10-12 11:00",
+                                     resolved="2026-10-12 15:00",
+                                     fed_back="2026-10-13 10:00")])
+    more["tickets"] = pd.concat([frames["tickets"], extra], ignore_index=True)
+    return compute_monthly(more, policy, calendar, MONTH)
+
+
+def test_unknown_verdicts_count_as_neither_met_nor_breached(with_unknown):
+    # D1 before: 6 met + 1 breached; T8 adds 2 met and 2 unknown -> 8 / (8 + 1).
+    assert value(with_unknown, "D1", "sla_compliance_rate") == pytest.approx(8 / 9)
+    assert value(with_unknown, COMPANY, "sla_compliance_rate") == pytest.approx(12 / 14)
+    assert value(with_unknown, "D1", "sla_breaches") == 1
+    assert value(with_unknown, "D1", "sla_unknown") == 2
+    assert value(with_unknown, "D2", "sla_unknown") == 0
+    assert value(with_unknown, COMPANY, "sla_unknown") == 2
+
+
+def test_unknown_verdicts_are_not_an_agents_breach_nor_a_worst_breach(with_unknown):
+    assert with_unknown.agents.set_index("agent_id").loc["A1"].sla_breaches == 1
+    company = with_unknown.breaches[with_unknown.breaches["department_id"] == COMPANY]
+    assert company["ticket_id"].tolist() == ["T2", "T3"]
+    assert "T8" not in set(with_unknown.open_breaches["ticket_id"])
+
+
+def test_unknown_verdicts_in_the_data_quality_note_and_kpis_csv(with_unknown, tmp_path):
+    # Per metric in the policy's order (first_response before verification).
+    assert with_unknown.quality["D1"]["sla_unknown"] == 2
+    assert with_unknown.quality["D1"]["sla_unknown_metrics"] == {"first_response": 1,
+                                                                  "verification": 1}
+    assert with_unknown.quality["D2"]["sla_unknown"] == 0
+    assert with_unknown.quality[COMPANY]["sla_unknown_metrics"] == {"first_response": 1,
+                                                                     "verification": 1}
+    csv = pd.read_csv(write_kpis_csv(with_unknown, tmp_path / "kpis.csv"), dtype=str)
+    got = csv.set_index(["department_id", "metric"])["value"]
+    assert (got[("D1", "sla_unknown")], got[("D1", "sla_breaches")]) == ("2", "1")

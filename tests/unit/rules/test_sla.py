@@ -45,7 +45,8 @@ TZ = "Asia/Shanghai"
 CUTOFF = pd.Timestamp("2026-10-13 00:00")
 PREVIOUS = pd.Timestamp("2026-10-12 00:00")
 CONTRACT = ["ticket_id", "customer_id", "department_id", "priority", "metric", "started_at",
-            "deadline", "achieved_at", "status", "overdue_minutes"]
+            "deadline", "achieved_at", "status", "overdue_minutes", "due_today", "target",
+            "elapsed_minutes", "paused_minutes", "policy_version"]
 
 
 def T(text: str) -> pd.Timestamp:  # noqa: N802 - reads like a literal
@@ -124,8 +125,10 @@ def test_output_columns_are_exactly_the_contract(run) -> None:
     for name in ("started_at", "deadline", "achieved_at"):
         assert isinstance(out[name].dtype, pd.DatetimeTZDtype)
         assert str(out[name].dt.tz) == TZ
-    assert out["overdue_minutes"].dtype == np.int64
-    assert set(out["status"]) <= {"met", "breached", "at_risk", "pending"}
+    for name in ("overdue_minutes", "elapsed_minutes", "paused_minutes"):
+        assert out[name].dtype == np.int64
+    assert out["due_today"].dtype == bool
+    assert set(out["status"]) <= {"met", "breached", "at_risk", "pending", "unknown"}
 
 
 def test_no_tickets_give_an_empty_frame_with_the_contract_columns(run) -> None:
@@ -595,7 +598,14 @@ def test_every_breach_is_new_in_exactly_one_daily_run(policy, calendar) -> None:
         fresh = new_breaches(status, cutoff, previous)
         seen += list(zip(fresh["ticket_id"], fresh["metric"], strict=True))
     final = status[status["status"] == "breached"]
-    assert sorted(seen) == sorted(zip(final["ticket_id"], final["metric"], strict=True))
+    breached = set(zip(final["ticket_id"], final["metric"], strict=True))
+    assert breached <= set(seen)
+    # A breach reported while the step was open turns `unknown` once a later stamp shows the
+    # ticket moved past it without its own stamp (B: resolved Mon 10-12 without first response
+    # or verification): reported once, then neither met nor breached.
+    unknown = status[status["status"] == "unknown"]
+    assert set(seen) - breached == set(zip(unknown["ticket_id"], unknown["metric"], strict=True))
+    assert set(seen) - breached == {("B", "first_response"), ("B", "verification")}
     assert len(seen) == len(set(seen)) > 5
 
 
@@ -625,6 +635,10 @@ def test_breach_digest_masks_phones_and_groups_by_department(run, breach_rows) -
     assert sorted(digest) == ["D1", "D2"]
     d1, d2 = digest["D1"], digest["D2"]
     assert list(d1.columns) == list(DIGEST_COLUMNS)
+    # The digest now also has a due_today section after the breaches (revisit.delivery.digest
+    # tests it); here the breached section. OLD's first response is `unknown` (plan_at set
+    # without first_response_at) and never listed.
+    d1 = d1[d1["section"] == "breached"]
     # D1: three new breaches, all urgent, earliest deadline first: EDGE plan (Mon 00:00),
     # then NEW and LATE first_response (both Mon 11:00; ticket_id order).
     assert list(zip(d1["ticket_id"], d1["metric"], strict=True)) == [
@@ -633,30 +647,43 @@ def test_breach_digest_masks_phones_and_groups_by_department(run, breach_rows) -
     assert list(d1["customer_name"]) == ["Edge Co", "Late Co", "New Co"]
     assert set(d1["handler_agent_id"]) == {"A7"}
     assert list(d1["overdue_minutes"]) == [0 + 24 * 60, 240, 7 * 60]  # plan is wall clock
-    # D2: only the at_risk row; the pending one is not listed.
-    assert list(zip(d2["ticket_id"], d2["status"], d2["phone_masked"], strict=True)) == [
-        ("RISK", "at_risk", "137****5678")]
+    # D2: no breach; the at_risk row (plan, Tue 06:00) comes first among the rows due today;
+    # pending rows not due today (GEN resolution, 5 working days) are not listed.
+    first = d2.iloc[0]
+    assert (first["ticket_id"], first["status"], first["phone_masked"]) == (
+        "RISK", "at_risk", "137****5678")
+    assert ("GEN", "resolution") not in set(zip(d2["ticket_id"], d2["metric"], strict=True))
+    assert "breached" not in set(d2["section"])
 
 
 def test_breach_digest_sorts_breached_before_at_risk_and_urgent_first(run) -> None:
     rows = [
         ticket("G-BREACH", "general", "2026-10-12 09:00"),  # FR deadline Mon 17:00 -> new
-        ticket("U-BREACH", "urgent", "2026-10-12 09:00",  # FR deadline Mon 11:00 -> new
-               plan_at="2026-10-12 10:00"),
+        # FR deadline Mon 11:00 -> new (no plan_at: a later stamp would make the empty first
+        # response `unknown`, DESIGN.md "unknown")
+        ticket("U-BREACH", "urgent", "2026-10-12 09:00"),
         ticket("U-RISK", "urgent", "2026-10-12 06:00",  # plan Tue 06:00, 75 % -> at_risk
                first_response_at="2026-10-12 09:00"),
     ]
     status = run(*rows)
     customers = pd.DataFrame({"customer_id": ["C-G-BREACH"], "name": ["G"], "phone": [None]})
     digest = breach_digest(status, tickets_frame(*rows), customers, CUTOFF, PREVIOUS)["D1"]
+    # Breaches first, urgent before general; then the rows due today (before Wed 00:00) by
+    # deadline: U-RISK plan Tue 06:00 (at_risk), U-BREACH plan Tue 09:00, the verifications
+    # Tue 18:00 (urgent before general, then ticket_id).
     assert list(zip(digest["ticket_id"], digest["metric"], digest["status"], strict=True)) == [
         ("U-BREACH", "first_response", "breached"),
         ("G-BREACH", "first_response", "breached"),
         ("U-RISK", "plan", "at_risk"),
+        ("U-BREACH", "plan", "pending"),
+        ("U-BREACH", "verification", "pending"),
+        ("U-RISK", "verification", "pending"),
+        ("G-BREACH", "verification", "pending"),
     ]
     # Unknown customers and missing phones never leak or crash.
     assert set(digest["phone_masked"]) == {"****"}
-    assert digest["customer_name"].isna().tolist() == [True, False, True]
+    assert digest["customer_name"].isna().tolist() == [True, False, True, True, True, True,
+                                                       False]
 
 
 # ===================================================================== properties
@@ -750,3 +777,300 @@ def test_first_response_matches_the_minute_reference(policy, calendar, created, 
     row = one(out, "T1", "first_response")
     assert (row["deadline"], row["status"], row["overdue_minutes"]) == (
         pd.Timestamp(deadline, tz=TZ), status, overdue)
+
+
+# ===================================================================== unknown (DESIGN "unknown")
+# Steps: first_response -> verification -> plan -> resolution -> result_feedback -> closed.
+# Run D = Tue 10-13 (cut-off Tue 00:00) unless said otherwise.
+@pytest.mark.parametrize(("priority", "metric", "stamps"), [
+    # first_response empty, verification stamped: the ticket moved past first response.
+    ("urgent", "first_response", {"verified_at": "2026-10-08 11:00"}),
+    # verification empty, plan stamped.
+    ("important", "verification", {"first_response_at": "2026-10-08 10:30",
+                                   "plan_at": "2026-10-08 12:00"}),
+    # plan empty, resolution stamped (urgent has a plan target, not a resolution one).
+    ("urgent", "plan", {"first_response_at": "2026-10-08 10:30", "verified_at": "2026-10-08 11:00",
+                        "resolved_at": "2026-10-09 10:00"}),
+    # resolution empty, result feedback stamped.
+    ("general", "resolution", {"first_response_at": "2026-10-08 10:30",
+                               "verified_at": "2026-10-08 11:00",
+                               "result_fed_back_at": "2026-10-09 10:00"}),
+    # result_feedback empty (its start, resolved_at, set), closed stamped.
+    ("general", "result_feedback", {"first_response_at": "2026-10-08 10:30",
+                                    "verified_at": "2026-10-08 11:00",
+                                    "resolved_at": "2026-10-08 15:00",
+                                    "closed_at": "2026-10-09 10:00"}),
+])
+def test_empty_stamp_of_a_step_passed_by_a_later_stamp_is_unknown(run, priority, metric,
+                                                                  stamps) -> None:
+    # Created Thu 10-08 10:00: every deadline of these targets is before the cut-off, so
+    # without the later stamp the row would be breached; with it, unknown, 0 overdue, not due.
+    out = run(ticket("T1", priority, "2026-10-08 10:00", **stamps))
+    row = one(out, "T1", metric)
+    assert (row["status"], row["overdue_minutes"], row["due_today"]) == ("unknown", 0, False)
+    assert pd.isna(row["achieved_at"])
+
+
+def test_status_resolved_passes_every_step_up_to_resolution(run) -> None:
+    # General, status resolved with only resolved_at Fri 10-09 10:00 (no other stamp):
+    # first_response and verification unknown; resolution achieved (met: deadline 5 working
+    # days); result_feedback comes after resolution: deadline Sat 10-10 18:00, not achieved
+    # -> breached, overdue Mon 10-12 09:00-18:00 = 540.
+    out = run(ticket("T1", "general", "2026-10-08 10:00", status="resolved",
+                     resolved_at="2026-10-09 10:00"))
+    assert [one(out, "T1", m)["status"] for m in
+            ("first_response", "resolution", "verification", "result_feedback")] == [
+        "unknown", "met", "unknown", "breached"]
+    assert one(out, "T1", "result_feedback")["overdue_minutes"] == 540
+
+
+def test_status_resolved_without_resolved_at_makes_resolution_unknown(run) -> None:
+    # The record says resolved but has no resolved_at: resolution itself is passed -> unknown;
+    # no result_feedback row (its start event is missing).
+    out = run(ticket("T1", "general", "2026-10-08 10:00", status="resolved"))
+    assert one(out, "T1", "resolution")["status"] == "unknown"
+    assert metrics_of(out, "T1") == ["first_response", "resolution", "verification"]
+
+
+def test_status_closed_passes_every_step(run) -> None:
+    # Urgent, status closed, only resolved_at set: every metric without its stamp is unknown,
+    # result_feedback included.
+    out = run(ticket("T1", "urgent", "2026-10-08 10:00", status="closed",
+                     resolved_at="2026-10-08 16:00"))
+    assert set(out["status"]) == {"unknown"}
+    assert metrics_of(out, "T1") == ["first_response", "plan", "verification", "result_feedback"]
+
+
+def test_a_status_whose_stamp_is_after_the_cutoff_is_not_believed(run) -> None:
+    # Closed (and resolved) Tue 10-13 09:00, after the cut-off: as of the cut-off it was open,
+    # so the empty first response is breached as before (deadline Thu 12:00).
+    out = run(ticket("T1", "urgent", "2026-10-08 10:00", status="closed",
+                     resolved_at="2026-10-13 09:00", closed_at="2026-10-13 09:00"))
+    assert set(out["status"]) == {"breached"}
+
+
+def test_a_later_stamp_after_the_cutoff_does_not_make_unknown(run) -> None:
+    # verified_at Tue 10-13 08:00 has not happened at the cut-off: first response breached.
+    out = run(ticket("T1", "urgent", "2026-10-08 10:00", verified_at="2026-10-13 08:00"))
+    assert one(out, "T1", "first_response")["status"] == "breached"
+
+
+def test_no_later_stamp_keeps_pending_and_breached(run) -> None:
+    # In progress, nothing stamped: first response (deadline Thu 12:00) breached; created Mon
+    # 10-12 14:00 general: first response 4 h of 8 used -> pending.
+    out = run(ticket("B", "urgent", "2026-10-08 10:00"),
+              ticket("P", "general", "2026-10-12 14:00"))
+    assert one(out, "B", "first_response")["status"] == "breached"
+    assert one(out, "P", "first_response")["status"] == "pending"
+
+
+def test_design_example_verification_unknown_versus_breached(run) -> None:
+    # DESIGN.md: important, first_response_at and plan_at set, no verified_at -> verification
+    # unknown; in progress with only first_response_at and the verification deadline passed ->
+    # breached.
+    # Both created Thu 10-08 10:00: verification deadline = closing of the 1st working day
+    # after Thu = Fri 10-09 18:00 < cut-off Tue 10-13 00:00.
+    # elapsed (business, to the cut-off): Thu 10-18 (8 h) + Fri 9 h + Sat 10-10 9 h (adjusted
+    # working day) + Mon 9 h = 35 h = 2100 min; overdue of B: Sat 9 h + Mon 9 h = 1080.
+    out = run(ticket("U", "important", "2026-10-08 10:00", first_response_at="2026-10-08 11:00",
+                     plan_at="2026-10-09 10:00"),
+              ticket("B", "important", "2026-10-08 10:00", first_response_at="2026-10-08 11:00"))
+    u, b = one(out, "U", "verification"), one(out, "B", "verification")
+    assert u["deadline"] == b["deadline"] == L("2026-10-09 18:00")
+    assert (u["status"], u["overdue_minutes"], u["elapsed_minutes"]) == ("unknown", 0, 2100)
+    assert (b["status"], b["overdue_minutes"], b["elapsed_minutes"]) == ("breached", 1080, 2100)
+    assert b["target"] == "1 working_days"
+
+
+# ===================================================================== explanation columns
+def test_target_text_and_policy_version(run, policy) -> None:
+    # target is the policy's duration text; policy_version the first 12 hex digits of the
+    # SHA-256 of the policy file's bytes.
+    import hashlib
+
+    from revisit.config.policy import DEFAULT_POLICY_PATH, load_policy
+
+    out = run(ticket("T1", "important", "2026-10-12 10:00"))
+    assert one(out, "T1", "first_response")["target"] == "4 business_hours"
+    assert one(out, "T1", "plan")["target"] == "3 working_days"
+    digest = hashlib.sha256(DEFAULT_POLICY_PATH.read_bytes()).hexdigest()[:12]
+    assert load_policy(DEFAULT_POLICY_PATH).version == digest
+    assert set(out["policy_version"]) == {policy.version}
+    assert len(policy.version) == 12
+
+
+def test_elapsed_across_national_day_week(run) -> None:
+    # General first response (8 business hours) created Wed 09-30 15:00, answered Thu 10-08
+    # 14:00: Wed 15-18 = 3 h, Oct 1-7 closed, Thu 09-14 = 5 h -> 8 h = 480 min = the target:
+    # deadline Thu 14:00, met exactly; no pause -> paused 0.
+    out = run(ticket("T1", "general", "2026-09-30 15:00", first_response_at="2026-10-08 14:00"))
+    row = one(out, "T1", "first_response")
+    assert (row["deadline"], row["status"]) == (L("2026-10-08 14:00"), "met")
+    assert (row["elapsed_minutes"], row["paused_minutes"]) == (480, 0)
+
+
+def test_pause_spanning_the_holiday_is_taken_out_on_the_business_clock(run) -> None:
+    # General, created Wed 09-30 15:00, paused Wed 17:00 -> Fri 10-09 10:00, answered Fri 12:00.
+    # Paused business time: Wed 17-18 (1 h) + Thu 10-08 (9 h) + Fri 09-10 (1 h) = 11 h = 660
+    # (the National Day in between is no business time). Business time start -> answer:
+    # Wed 3 h + Thu 9 h + Fri 3 h = 15 h; less 11 h paused = 4 h = 240.
+    # Deadline: Thu 14:00 (unpaused) + 11 h -> Thu 14-18 (4 h) + Fri 09:00 + 7 h = Fri 16:00.
+    out = run(ticket("T1", "general", "2026-09-30 15:00", first_response_at="2026-10-09 12:00"),
+              pauses=pauses_frame(("T1", "2026-09-30 17:00", "2026-10-09 10:00")))
+    row = one(out, "T1", "first_response")
+    assert (row["deadline"], row["status"]) == (L("2026-10-09 16:00"), "met")
+    assert (row["elapsed_minutes"], row["paused_minutes"]) == (240, 660)
+
+
+def test_elapsed_on_the_adjusted_working_saturday_and_the_overdue_identity(run) -> None:
+    # Urgent created Fri 10-09 17:00: 2 business hours -> Sat 10-10 10:00 (adjusted working
+    # day); answered Sat 11:30 -> breached by 90. elapsed = Fri 17-18 (60) + Sat 09-11:30 (150)
+    # = 210 = 120 (target) + 90 (overdue).
+    out = run(ticket("T1", "urgent", "2026-10-09 17:00", first_response_at="2026-10-10 11:30"))
+    row = one(out, "T1", "first_response")
+    assert (row["deadline"], row["status"], row["overdue_minutes"]) == (
+        L("2026-10-10 10:00"), "breached", 90)
+    assert row["elapsed_minutes"] == 210 == 120 + row["overdue_minutes"]
+
+
+@pytest.mark.parametrize(("answered", "status", "overdue"), [
+    ("2026-10-08 18:00", "met", 0),        # exactly at closing = the deadline
+    ("2026-10-08 19:30", "breached", 0),   # after closing: no business time since 18:00
+    ("2026-10-09 09:30", "breached", 30),  # next morning: 30 business minutes late
+])
+def test_closing_time_exactly(run, answered, status, overdue) -> None:
+    # General created Thu 10-08 10:00: 8 business hours -> Thu 18:00 (closing) exactly.
+    # elapsed = 480 + overdue in every case (fixed-length target).
+    out = run(ticket("T1", "general", "2026-10-08 10:00", first_response_at=answered))
+    row = one(out, "T1", "first_response")
+    assert row["deadline"] == L("2026-10-08 18:00")
+    assert (row["status"], row["overdue_minutes"]) == (status, overdue)
+    assert row["elapsed_minutes"] == 480 + overdue
+
+
+def test_wall_clock_target_on_a_paused_ticket_counts_the_pause(run) -> None:
+    # Urgent created Sun 10-11 20:00, paused Mon 10-12 09:00-12:00, nothing achieved.
+    # Plan (24 hours, wall clock): deadline Mon 20:00 (the pause does not stop it), breached;
+    # overdue Mon 20:00 -> Tue 00:00 = 240; elapsed wall Sun 20:00 -> Tue 00:00 = 28 h = 1680
+    # = 1440 + 240; paused 0 (wall-clock targets are never paused).
+    # First response (2 business hours): Mon 09:00 + 2 h + 3 h paused = Mon 14:00; overdue
+    # Mon 14-18 = 240; elapsed Mon 09-18 = 9 h less 3 h paused = 360 = 120 + 240; paused 180.
+    out = run(ticket("T1", "urgent", "2026-10-11 20:00"),
+              pauses=pauses_frame(("T1", "2026-10-12 09:00", "2026-10-12 12:00")))
+    plan, first = one(out, "T1", "plan"), one(out, "T1", "first_response")
+    assert (plan["deadline"], plan["status"], plan["overdue_minutes"]) == (
+        L("2026-10-12 20:00"), "breached", 240)
+    assert (plan["elapsed_minutes"], plan["paused_minutes"]) == (1680, 0)
+    assert (first["deadline"], first["status"], first["overdue_minutes"]) == (
+        L("2026-10-12 14:00"), "breached", 240)
+    assert (first["elapsed_minutes"], first["paused_minutes"]) == (360, 180)
+
+
+def test_due_today_at_the_d_plus_one_boundary(run, policy) -> None:
+    # With urgent plan = 48 hours: created Sun 10-11 23:59 -> deadline Tue 10-13 23:59, before
+    # Wed 00:00 -> due today (pending: 24:01 of 48 h used); created Mon 10-12 00:00 -> deadline
+    # Wed 10-14 00:00 exactly = D + 1 00:00 -> not today. Met, breached and unknown rows are
+    # never due today (first response of both tickets: deadline Mon 11:00, breached).
+    from revisit.config.policy import Duration
+
+    plan = Duration(amount=48, unit="hours")
+    targets = {**policy.sla.targets, "urgent": {**policy.sla.targets["urgent"], "plan": plan}}
+    longer = policy.model_copy(
+        update={"sla": policy.sla.model_copy(update={"targets": targets})})
+    out = run(ticket("IN", "urgent", "2026-10-11 23:59"),
+              ticket("EDGE", "urgent", "2026-10-12 00:00"), use_policy=longer)
+    inside, edge = one(out, "IN", "plan"), one(out, "EDGE", "plan")
+    assert (inside["deadline"], inside["status"], inside["due_today"]) == (
+        L("2026-10-13 23:59"), "pending", True)
+    assert (edge["deadline"], edge["status"], edge["due_today"]) == (
+        L("2026-10-14 00:00"), "pending", False)
+    assert inside["target"] == "48 hours"
+    assert not out.loc[out["status"].isin(["met", "breached", "unknown"]), "due_today"].any()
+
+
+# ===================================================================== properties of the verdicts
+LATER = {"first_response_at": ("verified_at", "plan_at", "resolved_at", "result_fed_back_at",
+                               "closed_at"),
+         "verified_at": ("plan_at", "resolved_at", "result_fed_back_at", "closed_at"),
+         "plan_at": ("resolved_at", "result_fed_back_at", "closed_at"),
+         "resolved_at": ("result_fed_back_at", "closed_at"),
+         "result_fed_back_at": ("closed_at",)}
+
+
+@settings(max_examples=60, deadline=None)
+@given(data=ticket_sets(), cutoff_day=st.integers(0, 35),
+       statuses=st.lists(st.sampled_from(["pending", "in_progress", "resolved", "closed"]),
+                         min_size=6, max_size=6),
+       closed=st.lists(st.booleans(), min_size=6, max_size=6))
+def test_every_row_has_one_verdict_and_a_passed_step_is_never_breached(
+        policy, calendar, data, cutoff_day, statuses, closed) -> None:
+    rows, pauses = data
+    for row, status, close in zip(rows, statuses, closed, strict=False):
+        row["status"] = status
+        if close and "resolved_at" in row:
+            row["closed_at"] = str(pd.Timestamp(row["resolved_at"]) + pd.Timedelta(hours=5))
+    cutoff = pd.Timestamp(RANGE_START) + pd.Timedelta(days=cutoff_day)
+    out = sla_status(tickets_frame(*rows), pauses_frame(*pauses), policy, calendar, cutoff)
+    counts = out["status"].value_counts()
+    assert sum(counts.get(s, 0) for s in ("met", "breached", "unknown", "at_risk",
+                                          "pending")) == len(out)
+    by_id = {r["ticket_id"]: r for r in rows}
+    for _, row in out.iterrows():
+        achieved = policy.sla.metrics[row["metric"]].achieved
+        source = by_id[row["ticket_id"]]
+        later_set = any(source.get(n) is not None and pd.Timestamp(source[n]) < cutoff
+                        for n in LATER[achieved])
+        if pd.isna(row["achieved_at"]) and later_set:
+            assert row["status"] == "unknown"
+        if row["status"] == "breached":
+            assert not (pd.isna(row["achieved_at"]) and later_set)
+            unit = policy.sla.targets[row["priority"]][row["metric"]]
+            if unit.unit != "working_days":  # fixed length: elapsed - target = overdue
+                per = {"business_hours": 60, "hours": 60, "days": 1440}[unit.unit]
+                assert row["elapsed_minutes"] - unit.amount * per == row["overdue_minutes"]
+        if row["status"] not in ("pending", "at_risk"):
+            assert not row["due_today"]
+        if row["target"].endswith((" hours", " days")) and "business" not in row["target"] \
+                and "working" not in row["target"]:
+            assert row["paused_minutes"] == 0
+
+
+# ===================================================================== quality summary
+def test_unknown_verdicts_go_into_the_quality_summary_leaving_the_rest_byte_identical(
+        tmp_path) -> None:
+    # run_sla puts an "SLA verdicts unknown" section (ids only: counts per metric, the first
+    # N ticket_id + metric) into quality/D/summary.md and summary.html between markers; a rerun
+    # replaces it; everything else stays exactly as the gate wrote it.
+    from revisit.quality.summary import (
+        SLA_UNKNOWN_BEGIN,
+        SLA_UNKNOWN_END,
+        write_sla_unknown_section,
+    )
+
+    md_before = "# Quality summary 2026-11-20\n\nAll good <x>.\n"
+    html_before = "<html><body>\n<h1>Quality</h1>\n</body>\n</html>\n"
+    (tmp_path / "summary.md").write_text(md_before, encoding="utf-8")
+    (tmp_path / "summary.html").write_text(html_before, encoding="utf-8")
+    unknown = pd.DataFrame({"ticket_id": ["T1", "T1", "T<2>", "T3"],
+                            "metric": ["first_response", "verification", "verification",
+                                       "plan"]})
+    write_sla_unknown_section(tmp_path, unknown, listed=3)
+    md = (tmp_path / "summary.md").read_text(encoding="utf-8")
+    html = (tmp_path / "summary.html").read_text(encoding="utf-8")
+    assert md.startswith(md_before)
+    assert "4 SLA verdict(s) are `unknown`" in md
+    assert "| verification | 2 |" in md and "| plan | 1 |" in md
+    assert "First 3 of 4: `T1` first_response, `T1` verification, `T&lt;2>` verification." in md
+    assert html.startswith("<html><body>\n<h1>Quality</h1>\n" + SLA_UNKNOWN_BEGIN)
+    assert html.endswith(SLA_UNKNOWN_END + "\n</body>\n</html>\n")
+    assert "<code>T&lt;2&gt;</code> verification" in html
+    # A rerun with none: the section says so, the rest is still byte-identical.
+    write_sla_unknown_section(tmp_path, unknown.iloc[:0])
+    md = (tmp_path / "summary.md").read_text(encoding="utf-8")
+    html = (tmp_path / "summary.html").read_text(encoding="utf-8")
+    assert md == md_before + "\n" + SLA_UNKNOWN_BEGIN + "\n## SLA verdicts unknown\n\n" \
+        "No SLA verdict is unknown.\n" + SLA_UNKNOWN_END + "\n"
+    assert html.count(SLA_UNKNOWN_BEGIN) == 1 and "No SLA verdict is unknown." in html
+    before, _, rest = html.partition(SLA_UNKNOWN_BEGIN)
+    assert before + rest.partition(SLA_UNKNOWN_END)[2] == html_before.replace(
+        "</body>", "\n</body>")
