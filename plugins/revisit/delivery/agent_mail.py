@@ -38,6 +38,7 @@ import pandas as pd
 from revisit.config.policy import Policy
 from revisit.config.translations import load_translations
 from revisit.core.addresses import valid_address
+from revisit.core.flags import is_true
 from revisit.delivery.digest import display_rows, read_digests, with_sections
 from revisit.delivery.mail import (
     CALL_LIST,
@@ -223,7 +224,7 @@ def send_agent_lists(folder: Path, agents: pd.DataFrame, day: dt.date, policy: P
     for agent_id in sorted(set(lists) | set(tickets)):
         xlsx = lists.get(agent_id)
         mine = tickets.get(agent_id)
-        if agent_id not in staff.index or not _active(staff.loc[agent_id].get("active")):
+        if agent_id not in staff.index or not is_true(staff.loc[agent_id].get("active")):
             reason = "agent not in the CRM" if agent_id not in staff.index \
                 else "agent is inactive"
             if xlsx is None:
@@ -255,14 +256,6 @@ def send_agent_lists(folder: Path, agents: pd.DataFrame, day: dt.date, policy: P
             states[agent_id] = UNKNOWN if isinstance(error, DeliveryUncertain) else FAILED
             failed[agent_id] = error
     return {"states": states, "failed": failed, "no_address": no_address}
-
-
-def _active(value: object) -> bool:
-    if value is None or (not isinstance(value, str) and pd.isna(value)):
-        return False
-    if isinstance(value, str):
-        return value.strip().lower() in ("1", "true", "t", "yes", "y")
-    return bool(value)
 
 
 __all__ = [

@@ -49,6 +49,7 @@ import pandas as pd
 from revisit.config.policy import Policy
 from revisit.config.translations import load_translations
 from revisit.core.addresses import valid_address
+from revisit.core.flags import is_true
 from revisit.core.phones import MASK, mask_phone
 from revisit.core.templating import shorten
 from revisit.delivery.mail import (
@@ -260,7 +261,7 @@ def send_escalations(folder: Path, departments: pd.DataFrame, agents: pd.DataFra
     heads = departments.drop_duplicates("department_id").set_index("department_id")
     staff = agents.drop_duplicates("agent_id")
     supervisors = staff[(staff["role"].astype("string") == "supervisor").fillna(False)
-                        & staff["active"].map(_active)]
+                        & staff["active"].map(is_true)]
     for department_id, rows in read_digests(folder).items():
         escalated = escalated_rows(rows, priorities)
         if escalated.empty:
@@ -288,14 +289,6 @@ def send_escalations(folder: Path, departments: pd.DataFrame, agents: pd.DataFra
                 states[agent_id] = "failed"
                 failed[agent_id] = error
     return {"states": states, "failed": failed, "no_address": sorted(no_address)}
-
-
-def _active(value: object) -> bool:
-    if value is None or (not isinstance(value, str) and pd.isna(value)):
-        return False
-    if isinstance(value, str):
-        return value.strip().lower() in ("1", "true", "t", "yes", "y")
-    return bool(value)
 
 
 __all__ = ["DIGEST_PREFIX", "SECTIONS", "digest_csv", "digest_filename", "digest_message",
