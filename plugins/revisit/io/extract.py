@@ -161,7 +161,7 @@ def _typed(table: Table, raw: pd.DataFrame, business_tz: str, source_tz: str, *,
     out = pd.DataFrame(index=raw.index)
     errors = pd.Series("", index=raw.index, dtype="string")
     for name, kind in table.columns.items():
-        col = raw[name]
+        col = _decode_blobs(raw[name], name, changes)
         if kind in ("id", "text"):
             values = col.astype("string")
             # Control characters (a NUL, a bell) are no content and break XLSX, e-mail and
@@ -200,7 +200,12 @@ def _typed(table: Table, raw: pd.DataFrame, business_tz: str, source_tz: str, *,
             parsed = parsed.where(np.isfinite(parsed))  # 'inf', '1e400' are no amounts
             bad = parsed.isna() & col.notna()
             if kind in ("int", "bool"):
-                frac = parsed.notna() & (parsed != np.floor(parsed.fillna(0)))
+                # Whole numbers only, and only what the column's type holds (a bool column is
+                # 0/1 by the schema; the gate says so of 2 or -5, the cast must not fail first).
+                low, high = INT_BOUNDS[kind]
+                parsed = parsed.astype("float64")
+                frac = parsed.notna() & ((parsed != np.floor(parsed.fillna(0)))
+                                         | (parsed < low) | (parsed > high))
                 bad |= frac
                 parsed = parsed.where(~frac)
                 out[name] = parsed.astype("Int64") if kind == "int" else parsed.astype("Int8")
@@ -214,6 +219,43 @@ def _typed(table: Table, raw: pd.DataFrame, business_tz: str, source_tz: str, *,
             errors[bad] = errors[bad] + f"{name}: " + problem + " (" + shown + "); "
     out[PARSE_ERRORS] = errors.str.rstrip("; ").replace("", pd.NA)
     return out
+
+
+# What an int / bool column holds without overflow: whole numbers safely inside int64 (float64
+# is exact up to 2**53, which keeps the bound test honest) and int8.
+INT_BOUNDS = {"int": (-(2.0**53), 2.0**53), "bool": (-128.0, 127.0)}
+
+
+def _decode_blobs(col: pd.Series, name: str, changes: dict | None) -> pd.Series:
+    """`col` with bytes (a BLOB where the schema has text, a number or a stamp) read as UTF-8,
+    bytes that are not UTF-8 as U+FFFD, and those values counted as INVALID_UTF8 replacements;
+    the rest of the cast then judges the text like any other. The scan runs only when the
+    column is not plain strings or numbers already."""
+    if col.dtype == object and pd.api.types.infer_dtype(col, skipna=True) not in (
+            "string", "empty", "integer", "floating", "mixed-integer-float", "decimal"):
+        blobs = np.fromiter((isinstance(v, (bytes, bytearray, memoryview)) for v in col),
+                            dtype=bool, count=len(col))
+        if blobs.any():
+            col = col.copy()
+            decoded, lossy = zip(*(_decode(bytes(v)) for v in col[blobs]), strict=True)
+            if changes is not None:
+                replaced = np.zeros(len(col), dtype=bool)
+                replaced[np.flatnonzero(blobs)] = lossy
+                if replaced.any():
+                    key = (name, INVALID_UTF8)
+                    before = changes.get(key)
+                    mask = pd.Series(replaced, index=col.index)
+                    changes[key] = mask if before is None else (before | mask)
+            col[blobs] = list(decoded)
+    return col
+
+
+def _decode(raw: bytes) -> tuple[str, bool]:
+    """(text, whether bytes had to be replaced)."""
+    try:
+        return raw.decode("utf-8"), False
+    except UnicodeDecodeError:
+        return raw.decode("utf-8", errors="replace"), True
 
 
 _CONTROL = r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]"

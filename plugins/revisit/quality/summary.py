@@ -15,12 +15,14 @@ from typing import TYPE_CHECKING, Any
 from revisit.config.paths import TEMPLATES_DIR
 from revisit.io.extract import CONTROL_CHARACTERS, INVALID_UTF8, PARSE_PROBLEMS
 from revisit.io.files import atomic_dir
+from revisit.io.spreadsheet import write_csv
 
 if TYPE_CHECKING:
     from revisit.quality.gate import QualityResult
 
 EXAMPLES_PER_CHECK = 5
-OUTPUT_FILES = {"quarantine": "quarantine.csv", "summary": "summary.csv",
+OUTPUT_FILES = {"quarantine": "quarantine.csv", "quarantine_typed": "quarantine.parquet",
+                "summary": "summary.csv",
                 "checks": "checks.csv", "summary_md": "summary.md",
                 "summary_html": "summary.html"}
 
@@ -128,9 +130,15 @@ def write_quality_outputs(result: QualityResult, folder: Path,
     md = render_summary(result, call_date, "md")
     html = render_summary(result, call_date, "html")
     with atomic_dir(folder) as tmp:
-        result.quarantine.to_csv(tmp / names["quarantine"], index=False, encoding="utf-8")
-        result.summary.to_csv(tmp / names["summary"], index=False, encoding="utf-8")
-        result.checks.to_csv(tmp / names["checks"], index=False, encoding="utf-8")
+        # The project's CSV writer: a bare CR inside an offending value is written as a line
+        # break Python's csv quotes (read back as one row), formulas neutralised.
+        for key, frame in (("quarantine", result.quarantine), ("summary", result.summary),
+                           ("checks", result.checks)):
+            write_csv(frame, tmp / names[key])
+        # The same rows as written, for machines (publish): the CSV is for people, whose
+        # spreadsheet must not run a key like '=1+1' (so the CSV shows it neutralised).
+        result.quarantine.astype("string").to_parquet(tmp / names["quarantine_typed"],
+                                                      index=False)
         (tmp / names["summary_md"]).write_text(md, encoding="utf-8")
         (tmp / names["summary_html"]).write_text(html, encoding="utf-8")
     return {key: folder / name for key, name in names.items()}

@@ -331,9 +331,9 @@ def publish_results(parts: DayPartitions, url: str) -> dict:
 
 
 def _quality_issues(parts: DayPartitions) -> pd.DataFrame:
-    """quality/D/quarantine.csv as results rows: one per (table, row, check, column)."""
-    quality = pd.read_csv(parts.quality / "quarantine.csv", dtype=str, keep_default_na=False,
-                          na_values=[""])
+    """quality/D/quarantine.parquet (the CSV's rows as the gate made them) as results rows:
+    one per (table, row, check, column)."""
+    quality = pd.read_parquet(parts.quality / "quarantine.parquet")
     return pd.DataFrame({
         "table_name": quality.get("table"), "row_key": quality.get("row_key"),
         "check_name": quality.get("check"), "column_name": quality.get("column").fillna("")

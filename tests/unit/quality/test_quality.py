@@ -593,7 +593,8 @@ def test_outputs_are_written_and_the_summary_shows_no_personal_data(policy, tmp_
     paths = write_quality_outputs(result, folder, D)
 
     assert sorted(p.name for p in folder.iterdir()) == [
-        "checks.csv", "quarantine.csv", "summary.csv", "summary.html", "summary.md"]
+        "checks.csv", "quarantine.csv", "quarantine.parquet", "summary.csv", "summary.html",
+        "summary.md"]
     assert set(paths.values()) == set(folder.iterdir())
     quarantine = pd.read_csv(folder / "quarantine.csv", dtype=str, keep_default_na=False)
     assert list(quarantine.columns) == QUARANTINE_COLUMNS
