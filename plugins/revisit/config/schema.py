@@ -160,6 +160,13 @@ TABLES: dict[str, Table] = {
 # 16 characters of any script (the results columns below hold 16).
 FILE_NAME_BYTES = 64
 
+# A spreadsheet cell holds at most 32,767 characters (Excel's limit; the XLSX writer would cut a
+# longer value silently while the CSV kept it whole): the free CRM texts the agent's XLSX shows
+# (its ids and phones are held far shorter by their own checks).
+SPREADSHEET_CELL_CHARS = 32_767
+IN_SPREADSHEET: tuple[tuple[str, str], ...] = (("customers", "name"),
+                                               ("customers", "contact_name"))
+
 # The results database's DDL: the one place its column widths are written. The quality gate
 # reads them (results_column_widths) so that it never admits an id the results tables would
 # reject on a server database (PostgreSQL, MySQL enforce VARCHAR(n) in characters).

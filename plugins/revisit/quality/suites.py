@@ -15,7 +15,14 @@ from pathlib import Path
 from typing import Any
 
 from revisit.config.paths import INCLUDE_DIR
-from revisit.config.schema import TABLES, TICKET_STAMPS, Table, stored_widths
+from revisit.config.schema import (
+    IN_SPREADSHEET,
+    SPREADSHEET_CELL_CHARS,
+    TABLES,
+    TICKET_STAMPS,
+    Table,
+    stored_widths,
+)
 from revisit.core.patterns import NOT_SPACE, SPACE, SPACE_CHARS
 from revisit.io.extract import PARSE_ERRORS
 from revisit.io.files import SAFE_NAME_PATTERN, write_text
@@ -175,6 +182,19 @@ def _widths(table: Table) -> list[dict]:
     return exps
 
 
+def _cells(table: Table) -> list[dict]:
+    """Texts the agent's XLSX shows fit one spreadsheet cell: a longer one would be cut there
+    without a word (and whole in the CSV), so the gate quarantines it with that reason."""
+    t, limit = table.name, SPREADSHEET_CELL_CHARS
+    return [_expectation(
+        "expect_column_value_lengths_to_be_between", "cell_length", col,
+        f"{t}.{col} is longer than the {limit:,} characters a spreadsheet cell holds (the "
+        "agent's XLSX would cut it)",
+        column=col, max_value=limit,
+        description=f"{t}.{col} is longer than a spreadsheet cell ({limit:,} characters)")
+        for name, col in IN_SPREADSHEET if name == t]
+
+
 def _value_sets(table: Table) -> list[dict]:
     """Codes from their enum (revisit.config.schema) and flags that are 0 or 1."""
     t, exps = table.name, []
@@ -253,7 +273,7 @@ def build_suite(table: Table) -> dict:
                               "(python -m revisit.quality.gate rewrites this file)",
             "parameters": {PHONE_PARAMETER: "from policy.quality.phone_digits"},
         },
-        "expectations": [*_presence(table), *_keys(table), *_widths(table),
+        "expectations": [*_presence(table), *_keys(table), *_widths(table), *_cells(table),
                          *_value_sets(table), *_ranges(table), *_stamp_order(table),
                          *_contacts(table)],
     }

@@ -626,6 +626,18 @@ def test_summary_of_a_stopped_run_says_why(policy, tmp_path):
     assert "STOPPED" in html and "&#39;vip&#39;" in html
 
 
+def test_a_name_longer_than_a_spreadsheet_cell_is_quarantined_not_cut(policy):
+    # The agent's XLSX could show only 32,767 characters of it while the CSV kept it whole.
+    rows = crm_rows()
+    add_copy(rows, "customers", customer_id="C2", name="名" * 32_768)
+    add_copy(rows, "customers", customer_id="C3", name="名" * 32_767)  # fits exactly
+    result = run_quality_gate(frames_of(rows), policy)
+    q = result.quarantine
+    long = q[(q["row_key"] == "C2") & (q["check"] == "cell_length")]
+    assert long["reason"].str.contains("32,767 characters a spreadsheet cell holds").all()
+    assert len(long) == 1 and "C3" in set(result.clean["customers"]["customer_id"])
+
+
 def test_the_summary_names_active_agents_whose_list_cannot_be_emailed(policy, tmp_path):
     rows = crm_rows()
     add_copy(rows, "agents", agent_id="A007", email="not-an-address", active=1)
