@@ -6,27 +6,17 @@ tickets in the same message: tests/integration/test_digest_smtp.py.)"""
 
 from __future__ import annotations
 
-import datetime as dt
-import json
 import logging
-import shutil
 import sqlite3
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from tooling.mailsink import MailSink, free_port
+from tests.integration.mail_env import CONTEXT, D, run_daily, smtp_connection
+from tooling.mailsink import free_port
 
-D = dt.date(2026, 11, 20)
-CONTEXT = {"params": {"call_date": D.isoformat()}}
 OWN_FILES = ("sms_notice", "carried_over", "not_listed")
-
-
-def smtp_connection(port: int) -> str:
-    return json.dumps({"conn_type": "smtp", "host": "127.0.0.1", "port": port,
-                       "extra": {"disable_tls": True, "disable_ssl": True, "timeout": 5,
-                                 "from_email": "revisit@example.com", "retry_limit": 0}})
 
 
 @pytest.fixture(scope="module")
@@ -36,47 +26,6 @@ def demo_crm(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("crm") / "crm.sqlite"
     build_demo_crm(f"sqlite:///{path}", customers=200, as_of=D)
     return path
-
-
-@pytest.fixture
-def crm(demo_crm: Path, tmp_path: Path) -> Path:
-    """This test's own copy of the demo CRM (a test may change it)."""
-    path = tmp_path / "crm.sqlite"
-    shutil.copyfile(demo_crm, path)
-    return path
-
-
-@pytest.fixture
-def sink(tmp_path):
-    with MailSink(tmp_path / "maildir") as server:
-        yield server
-
-
-@pytest.fixture
-def env(tmp_path, monkeypatch, sink) -> Path:
-    """The output root the bridge uses, SMTP pointed at the sink, results in the output root."""
-    root = tmp_path / "out"
-    monkeypatch.setenv("REVISIT_OUTPUT_DIR", str(root))
-    monkeypatch.setenv("AIRFLOW_HOME", str(tmp_path / "airflow_home"))
-    monkeypatch.setenv("AIRFLOW_CONN_SMTP_DEFAULT", smtp_connection(sink.port))
-    monkeypatch.delenv("AIRFLOW_CONN_REVISIT_RESULTS", raising=False)
-    return root
-
-
-def run_daily(crm: Path, root: Path, policy, calendar):
-    """extract -> quality gate -> call lists + sla (the agent e-mail lists the handler's
-    due-today tickets from sla/D/), as the daily DAG's tasks call them."""
-    from revisit.io.extract import extract_snapshot
-    from revisit.stages.daily import run_call_lists, run_quality, run_sla
-    from revisit.stages.partitions import DayPartitions
-
-    parts = DayPartitions(root, D)
-    extract_snapshot(f"sqlite:///{crm}", D, parts.snapshot,
-                     business_tz=policy.calendar.timezone, source_tz=policy.source_tz)
-    run_quality(parts, policy)
-    run_call_lists(parts, policy, calendar)
-    run_sla(parts, policy, calendar)
-    return parts
 
 
 def listed_agents(parts) -> list[str]:

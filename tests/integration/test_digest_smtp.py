@@ -8,19 +8,14 @@ second time on a retry of the tasks or a rerun of the day."""
 from __future__ import annotations
 
 import csv
-import datetime as dt
 import io
-import json
-import shutil
 import sqlite3
 from pathlib import Path
 
 import pytest
 
-from tooling.mailsink import MailSink
+from tests.integration.mail_env import CONTEXT, D, run_daily
 
-D = dt.date(2026, 11, 20)  # a Friday; cut-off Fri 00:00, previous Thu 00:00
-CONTEXT = {"params": {"call_date": D.isoformat()}}
 HEAD_D01 = "yibin.qin@revisit.example.com"
 SUPERVISOR = ("A0001", "ziping.xu@revisit.example.com")  # D01's only active supervisor
 LISTED_HANDLER = ("A0002", "linchao.sun@revisit.example.com")  # has a call list of D
@@ -42,12 +37,6 @@ TICKETS = [
 ]
 
 
-def smtp_connection(port: int) -> str:
-    return json.dumps({"conn_type": "smtp", "host": "127.0.0.1", "port": port,
-                       "extra": {"disable_tls": True, "disable_ssl": True, "timeout": 5,
-                                 "from_email": "revisit@example.com", "retry_limit": 0}})
-
-
 @pytest.fixture(scope="module")
 def demo_crm(tmp_path_factory) -> Path:
     from tooling.demo_crm import build_demo_crm
@@ -63,44 +52,6 @@ def demo_crm(tmp_path_factory) -> Path:
             [(t, customer, handler, priority, created, responded)
              for t, priority, handler, customer, created, responded in TICKETS])
     return path
-
-
-@pytest.fixture
-def crm(demo_crm: Path, tmp_path: Path) -> Path:
-    path = tmp_path / "crm.sqlite"
-    shutil.copyfile(demo_crm, path)
-    return path
-
-
-@pytest.fixture
-def sink(tmp_path):
-    with MailSink(tmp_path / "maildir") as server:
-        yield server
-
-
-@pytest.fixture
-def env(tmp_path, monkeypatch, sink) -> Path:
-    root = tmp_path / "out"
-    monkeypatch.setenv("REVISIT_OUTPUT_DIR", str(root))
-    monkeypatch.setenv("AIRFLOW_HOME", str(tmp_path / "airflow_home"))
-    monkeypatch.setenv("AIRFLOW_CONN_SMTP_DEFAULT", smtp_connection(sink.port))
-    monkeypatch.delenv("AIRFLOW_CONN_REVISIT_RESULTS", raising=False)
-    return root
-
-
-def run_daily(crm: Path, root: Path, policy, calendar):
-    """extract -> quality gate -> call lists + sla, as the daily DAG's tasks call them."""
-    from revisit.io.extract import extract_snapshot
-    from revisit.stages.daily import run_call_lists, run_quality, run_sla
-    from revisit.stages.partitions import DayPartitions
-
-    parts = DayPartitions(root, D)
-    extract_snapshot(f"sqlite:///{crm}", D, parts.snapshot,
-                     business_tz=policy.calendar.timezone, source_tz=policy.source_tz)
-    run_quality(parts, policy)
-    run_call_lists(parts, policy, calendar)
-    run_sla(parts, policy, calendar)
-    return parts
 
 
 def phones(crm: Path) -> dict[str, str]:
