@@ -49,6 +49,7 @@ from sqlalchemy.exc import DBAPIError, NoSuchTableError, OperationalError, Progr
 
 from revisit.config.paths import PACKAGE_PARENT, SQL_DIR
 from revisit.config.schema import TABLES, Table, a_kind
+from revisit.core.errors import RevisitError
 from revisit.core.patterns import DIGIT, SPACE
 from revisit.io.files import atomic_dir
 
@@ -100,6 +101,35 @@ class Cutoff:
             business=local.tz_localize(None),
             source=local.tz_convert(source_tz).tz_localize(None),
         )
+
+
+# What a snapshot says about itself (snapshots/<period>/snapshot.json): when it was taken, as of
+# which cut-off, how many rows per table. A run's run.json quotes it.
+MANIFEST = "snapshot.json"
+
+
+class SnapshotMissing(RevisitError):
+    """A period whose stored snapshot is gone (retention) or was never taken, where a run
+    must not re-extract (a replay): no retry can bring it back."""
+
+    retryable = False
+
+    def __init__(self, period: str, folder: Path) -> None:
+        super().__init__(f"no stored snapshot of {period} at {folder}: it was never taken or "
+                         "its retention (policy retention.snapshot_days) has ended; a replay "
+                         "recomputes only from a stored snapshot")
+
+
+def snapshot_exists(folder: Path) -> bool:
+    """Whether `folder` holds a complete snapshot (every canonical table; the atomic write
+    makes a folder all or nothing)."""
+    return folder.is_dir() and all((folder / f"{name}.parquet").is_file() for name in TABLES)
+
+
+def snapshot_manifest(folder: Path) -> dict[str, Any]:
+    """snapshot.json of a snapshot ({} for one taken before manifests were written)."""
+    path = folder / MANIFEST
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
 
 
 def snapshot_dir(output_root: Path, partition: str) -> Path:
@@ -586,12 +616,23 @@ def extract_snapshot(
                 raise
             if child is not None:
                 counts[LARGEST_TABLE] = _finish_worker(child)
+            _write_manifest(tmp, cutoff_date, business_tz, counts)
     finally:
         engine.dispose()
     counts = {name: counts[name] for name in TABLES}
     for name, rows in counts.items():
         log.info("extracted %s: %d rows", name, rows)
     return counts
+
+
+def _write_manifest(folder: Path, cutoff_date: dt.date, business_tz: str,
+                    counts: dict[str, int]) -> None:
+    from zoneinfo import ZoneInfo
+
+    taken = dt.datetime.now(ZoneInfo(business_tz)).isoformat(timespec="seconds")
+    manifest = {"extracted_at": taken, "cutoff": cutoff_date.isoformat(),
+                "rows": {name: counts[name] for name in TABLES}}
+    (folder / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
 
 
 def _start_worker(url: URL, args: tuple) -> subprocess.Popen:
@@ -722,6 +763,7 @@ __all__ = [
     "AMBIGUOUS",
     "CONTROL_CHARACTERS",
     "INVALID_UTF8",
+    "MANIFEST",
     "NONEXISTENT",
     "OUT_OF_RANGE",
     "PARSE_ERRORS",
@@ -729,12 +771,15 @@ __all__ = [
     "REPLACED_KEY",
     "Cutoff",
     "ExtractError",
+    "SnapshotMissing",
     "SnapshotTables",
     "apply_cutoff",
     "extract_snapshot",
     "read_snapshot",
     "replaced_values",
     "snapshot_dir",
+    "snapshot_exists",
+    "snapshot_manifest",
 ]
 
 if __name__ == "__main__":

@@ -3,6 +3,10 @@
 A daily run's period is its call date D, a monthly run's its month M. Every stage writes only its
 own partition (atomically, revisit.io.files.atomic_dir), which is what makes a rerun of the same
 period idempotent and a retry safe.
+
+A replay (DESIGN.md "Reproducible reruns and what-if replay") writes under its own root,
+replays/<replay_id>/ of the output root, and reads the original run's snapshot: `source` is the
+output root the snapshot comes from (None: the partitions' own root).
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ class DayPartitions:
 
     root: Path
     day: dt.date
+    source: Path | None = None  # a replay's original output root (its snapshot's home)
 
     @property
     def period(self) -> str:
@@ -31,8 +36,13 @@ class DayPartitions:
         return self.day
 
     @property
+    def replay(self) -> bool:
+        """Whether these are a replay's partitions (nothing is sent or published)."""
+        return self.source is not None
+
+    @property
     def snapshot(self) -> Path:
-        return self.root / "snapshots" / self.period
+        return (self.source or self.root) / "snapshots" / self.period
 
     @property
     def clean(self) -> Path:
@@ -62,6 +72,7 @@ class MonthPartitions:
 
     root: Path
     month: str
+    source: Path | None = None  # a replay's original output root (its snapshot's home)
 
     @property
     def period(self) -> str:
@@ -73,8 +84,13 @@ class MonthPartitions:
         return month_cutoff_date(self.month)
 
     @property
+    def replay(self) -> bool:
+        """Whether these are a replay's partitions (nothing is sent or published)."""
+        return self.source is not None
+
+    @property
     def snapshot(self) -> Path:
-        return self.root / "snapshots" / self.month
+        return (self.source or self.root) / "snapshots" / self.month
 
     @property
     def quality(self) -> Path:
