@@ -130,8 +130,9 @@ CATEGORY_BY_TYPE = (  # product_function, quality_failure, service_process, staf
 )
 
 # Visits: what becomes of a due visit
-FATES = ("on_time", "late", "missed", "unreachable", "refused")
-FATE_WEIGHTS = (0.86, 0.06, 0.03, 0.03, 0.02)
+FATES = ("on_time", "late", "missed", "unreachable", "refused", "early")
+FATE_WEIGHTS = (0.85, 0.06, 0.03, 0.03, 0.02, 0.01)
+EARLY_VISIT_WORKING_DAYS = (1, 3)  # an early visit: reached this long before its window opens
 FAILED_BEFORE_REACH_WEIGHTS = (0.80, 0.14, 0.06)  # 0, 1, 2 failed attempts before reaching
 UNREACHABLE_ATTEMPTS = (3, 4)
 UNREACHABLE_GAP_WORKING_DAYS = (1, 2)
@@ -252,6 +253,9 @@ VISIT_NOTES = {  # reached visits by kind; other outcomes by outcome
     "post_resolution": ("问题已解决，客户确认恢复正常", "回访确认处理结果，客户表示认可"),
     "periodic": ("定期回访，客户近期无新问题", "例行沟通，客户咨询续费事宜"),
     "key_account": ("大客户定期沟通，了解明年采购计划", "高层拜访，客户对服务团队评价较好"),
+    "new_product": ("客户首次采购该产品，已确认安装及培训安排", "新产品试用顺利，客户关注功能扩展"),
+    "major_complaint": ("已致电安抚客户情绪，说明处理进度", "客户投诉正在处理，已告知预计完成时间"),
+    "product_upgrade": ("已介绍升级内容，客户预约升级时间", "升级后功能体验良好，客户表示满意"),
     "no_answer": ("电话无人接听，稍后再拨", "多次拨打未接通"),
     "wrong_number": ("号码为空号，需核实联系方式", "接听人表示不是本人，号码有误"),
     "refused": ("客户表示暂不需要回访", "客户拒绝沟通，已记录"),
@@ -933,13 +937,19 @@ class _Attempts:
 
 
 def _attempts(world: _World, rng: np.random.Generator, start_pos: np.ndarray,
-              end_pos: np.ndarray) -> _Attempts:
+              end_pos: np.ndarray, earliest_pos: np.ndarray) -> _Attempts:
     """Calls made for due visits with windows [start_pos, end_pos] (working-day positions):
-    mostly reached in the window, some late, missed, unreachable (3+ failed) or refused.
+    mostly reached in the window, some late, early (reached before start_pos, not before
+    earliest_pos: after the anchor's day), missed, unreachable (3+ failed) or refused.
     Attempts after the horizon have not happened yet and are left out."""
     n = len(start_pos)
     fate = _codes(rng, FATE_WEIGHTS, n)
-    reaches = (fate == FATES.index("on_time")) | (fate == FATES.index("late"))
+    early_pos = np.maximum(start_pos - rng.integers(EARLY_VISIT_WORKING_DAYS[0],
+                                                    EARLY_VISIT_WORKING_DAYS[1] + 1, n),
+                           earliest_pos)
+    early = (fate == FATES.index("early")) & (early_pos < start_pos)
+    fate = np.where((fate == FATES.index("early")) & ~early, FATES.index("on_time"), fate)
+    reaches = (fate == FATES.index("on_time")) | (fate == FATES.index("late")) | early
     unreachable = fate == FATES.index("unreachable")
     refused = fate == FATES.index("refused")
     n_failed = np.where(reaches, _codes(rng, FAILED_BEFORE_REACH_WEIGHTS, n),
@@ -953,6 +963,9 @@ def _attempts(world: _World, rng: np.random.Generator, start_pos: np.ndarray,
                      in_window)
     first = np.where(fate == FATES.index("late"), end_pos + rng.integers(
         LATE_VISIT_WORKING_DAYS[0], LATE_VISIT_WORKING_DAYS[1] + 1, n), first)
+    first = np.where(early, early_pos, first)
+    n_failed = np.where(early, 0, n_failed)
+    n_att = n_failed + final
     gap = np.where(unreachable, rng.integers(UNREACHABLE_GAP_WORKING_DAYS[0],
                                              UNREACHABLE_GAP_WORKING_DAYS[1] + 1, n), 1)
     due = np.repeat(np.arange(n), n_att)
@@ -980,11 +993,23 @@ def _attempts(world: _World, rng: np.random.Generator, start_pos: np.ndarray,
 def _event_visits(world: _World, rng: np.random.Generator, visits: _Visits, kind: str,
                   customer: np.ndarray, anchor: np.ndarray, order: np.ndarray | None = None,
                   ticket: np.ndarray | None = None) -> None:
-    """Visits due once per event (first order, delivery, closed ticket) of `kind`."""
-    _, start_pos, end_pos = world.window(anchor, world.policy.visits.kinds[kind])
-    att = _attempts(world, rng, start_pos, end_pos)
-    visits.add(customer[att.due], kind, None if order is None else order[att.due],
-               None if ticket is None else ticket[att.due], att.at, att.outcome)
+    """Visits due once per event (first order, delivery, closed ticket ...) of `kind`. A call
+    drawn on the anchor's own day before the anchor (a window opening that day, as a major
+    complaint's does) moves to the next working day: no one calls about a ticket not raised."""
+    rule = world.policy.visits.kinds[kind]
+    if not rule.enabled:
+        return
+    _, start_pos, end_pos = world.window(anchor, rule)
+    att = _attempts(world, rng, start_pos, end_pos, world.after(anchor))
+    at = att.at
+    before = at <= anchor[att.due]
+    if before.any():
+        at = at.copy()
+        at[before] = world.instants(rng, world.after(anchor[att.due[before]]), calls=True)
+    keep = at < world.horizon
+    due = att.due[keep]
+    visits.add(customer[due], kind, None if order is None else order[due],
+               None if ticket is None else ticket[due], at[keep], att.outcome[keep])
 
 
 def _recurring_visits(world: _World, rng: np.random.Generator, visits: _Visits, kind: str,
@@ -994,7 +1019,7 @@ def _recurring_visits(world: _World, rng: np.random.Generator, visits: _Visits, 
     simulated forward from each customer's anchor until as_of."""
     rule = world.policy.visits.kinds[kind]
     t = _seconds(anchor)
-    active = np.ones(len(customer), dtype=bool)
+    active = np.full(len(customer), rule.enabled, dtype=bool)
     as_of = np.datetime64(world.as_of, "D")
     while active.any():
         a = np.flatnonzero(active)
@@ -1011,7 +1036,8 @@ def _recurring_visits(world: _World, rng: np.random.Generator, visits: _Visits, 
         active[a[~reset & ~due]] = False
         if not due.any():
             continue
-        att = _attempts(world, rng, start_pos[due], end_pos[due])
+        att = _attempts(world, rng, start_pos[due], end_pos[due],
+                        world.after(ta[due].astype("datetime64[s]")))
         d = a[due]
         visits.add(customer[d][att.due], kind, None, None, att.at, att.outcome)
         got = att.reached >= 0
@@ -1019,6 +1045,43 @@ def _recurring_visits(world: _World, rng: np.random.Generator, visits: _Visits, 
         later = ~got & has[due]
         t[d[later]] = r[due][later]
         active[d[~got & ~has[due]]] = False
+
+
+def _new_product_orders(orders: _Orders) -> np.ndarray:
+    """Orders (rows) of a product the customer had not ordered before, first orders aside."""
+    by = np.lexsort((orders.ordered_at, orders.customer))
+    cust = orders.customer[by]
+    product = np.unique(orders.product, return_inverse=True)[1].reshape(-1)[by]
+    pair = cust.astype(np.int64) * len(PRODUCTS) + product
+    new = np.zeros(len(by), dtype=bool)
+    new[np.unique(pair, return_index=True)[1]] = True
+    new[np.r_[True, cust[1:] != cust[:-1]]] = False
+    return by[new]
+
+
+def _special_visits(world: _World, rng: np.random.Generator, visits: _Visits, orders: _Orders,
+                    tickets: _Tickets) -> None:
+    """new_product (repeat customers ordering a product new to them), major_complaint
+    (complaints of the rule's priorities, from created_at) and product_upgrade (per event of
+    the policy, customers with an order of its product delivered before its date)."""
+    kinds = world.policy.visits.kinds
+    if len(orders.customer):
+        new = _new_product_orders(orders)
+        _event_visits(world, rng, visits, "new_product", orders.customer[new],
+                      orders.ordered_at[new], order=new)
+    rule = kinds["major_complaint"]
+    types = TICKET_TYPES if rule.ticket_types is None else rule.ticket_types  # None: any
+    priorities = PRIORITIES if rule.priorities is None else rule.priorities
+    major = np.isin(tickets.type, [TICKET_TYPES.index(t) for t in types]) \
+        & np.isin(tickets.columns["priority"], list(priorities))
+    rows = np.flatnonzero(major)
+    _event_visits(world, rng, visits, "major_complaint", tickets.customer[rows],
+                  tickets.stamps[rows, 0], ticket=rows)
+    for event in world.policy.visits.events:
+        day = np.datetime64(event.date, "D").astype("datetime64[s]")
+        of = np.flatnonzero((orders.product == event.product) & (orders.delivered_at < day))
+        who = np.unique(orders.customer[of])
+        _event_visits(world, rng, visits, "product_upgrade", who, np.full(len(who), day))
 
 
 def _visits(world: _World, rng: np.random.Generator, cust: _Customers, orders: _Orders,
@@ -1040,6 +1103,9 @@ def _visits(world: _World, rng: np.random.Generator, cust: _Customers, orders: _
     resolved = np.flatnonzero(~np.isnat(closed_at) & np.isin(tickets.type, types))
     _event_visits(world, rng, visits, "post_resolution", tickets.customer[resolved],
                   closed_at[resolved], ticket=resolved)
+    # Special circumstances from a stream of their own, so the other kinds' draws stay put.
+    _special_visits(world, np.random.default_rng(rng.bit_generator.seed_seq.spawn(1)[0]),
+                    visits, orders, tickets)
 
     # Recurring visits start from cooperation (new customers) or from an assumed last visit
     # before the history (older customers), so the history is not flooded with missed ones.

@@ -30,7 +30,7 @@ SLA_COLUMNS = [
     "paused_minutes", "policy_version",
 ]
 REASON_CODES = {"welcome", "early_use", "stable_use", "long_term", "post_resolution", "periodic",
-                "key_account"}
+                "key_account", "new_product", "major_complaint", "product_upgrade"}
 
 
 def _csv(path: Path) -> pd.DataFrame:

@@ -47,16 +47,30 @@ def env(tmp_path, monkeypatch, sink):
     return root
 
 
-def run_month(departments=None) -> dict:
-    """kpis -> render + send per department -> summary, as the DAG's tasks call them."""
+def run_month(departments=None, context=CONTEXT) -> dict:
+    """kpis -> render + send per department, and data + render + send of the company report
+    per period, as the DAG's tasks call them."""
     from revisit.bridge import tasks
 
-    result = tasks.monthly_kpis(CONTEXT)
+    result = tasks.monthly_kpis(context)
     sent = {}
     for department_id in departments or result["departments"]:
-        tasks.render(CONTEXT, department_id)
-        sent[department_id] = tasks.send(CONTEXT, department_id)
-    return {"kpis": result, "sent": sent}
+        tasks.render(context, department_id)
+        sent[department_id] = tasks.send(context, department_id)
+    company = {}
+    for period in tasks.company_periods(context):
+        tasks.company_data(context, period)
+        tasks.company_render(context, period)
+        company[period] = tasks.company_send(context, period)
+    return {"kpis": result, "sent": sent, "company": company}
+
+
+def heads_messages(sink) -> list:
+    return [m for m in sink.messages() if m["X-Revisit-Report"]]
+
+
+def leadership_messages(sink) -> list:
+    return [m for m in sink.messages() if m["X-Revisit-Company-Report"]]
 
 
 def ledger_states(root) -> dict[str, str]:
@@ -78,7 +92,7 @@ def test_one_message_per_head_with_the_pdf_and_never_twice(env, sink):
     first = run_month()
     assert first["kpis"]["departments"] == ["D1", "D2"]
     assert all(r["sent"] for r in first["sent"].values())
-    messages = sink.messages()
+    messages = heads_messages(sink)
     assert sorted(m["To"] for m in messages) == ["head.d1@example.com", "head.d2@example.com"]
     for message in messages:
         department = "D1" if message["To"] == "head.d1@example.com" else "D2"
@@ -107,7 +121,7 @@ def test_one_message_per_head_with_the_pdf_and_never_twice(env, sink):
     second = run_month()
     assert [r["sent"] for r in second["sent"].values()] == [False, False]
     assert [r["state"] for r in second["sent"].values()] == ["sent", "sent"]
-    assert len(sink.messages()) == 2
+    assert len(heads_messages(sink)) == 2
 
     summary = tasks.summary(CONTEXT)
     assert summary["counts"] == {"sent": 2}
@@ -213,6 +227,107 @@ def test_send_email_param_off_renders_without_sending(env, sink):
     assert tasks.send(context, "D1")["state"] == "not_sent"
     assert sink.messages() == []
     assert (env / "reports" / MONTH / "D1.pdf").exists()
+
+
+# ================================================================= the leadership's company report
+LEADERSHIP = "leadership@revisit.example.com"  # notify.leadership of include/config/policy.yaml
+
+
+def company_states(root, period: str) -> dict[str, str]:
+    from revisit.delivery.company import recipient_key
+    from revisit.delivery.mail import COMPANY_REPORT, DeliveryLedger
+    from revisit.io.db import make_engine
+    from revisit.io.results import default_results_url
+
+    engine = make_engine(default_results_url(root))
+    try:
+        rows = DeliveryLedger(engine, "Asia/Shanghai", kind=COMPANY_REPORT).rows(period)
+    finally:
+        engine.dispose()
+    assert all(r["department_id"] == recipient_key(r["recipient"]) for r in rows)
+    return {r["recipient"]: r["state"] for r in rows}
+
+
+def test_the_company_report_reaches_leadership_once_and_a_rerun_sends_nothing(env, sink):
+    from revisit.bridge import tasks
+
+    first = run_month()
+    assert first["company"] == {MONTH: {"period": MONTH, "sent": 1, "recipients": 1}}
+    [message] = leadership_messages(sink)
+    assert message["To"] == LEADERSHIP
+    assert message["X-Revisit-Company-Report"].startswith(f"{MONTH}/L")
+    assert "公司客户服务总结报告" in message["Subject"] and "2026年10月" in message["Subject"]
+    assert "华东" in message.get_body(("plain",)).get_content()
+    [attachment] = list(message.iter_attachments())
+    assert attachment.get_filename() == f"revisit-company-report-{MONTH}.pdf"
+    pdf = env / "reports" / MONTH / "company" / "company.pdf"
+    assert attachment.get_content() == pdf.read_bytes()
+    assert company_states(env, MONTH) == {LEADERSHIP: "sent"}
+
+    second = run_month()  # a retry or a rerun of the whole month
+    assert second["company"][MONTH]["sent"] == 0
+    assert len(leadership_messages(sink)) == 1 and len(heads_messages(sink)) == 2
+
+    tasks.summary(CONTEXT)  # everything delivered: no failure
+    delivery = json.loads((env / "reports" / MONTH / "delivery.json").read_text("utf-8"))
+    assert [(d["period"], d["recipient"], d["state"], d["pdf"]) for d in delivery["leadership"]] \
+        == [(MONTH, LEADERSHIP, "sent", str(pdf))]
+
+
+def test_after_a_quarter_s_last_month_leadership_also_gets_the_quarter_once(env, sink):
+    from revisit.bridge import tasks
+
+    month, quarter = "2026-09", "2026-Q3"
+    folder = snapshot_dir(env, month)  # the hand-built CRM, as the run of September sees it
+    folder.mkdir(parents=True)
+    for name, frame in hand_built_frames().items():
+        frame.to_parquet(folder / f"{name}.parquet", index=False)
+    context = {"params": {"month": month}}
+    assert tasks.company_periods(context) == [month, quarter]
+    run_month(context=context)
+    run_month(context=context)  # the rerun sends neither again
+    messages = leadership_messages(sink)
+    assert sorted(m["X-Revisit-Company-Report"].split("/")[0] for m in messages) == \
+        [month, quarter]
+    quarterly = next(m for m in messages if m["X-Revisit-Company-Report"].startswith(quarter))
+    assert "2026年第3季度" in quarterly["Subject"]
+    [attachment] = list(quarterly.iter_attachments())
+    assert attachment.get_filename() == f"revisit-company-report-{quarter}.pdf"
+    for name in ("kpis.csv", "agents.csv", "company/company.pdf"):
+        assert (env / "reports" / quarter / name).exists(), name
+    assert company_states(env, quarter) == {LEADERSHIP: "sent"}
+    summary = tasks.summary(context)
+    assert summary["counts"] == {"sent": 2}
+    delivery = json.loads((env / "reports" / month / "delivery.json").read_text("utf-8"))
+    assert [(d["period"], d["state"]) for d in delivery["leadership"]] == [
+        (month, "sent"), (quarter, "sent")]
+
+
+def test_send_email_off_sends_no_company_report_and_the_summary_says_so(env, sink):
+    from revisit.bridge import tasks
+
+    context = {"params": {"month": MONTH, "send_email": False}}
+    result = run_month(context=context)
+    assert result["company"][MONTH] == {"period": MONTH, "sent": 0, "state": "not_sent"}
+    assert sink.messages() == []
+    assert (env / "reports" / MONTH / "company" / "company.pdf").exists()
+    tasks.summary(context)  # not sending: no failure
+    delivery = json.loads((env / "reports" / MONTH / "delivery.json").read_text("utf-8"))
+    assert [d["state"] for d in delivery["leadership"]] == ["not_attempted"]
+
+
+def test_a_company_report_not_delivered_fails_the_summary_naming_it(env, sink):
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from revisit.bridge import tasks
+
+    result = tasks.monthly_kpis(CONTEXT)
+    for department_id in result["departments"]:
+        tasks.render(CONTEXT, department_id)
+        tasks.send(CONTEXT, department_id)
+    with pytest.raises(AirflowFailException,
+                       match=f"company report {MONTH} to {LEADERSHIP} \\(not_attempted\\)"):
+        tasks.summary(CONTEXT)
 
 
 def test_rows_quarantined_during_the_month_are_counted_per_department(env):

@@ -11,7 +11,14 @@ import pandas as pd
 import pytest
 from sqlalchemy import create_engine, inspect, text
 
-from revisit.io.results import BATCH_ROWS, ensure_schema, replace_partition
+from revisit.io.results import (
+    BATCH_ROWS,
+    call_list_history,
+    ensure_schema,
+    replace_months,
+    replace_partition,
+)
+from revisit.rules.kpis import AGENT_COLUMNS
 from tests.integration.crm_databases import BACKENDS, scratch_database
 
 TZ = "Asia/Shanghai"
@@ -145,3 +152,82 @@ def test_an_older_results_database_gets_the_new_sla_columns(backend: str, tmp_pa
     assert [tuple(r) for r in old] == [(None, None, None, None, None)]
     assert [(r[0], bool(r[1]), r[2], r[3], r[4]) for r in new] == [
         (f"T{i:07d}", i % 2 == 0, "2 business_hours", 60, "0123456789ab") for i in range(4)]
+
+
+def _kpi_rows(month: str, value: float) -> pd.DataFrame:
+    return pd.DataFrame({"month": month, "department_id": ["D01", "D01", "ALL"],
+                         "metric": ["visits_due", "visit_timeliness_rate", "visits_due"],
+                         "value": [value, float("nan"), value + 1]})
+
+
+def _agent_rows(month: str, due: int) -> pd.DataFrame:
+    return pd.DataFrame({
+        "month": month, "department_id": ["D01", "D01", "D02"],
+        "agent_id": ["A0001", "A0003", "A0003"], "visits_due": [due, 0, 2],
+        "visits_on_time": [due - 1, 0, 2], "visits_made": [5, 0, 1], "visits_reached": [4, 0, 1],
+        "avg_visit_satisfaction": [85.5, float("nan"), 90.0], "tickets_handled": [3, 0, 0],
+        "sla_breaches": [1, 0, 0]}).loc[:, list(AGENT_COLUMNS)]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_monthly_kpis_and_agent_rows_are_replaced_by_month(backend: str, tmp_path: Path):
+    """A rerun of M replaces M's kpis and agent_kpis rows (no duplicates), other months stay;
+    an undefined value is NULL."""
+    with scratch_database(backend, tmp_path) as url:
+        engine = create_engine(url)
+        try:
+            ensure_schema(engine)
+            replace_months(engine, "2026-09", {"kpis": _kpi_rows("2026-09", 3.0),
+                                               "agent_kpis": _agent_rows("2026-09", 3)})
+            for due in (7, 8):  # the run of October, then its rerun
+                written = replace_months(engine, "2026-10", {
+                    "kpis": _kpi_rows("2026-10", float(due)),
+                    "agent_kpis": _agent_rows("2026-10", due)})
+            with engine.connect() as conn:
+                kpis = conn.execute(text(
+                    "SELECT month, department_id, metric, value FROM kpis "
+                    "ORDER BY month, department_id, metric")).all()
+                agents = conn.execute(text(
+                    "SELECT month, department_id, agent_id, visits_due, avg_visit_satisfaction "
+                    "FROM agent_kpis ORDER BY month, department_id, agent_id")).all()
+        finally:
+            engine.dispose()
+    assert written == {"kpis": 3, "agent_kpis": 3}
+    assert [tuple(r) for r in kpis] == [
+        ("2026-09", "ALL", "visits_due", 4.0), ("2026-09", "D01", "visit_timeliness_rate", None),
+        ("2026-09", "D01", "visits_due", 3.0),
+        ("2026-10", "ALL", "visits_due", 9.0), ("2026-10", "D01", "visit_timeliness_rate", None),
+        ("2026-10", "D01", "visits_due", 8.0)]
+    assert [tuple(r) for r in agents] == [
+        ("2026-09", "D01", "A0001", 3, 85.5), ("2026-09", "D01", "A0003", 0, None),
+        ("2026-09", "D02", "A0003", 2, 90.0),
+        ("2026-10", "D01", "A0001", 8, 85.5), ("2026-10", "D01", "A0003", 0, None),
+        ("2026-10", "D02", "A0003", 2, 90.0)]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_the_call_list_history_of_a_month_is_read_back(backend: str, tmp_path: Path):
+    """What the daily publish wrote, read for the monthly per-agent credit: the run dates of
+    the month only; None before any call list was published."""
+    calls = pd.DataFrame({"agent_id": ["A0002", "A0003"], "list_rank": [1, 1],
+                          "customer_id": ["C00001", "C00002"], "tier": "standard",
+                          "reasons": ["welcome;early_use", "periodic"],
+                          "window_end": [dt.date(2026, 10, 15)] * 2, "overdue_days": 0,
+                          "ticket_id": None, "order_id": None, "suggested_window": None})
+    with scratch_database(backend, tmp_path) as url:
+        before = call_list_history(url, dt.date(2026, 10, 1), dt.date(2026, 11, 1))
+        engine = create_engine(url)
+        try:
+            ensure_schema(engine)
+            for day in (dt.date(2026, 9, 30), dt.date(2026, 10, 13), dt.date(2026, 11, 2)):
+                replace_partition(engine, "call_list", day, calls)
+        finally:
+            engine.dispose()
+        history = call_list_history(url, dt.date(2026, 10, 1), dt.date(2026, 11, 1))
+    assert before is None
+    assert history is not None
+    assert history.sort_values("agent_id").to_dict("records") == [
+        {"run_date": pd.Timestamp("2026-10-13"), "agent_id": "A0002", "customer_id": "C00001",
+         "reasons": "welcome;early_use"},
+        {"run_date": pd.Timestamp("2026-10-13"), "agent_id": "A0003", "customer_id": "C00002",
+         "reasons": "periodic"}]

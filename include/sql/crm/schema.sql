@@ -97,7 +97,7 @@ CREATE TABLE visits (
     visit_id                VARCHAR(16) NOT NULL,
     customer_id             VARCHAR(16),
     agent_id                VARCHAR(16),
-    kind                    VARCHAR(32),        -- welcome | early_use | stable_use | long_term | post_resolution | periodic | key_account
+    kind                    VARCHAR(32),        -- welcome | early_use | stable_use | long_term | post_resolution | periodic | key_account | new_product | major_complaint | product_upgrade
     ticket_id               VARCHAR(16),
     order_id                VARCHAR(16),
     visited_at              {{timestamp}},

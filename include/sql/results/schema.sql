@@ -85,3 +85,31 @@ CREATE TABLE IF NOT EXISTS mail_delivery (
     sent_at           {{timestamp}},
     PRIMARY KEY (mail_kind, period, department_id)
 ) {{table_options}};
+
+-- The monthly KPIs of reports/M/kpis.csv (DESIGN.md "Monthly KPI names"), one row per
+-- (month, department or ALL, metric); value NULL when undefined (nothing due, no rating).
+-- The monthly kpis task replaces its month's rows (revisit.io.results.replace_months).
+CREATE TABLE IF NOT EXISTS kpis (
+    month             VARCHAR(7) NOT NULL,
+    department_id     VARCHAR(16) NOT NULL,
+    metric            VARCHAR(32) NOT NULL,
+    value             DOUBLE PRECISION,
+    PRIMARY KEY (month, department_id, metric)
+) {{table_options}};
+
+-- The per-agent rows of reports/M/agents.csv (DESIGN.md "Per-agent credit"): one per
+-- (month, department, agent), replaced by month with kpis in the same transaction.
+-- avg_visit_satisfaction is on 0-100 (a visit's 1-10 rating x10), NULL without a rating.
+CREATE TABLE IF NOT EXISTS agent_kpis (
+    month                   VARCHAR(7) NOT NULL,
+    department_id           VARCHAR(16) NOT NULL,
+    agent_id                VARCHAR(16) NOT NULL,
+    visits_due              INTEGER NOT NULL,
+    visits_on_time          INTEGER NOT NULL,
+    visits_made             INTEGER NOT NULL,
+    visits_reached          INTEGER NOT NULL,
+    avg_visit_satisfaction  DOUBLE PRECISION,
+    tickets_handled         INTEGER NOT NULL,
+    sla_breaches            INTEGER NOT NULL,
+    PRIMARY KEY (month, department_id, agent_id)
+) {{table_options}};

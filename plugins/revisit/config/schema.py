@@ -60,6 +60,7 @@ VISIT_METHODS = ("phone", "email", "onsite", "survey", "sms", "im")
 VISIT_OUTCOMES = ("reached", "no_answer", "refused", "rescheduled", "wrong_number")
 VISIT_KINDS = (
     "welcome", "early_use", "stable_use", "long_term", "post_resolution", "periodic", "key_account",
+    "new_product", "major_complaint", "product_upgrade",
 )
 TIERS = ("standard", "key")
 ROLES = ("agent", "supervisor")
@@ -175,8 +176,11 @@ RESULTS_DDL = SQL_DIR / "results" / "schema.sql"
 # agents.agent_id also keys the agent's call-list e-mail in mail_delivery.department_id.
 STORED_IN_RESULTS: dict[tuple[str, str], tuple[tuple[str, str], ...]] = {
     ("departments", "department_id"): (("sla_status", "department_id"),
-                                       ("mail_delivery", "department_id")),
-    ("agents", "agent_id"): (("call_list", "agent_id"), ("mail_delivery", "department_id")),
+                                       ("mail_delivery", "department_id"),
+                                       ("kpis", "department_id"),
+                                       ("agent_kpis", "department_id")),
+    ("agents", "agent_id"): (("call_list", "agent_id"), ("mail_delivery", "department_id"),
+                             ("agent_kpis", "agent_id")),
     ("customers", "customer_id"): (("call_list", "customer_id"), ("sla_status", "customer_id")),
     ("orders", "order_id"): (("call_list", "order_id"),),
     ("tickets", "ticket_id"): (("sla_status", "ticket_id"), ("call_list", "ticket_id")),

@@ -21,6 +21,7 @@ from revisit.io.db import ddl_statements
 
 RESULTS_SCHEMA = SQL_DIR / "results" / "schema.sql"
 QUARANTINED_IN_PERIOD = SQL_DIR / "results" / "quarantined_in_period.sql"
+CALL_LIST_IN_PERIOD = SQL_DIR / "results" / "call_list_in_period.sql"
 BATCH_ROWS = 20_000
 
 
@@ -120,25 +121,42 @@ def _python_columns(frame: pd.DataFrame, *, text_stamps: bool = False) -> list[n
 def replace_partition(engine: Engine, name: str, run_date: dt.date, frame: pd.DataFrame) -> int:
     """Replace the rows of `run_date` in table `name` with `frame` (which lacks run_date)."""
     text_stamps = engine.dialect.name == "sqlite"
-    rows = frame.assign(run_date=run_date.isoformat() if text_stamps else run_date)
+    with engine.begin() as conn:
+        return _replace(conn, name, "run_date",
+                        run_date.isoformat() if text_stamps else run_date, frame)
+
+
+def replace_months(engine: Engine, month: str, frames: dict[str, pd.DataFrame]) -> dict[str, int]:
+    """Replace month M's rows of each table in `frames` (name -> rows, which lack or hold M in
+    their `month` column) in one transaction: the monthly kpis and agent_kpis (a rerun of M
+    never duplicates, and a failed write leaves M's previous rows of both tables intact)."""
+    with engine.begin() as conn:
+        return {name: _replace(conn, name, "month", month, frame)
+                for name, frame in frames.items()}
+
+
+def _replace(conn, name: str, key: str, value, frame: pd.DataFrame) -> int:
+    """DELETE the rows of `key` = `value` from table `name`, then INSERT `frame` with that
+    key, on the caller's transaction."""
+    text_stamps = conn.dialect.name == "sqlite"
+    rows = frame.assign(**{key: value})
     target = table(name, *(column(c) for c in rows.columns))
     names = list(rows.columns)
-    with engine.begin() as conn:
-        conn.execute(delete(target).where(target.c.run_date == run_date))
-        # Positional drivers (sqlite3, MySQL) take tuples straight into executemany: half the
-        # time of SQLAlchemy binding a dict per row. PostgreSQL keeps SQLAlchemy's batched
-        # multi-VALUES insert (psycopg2's own executemany sends one statement per row).
-        positional = conn.dialect.positional
-        statement = str(insert(target).compile(dialect=conn.dialect)) if positional else None
-        for start in range(0, len(rows), BATCH_ROWS):
-            batch = list(zip(*_python_columns(rows.iloc[start:start + BATCH_ROWS],
-                                              text_stamps=text_stamps), strict=True))
-            if not batch:
-                continue
-            if statement is not None:
-                conn.exec_driver_sql(statement, batch)
-            else:
-                conn.execute(insert(target), [dict(zip(names, row, strict=True)) for row in batch])
+    conn.execute(delete(target).where(target.c[key] == value))
+    # Positional drivers (sqlite3, MySQL) take tuples straight into executemany: half the
+    # time of SQLAlchemy binding a dict per row. PostgreSQL keeps SQLAlchemy's batched
+    # multi-VALUES insert (psycopg2's own executemany sends one statement per row).
+    positional = conn.dialect.positional
+    statement = str(insert(target).compile(dialect=conn.dialect)) if positional else None
+    for start in range(0, len(rows), BATCH_ROWS):
+        batch = list(zip(*_python_columns(rows.iloc[start:start + BATCH_ROWS],
+                                          text_stamps=text_stamps), strict=True))
+        if not batch:
+            continue
+        if statement is not None:
+            conn.exec_driver_sql(statement, batch)
+        else:
+            conn.execute(insert(target), [dict(zip(names, row, strict=True)) for row in batch])
     return len(rows)
 
 
@@ -161,3 +179,29 @@ def quality_issue_keys(url: str, start: dt.date, end: dt.date) -> pd.DataFrame |
         engine.dispose()
     return pd.DataFrame([tuple(r) for r in rows], columns=["table_name", "row_key"],
                         dtype="string")
+
+
+def call_list_history(url: str, start: dt.date, end: dt.date) -> pd.DataFrame | None:
+    """The call-list rows (run_date, agent_id, customer_id, reasons) of run dates in
+    [start, end), for the monthly per-agent credit (revisit.rules.credit); None when the
+    database holds no call-list history (no table yet: a first run, a new database), so the
+    credit falls back to the assignment rules. An empty frame: the table, no rows in range.
+    Any other database error is raised: an unreachable database must not quietly move the
+    appraisal numbers to the fallback."""
+    from sqlalchemy import inspect, text
+
+    from revisit.io.db import make_engine
+
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            if not inspect(conn).has_table("call_list"):
+                return None
+            rows = conn.execute(text(CALL_LIST_IN_PERIOD.read_text(encoding="utf-8")),
+                                {"start": start, "end": end}).all()
+    finally:
+        engine.dispose()
+    out = pd.DataFrame([tuple(r) for r in rows],
+                       columns=["run_date", "agent_id", "customer_id", "reasons"])
+    out["run_date"] = pd.to_datetime(out["run_date"]).astype("datetime64[s]")
+    return out.astype({c: "string" for c in ("agent_id", "customer_id", "reasons")})

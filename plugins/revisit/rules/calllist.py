@@ -4,9 +4,9 @@ Why this module: the visit obligations (revisit.rules.visits) say which visits a
 needs one row per customer (all reasons merged), ranked by urgency, spread over the department
 within each agent's daily capacity, with a suggested call window that respects the customer's
 time and a short human note. What cannot be listed is reported, never silently dropped: missed,
-unreachable and do-not-call obligations go to `not_listed` (which ones, how long: `_reported`),
-customers beyond the department's capacity to `carried_over`. Customers whose first call is
-coming up get an SMS pre-notice (policy 003: "提前1天通过短信/预约").
+unreachable, refused and do-not-call obligations go to `not_listed` (which ones, how long:
+`_reported`), customers beyond the department's capacity to `carried_over`. Customers whose
+first call is coming up get an SMS pre-notice (policy 003: "提前1天通过短信/预约").
 
 Decisions where DESIGN.md is silent:
 - A call date that is not a working day has no lists, no carry-over and no SMS (agents receive
@@ -58,12 +58,16 @@ from revisit.rules.visits import (
 # Fixed order of reason codes in `reasons` and in the note: the most urgent first, then the
 # customer's life cycle.
 REASON_ORDER = (
-    "post_resolution", "welcome", "early_use", "stable_use", "long_term", "key_account",
-    "periodic",
+    "post_resolution", "major_complaint", "welcome", "new_product", "early_use", "stable_use",
+    "long_term", "product_upgrade", "key_account", "periodic",
 )
+# Reasons that put a customer first on the list (DESIGN.md: post_resolution first; a major
+# complaint's care call ranks with it; policy 004: "当接到客户投诉时，回访人员应立即做出
+# 响应").
+FIRST_REASONS = ("post_resolution", "major_complaint")
 REASON_SEPARATOR = ";"
 ID_SEPARATOR = ";"
-REPORTED_STATUSES = ("missed", "unreachable")
+REPORTED_STATUSES = ("missed", "unreachable", "refused")
 
 CALL_LIST_COLUMNS: dict[str, str] = {
     "call_date": "string",  # ISO date
@@ -105,7 +109,8 @@ NOT_LISTED_COLUMNS: dict[str, str] = {
     "window_end": "string",
     "overdue_days": "int64",
     "status": "string",  # the obligation's status
-    "reason": "string",  # missed | unreachable | do_not_call (an open row of such a customer)
+    "reason": "string",  # missed | unreachable | refused | do_not_call (an open row of such a
+    #                      customer)
     "agent_id": "string",  # the customer's owner
     "department_id": "string",
 }
@@ -564,6 +569,31 @@ def _assign(owner: pd.Series, dept: pd.Series, key: np.ndarray, staff: _Staff,
     return agent, reason, direct
 
 
+def rule_agents(customer_ids: pd.Series, frames: dict[str, pd.DataFrame],
+                policy: Policy) -> np.ndarray:
+    """The agent id (None: nobody) the assignment rules give each customer, capacity aside.
+
+    Why here: the monthly per-agent credit (revisit.rules.credit) falls back to these rules
+    when no call list says who had a visit, and must pick exactly as the daily list does:
+    `_preferred` (owner; key tier -> a supervisor of the department; inactive owner -> the
+    department's agents), then pooled customers, in the given order, to the least-loaded
+    pool member (ties to the smaller agent_id), as the SMS pre-notice picks its agent."""
+    customers, staff = _Customers.of(frames), _Staff.of(frames, policy)
+    rows = positions(customer_ids, customers.ids)
+    known = rows >= 0
+    key = np.zeros(len(rows), dtype=bool)
+    key[known] = customers.key[rows[known]]
+    direct, pool_role, team = _preferred(customers.take("owner_agent_id", rows),
+                                         customers.take("department_id", rows), key, staff,
+                                         policy)
+    agent = direct.copy()
+    unbounded = np.full(len(staff.ids), np.iinfo(np.int32).max, dtype=np.int64)
+    _fill_pools(agent, known & (agent < 0), pool_role, team, staff,
+                np.zeros(len(staff.ids), dtype=np.int64), unbounded)
+    agent[~known] = -1
+    return staff.id_of(agent)
+
+
 # ================================================================= the lists
 @dataclass(frozen=True)
 class _Listed:
@@ -571,7 +601,7 @@ class _Listed:
 
     customer: np.ndarray  # position in _Customers
     window_end: np.ndarray  # datetime64[D]
-    has_post: np.ndarray
+    has_post: np.ndarray  # a reason of FIRST_REASONS
     reasons: pa.Array
     ticket_ids: pa.Array
     order_ids: pa.Array
@@ -608,7 +638,8 @@ def _merge(open_rows: pd.DataFrame, who: np.ndarray, messages: Messages) -> _Lis
         ids[field] = _join_groups(distinct["g"].to_numpy(), arrow_strings(distinct["v"]),
                                   size, ID_SEPARATOR)
     return _Listed(customer=customers, window_end=end_i.astype("datetime64[D]"),
-                   has_post=present["post_resolution"], reasons=reasons,
+                   has_post=np.logical_or.reduce([present[k] for k in FIRST_REASONS]),
+                   reasons=reasons,
                    ticket_ids=ids["ticket_id"], order_ids=ids["order_id"],
                    kind_present=present, kind_ids=kind_ids)
 
@@ -693,14 +724,16 @@ def _reported(today: _Today, call_day: np.datetime64, policy: Policy) -> np.ndar
 
     The rule is stated in full only here; policy.yaml and the docs point to it.
     not_listed is a daily report, so it names what needs attention now:
-    - a missed or unreachable obligation of a callable customer is reported while
+    - a missed, unreachable or refused obligation of a callable customer is reported while
       D - window_end <= max_overdue_days + report_missed_days (policy `visits.max_overdue_days`
       and `visits.report_missed_days`, 30 and 30 as shipped): from the day it is missed (or
       found unreachable, also while its window is still open) until report_missed_days days
       after the last day it could have been on the call list (window_end + max_overdue_days),
-      then no more;
+      then no more (refused: only with visits.after_refusal `end`, from the day of the
+      refusal; policy 004 "尊重客户的意见和选择": the customer is not called for it again, and
+      the report says why);
     - a do-not-call customer's due / overdue obligations are reported, reason do_not_call
-      (they would be listed otherwise); their missed / unreachable ones are not."""
+      (they would be listed otherwise); their missed / unreachable / refused ones are not."""
     rules = policy.visits
     late = (call_day - dates(today.rows["window_end"])).astype(np.int64)
     recent = late <= rules.max_overdue_days + rules.report_missed_days
@@ -772,8 +805,8 @@ def _ranked(today: _Today, customers: _Customers, frames: dict[str, pd.DataFrame
 def _rank_order(merged: _Listed, overdue: np.ndarray, key: np.ndarray, low: np.ndarray,
                 ids: pd.Series) -> np.ndarray:
     """Positions of the merged rows in call order (DESIGN.md "Business rules — visits"):
-    post_resolution first, then overdue, then tier key, then low last satisfaction, then the
-    earliest window end, then the smaller customer_id."""
+    post_resolution or major_complaint (FIRST_REASONS) first, then overdue, then tier key, then
+    low last satisfaction, then the earliest window end, then the smaller customer_id."""
     rank_keys = pd.DataFrame({
         "post": merged.has_post, "late": overdue > 0, "key": key, "low": low,
         "end": merged.window_end, "id": ids,
@@ -841,5 +874,5 @@ def _sms_notice(today: _Today, customers: _Customers, staff: _Staff, policy: Pol
 __all__ = [
     "CALL_LIST_COLUMNS", "CARRIED_OVER_COLUMNS", "NOT_LISTED_COLUMNS", "REASON_ORDER",
     "SMS_COLUMNS", "CallListResult", "Messages", "build_call_list", "call_slots",
-    "load_messages", "suggested_windows",
+    "load_messages", "rule_agents", "suggested_windows",
 ]

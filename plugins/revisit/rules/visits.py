@@ -9,7 +9,17 @@ One row per obligation:
 - `welcome`: per customer (their first order; order_id is that order's);
 - `early_use`, `stable_use`, `long_term`: per delivered order;
 - `post_resolution`: per closed ticket of a type in the rule's `ticket_types`;
-- `periodic`, `key_account` (recurring): per eligible customer up to three cycles, see below.
+- `periodic`, `key_account` (recurring): per eligible customer up to three cycles, see below;
+- special circumstances (policy 000 特殊情况回访: "当客户购买公司新产品或服务、公司推出重大
+  产品升级或服务改进、客户有重大投诉或反馈等情况时，及时进行特殊情况回访"):
+  `new_product` per order of a product the customer had not ordered before (not the first order,
+  which is `welcome`; an order without a product is not: a CRM that leaves the product empty
+  would otherwise owe one on every repeat order); `major_complaint` per ticket
+  of the rule's `ticket_types` and `priorities` created before the cut-off, from created_at;
+  `product_upgrade` per (customer, event of `visits.events`) where the customer has an order of
+  the event's product delivered before the event's date (and before the cut-off), anchored at
+  the date (00:00); order_id is the latest such order, for the agent's note.
+A kind whose rule says `enabled: false` owes nothing (its visits still restart `periodic`).
 
 A window is [window_start, window_end] in calendar dates: "N days" is calendar days from the
 anchor's date, "N working_days" is `calendar.add_working_days_to_date(date, N)` (the N-th working
@@ -18,10 +28,24 @@ OUTSIDE_CALENDAR); a start or end that falls on a non-working day moves to the n
 (see `window`).
 
 Matching ("done"): a visit of the same kind with outcome reached, at or after the anchor, of the
-same order (early_use / stable_use / long_term) or ticket (post_resolution). `welcome` is matched
-on the customer alone: a customer owes exactly one welcome visit, and CRMs often log it without
-an order. A customer without a cooperation start date counts from the day their record was
-created (customers.created_at).
+same order (early_use / stable_use / long_term / new_product) or ticket (post_resolution /
+major_complaint). `welcome` is matched on the customer alone: a customer owes exactly one
+welcome visit, and CRMs often log it without an order. `product_upgrade` visits carry no event
+id: a visit counts for the customer's product_upgrade obligation with the latest event date on
+or before the visit's day (`_event_refs`), so one visit per (customer, event), made at or after
+the event's date. A customer without a cooperation start date counts from the day their record
+was created (customers.created_at).
+
+Refusals (`visits.after_refusal`; policy 004: "尊重客户的意见和选择"): with `end` (shipped) a
+visit with outcome refused ends the obligation (or the recurring cycle it counts toward) as
+status `refused`: not listed again, reported in not_listed, counted as done for timeliness
+(`on_time`, from refused_at); with `retry` it is one more attempt (not a failed one), as a
+rescheduled call is. A reached visit still wins (done).
+
+Early visits (`visits.early_tolerance_days`; policy 004: "不得擅自提前或推迟回访时间"): a reached
+visit after the anchor but before window_start completes the obligation (done), but it is on
+time only when at most early_tolerance_days (0 shipped) days before window_start: `on_time`,
+the one rule the monthly timeliness KPI and `recurring_history` use.
 
 Recurring kinds repeat every period ("每季度" / "每半年一次", policy 000) until a visit reaches
 the customer, also when a cycle is missed:
@@ -73,10 +97,14 @@ from revisit.rules.calendar import BusinessCalendar
 ORDER_KINDS = ("early_use", "stable_use", "long_term")  # one obligation per delivered order
 TICKET_KINDS = ("post_resolution",)  # one per closed ticket
 RECURRING_KINDS = ("periodic", "key_account")  # repeating every period, per customer
+SPECIAL_KINDS = ("new_product", "major_complaint", "product_upgrade")  # 000 特殊情况回访
+ORDER_MATCHED = (*ORDER_KINDS, "new_product")  # a visit must name the obligation's order
+TICKET_MATCHED = (*TICKET_KINDS, "major_complaint")  # ... its ticket
 FAILED_OUTCOMES = ("no_answer", "wrong_number")
 REACHED = "reached"
+REFUSED = "refused"
 
-STATUSES = ("done", "upcoming", "due", "overdue", "missed", "unreachable")
+STATUSES = ("done", "refused", "upcoming", "due", "overdue", "missed", "unreachable")
 OPEN_STATUSES = ("due", "overdue")  # the ones that belong on the call list
 
 OBLIGATION_COLUMNS: dict[str, str] = {
@@ -92,6 +120,7 @@ OBLIGATION_COLUMNS: dict[str, str] = {
     "failed_attempts": "int64",  # of which no_answer / wrong_number
     "last_attempt_at": "datetime64[us]",
     "done_at": "datetime64[us]",  # first reached visit since the anchor (NaT: not done)
+    "refused_at": "datetime64[us]",  # first refused visit since the anchor (NaT: none)
     "overdue_days": "int64",  # D - window_end once past the window (not done), else 0
 }
 
@@ -107,12 +136,13 @@ RECURRING_HISTORY_COLUMNS: dict[str, str] = {
     "window_start": "datetime64[s]",
     "window_end": "datetime64[s]",
     "closed_at": "datetime64[us]",  # the next anchor (NaT: none yet)
-    "on_time": "bool",  # closed by a reached visit of the kind by window_end
+    "on_time": "bool",  # closed by a reached visit of the kind (or refused) on time: `on_time`
     "superseded": "bool",  # closed first by a reached visit of another kind (periodic only)
 }
 
 _NAT_US = np.datetime64("NaT", "us")
 _NAT_D = np.datetime64("NaT", "D")
+_SHIFT = np.int64(2**34)  # customer * _SHIFT + epoch seconds: one sortable key per stamp
 
 
 # ================================================================= small typed helpers
@@ -261,18 +291,19 @@ class _Anchors:
     at: list[np.ndarray] = field(default_factory=list)  # anchor, datetime64[us]
 
     def add(self, kind: str, customer: np.ndarray, at: np.ndarray, order: np.ndarray | None = None,
-            ticket: np.ndarray | None = None) -> None:
+            ticket: np.ndarray | None = None, ref: np.ndarray | None = None) -> None:
         n = len(customer)
         none = np.full(n, -1, dtype=np.int64)
         order = none if order is None else order
         ticket = none if ticket is None else ticket
+        if ref is None:
+            ref = order if kind in ORDER_MATCHED else ticket if kind in TICKET_MATCHED else none
         self.kind.append(np.full(n, VISIT_KINDS.index(kind), dtype=np.int64))
         self.customer.append(customer.astype(np.int64))
         self.order.append(order.astype(np.int64))
         self.ticket.append(ticket.astype(np.int64))
-        self.ref.append(order if kind in ORDER_KINDS else ticket if kind in TICKET_KINDS
-                        else none)
-        self.at.append(at.astype("datetime64[us]"))
+        self.ref.append(ref.astype(np.int64))
+        self.at.append(np.asarray(at).astype("datetime64[us]"))
 
     def arrays(self) -> dict[str, np.ndarray]:
         return {name: np.concatenate(getattr(self, name)) if getattr(self, name)
@@ -326,12 +357,24 @@ class _Snapshot:
 
 def _anchors(snap: _Snapshot, policy: Policy, cutoff: np.datetime64) -> dict[str, np.ndarray]:
     """Every one-off obligation's kind, customer, order / ticket row, match reference and
-    anchor (the recurring kinds are built by _recurring)."""
-    kinds = policy.visits.kinds
+    anchor (the recurring kinds are built by _recurring); kinds switched off owe nothing."""
     out = _Anchors()
+    _order_anchors(snap, policy, cutoff, out)
+    _ticket_anchors(snap, policy, cutoff, out)
+    _upgrade_anchors(snap, policy, cutoff, out)
+    return out.arrays()
 
-    # Orders (placed before the cut-off) of known customers: the first one per customer, and
-    # every delivered one. Ties of ordered_at go to the smaller order_id.
+
+def _on(policy: Policy, kind: str) -> bool:
+    return policy.visits.kinds[kind].enabled
+
+
+def _order_anchors(snap: _Snapshot, policy: Policy, cutoff: np.datetime64,
+                   out: _Anchors) -> None:
+    """welcome (each customer's first order), new_product (each later order of a product the
+    customer had not ordered before) and the delivered-order kinds. Orders were placed before
+    the cut-off (_Snapshot), of known customers; ties of ordered_at go to the smaller order_id.
+    000: "当客户购买公司新产品或服务 … 及时进行特殊情况回访" (new_product)."""
     orders = snap.orders
     known = snap.order_customer >= 0
     ordered_at = timestamps(orders["ordered_at"])
@@ -341,24 +384,66 @@ def _anchors(snap: _Snapshot, policy: Policy, cutoff: np.datetime64) -> dict[str
             zero_copy_only=False)[rows], kind="stable"), kind="stable")
         by = rows[np.lexsort((id_rank, ordered_at[rows], snap.order_customer[rows]))]
         cust = snap.order_customer[by]
-        first = by[np.r_[True, cust[1:] != cust[:-1]]]
-        out.add("welcome", snap.order_customer[first], ordered_at[first], order=first)
+        is_first = np.r_[True, cust[1:] != cust[:-1]]
+        if _on(policy, "welcome"):
+            out.add("welcome", cust[is_first], ordered_at[by[is_first]], order=by[is_first])
+        product, _ = pd.factorize(orders["product"].astype("string").iloc[by])
+        pair = cust * (int(product.max(initial=-1)) + 2) + (product + 1)
+        first_of_pair = np.zeros(len(by), dtype=bool)
+        first_of_pair[np.unique(pair, return_index=True)[1]] = True
+        new = np.flatnonzero(first_of_pair & (product >= 0) & ~is_first)
+        if _on(policy, "new_product"):
+            out.add("new_product", cust[new], ordered_at[by[new]], order=by[new])
     delivered_at = timestamps(orders["delivered_at"])
     delivered = np.flatnonzero(known & (delivered_at < cutoff))  # NaT compares False
     for kind in ORDER_KINDS:
-        out.add(kind, snap.order_customer[delivered], delivered_at[delivered], order=delivered)
+        if _on(policy, kind):
+            out.add(kind, snap.order_customer[delivered], delivered_at[delivered],
+                    order=delivered)
 
-    # Closed tickets of the rule's types.
-    tickets = snap.tickets
-    closed_at = timestamps(tickets["closed_at"])
-    closed = (snap.ticket_customer >= 0) & (closed_at < cutoff)
-    types = kinds["post_resolution"].ticket_types
-    if types is not None:
-        closed &= _in(tickets["type"], tuple(types))
-    rows = np.flatnonzero(closed)
-    out.add("post_resolution", snap.ticket_customer[rows], closed_at[rows], ticket=rows)
 
-    return out.arrays()
+def _ticket_anchors(snap: _Snapshot, policy: Policy, cutoff: np.datetime64,
+                    out: _Anchors) -> None:
+    """post_resolution (tickets of its types closed before the cut-off, from closed_at) and
+    major_complaint (tickets of its types and priorities created before the cut-off, from
+    created_at, whatever happens to them after: a care call while it is handled).
+    000: "客户有重大投诉或反馈等情况时，及时进行特殊情况回访" (major_complaint)."""
+    tickets, kinds = snap.tickets, policy.visits.kinds
+    for kind, stamp in (("post_resolution", "closed_at"), ("major_complaint", "created_at")):
+        rule = kinds[kind]
+        if not rule.enabled:
+            continue
+        at = timestamps(tickets[stamp])
+        keep = (snap.ticket_customer >= 0) & (at < cutoff)
+        if rule.ticket_types is not None:
+            keep &= _in(tickets["type"], tuple(rule.ticket_types))
+        if rule.priorities is not None:
+            keep &= _in(tickets["priority"], tuple(rule.priorities))
+        rows = np.flatnonzero(keep)
+        out.add(kind, snap.ticket_customer[rows], at[rows], ticket=rows)
+
+
+def _upgrade_anchors(snap: _Snapshot, policy: Policy, cutoff: np.datetime64,
+                     out: _Anchors) -> None:
+    """product_upgrade: per event of `visits.events` (ref = its position there), each customer
+    with an order of the event's product delivered before the event's date and before the
+    cut-off, anchored at the date 00:00; order = that customer's latest such order.
+    000: "公司推出重大产品升级或服务改进 … 及时进行特殊情况回访"."""
+    if not _on(policy, "product_upgrade") or not policy.visits.events:
+        return
+    orders = snap.orders
+    delivered_at = timestamps(orders["delivered_at"])
+    product = orders["product"].astype("string")
+    known = snap.order_customer >= 0
+    for index, event in enumerate(policy.visits.events):
+        day = np.datetime64(event.date, "D").astype("datetime64[us]")
+        of = (product == event.product).fillna(False).to_numpy(dtype=bool)
+        rows = np.flatnonzero(known & of & (delivered_at < min(day, cutoff)))
+        rows = rows[np.lexsort((delivered_at[rows], snap.order_customer[rows]))]
+        cust = snap.order_customer[rows]
+        last = rows[np.r_[cust[1:] != cust[:-1], True]] if len(rows) else rows
+        out.add("product_upgrade", snap.order_customer[last], np.full(len(last), day),
+                order=last, ref=np.full(len(last), index, dtype=np.int64))
 
 
 # ================================================================= recurring kinds
@@ -384,6 +469,8 @@ def _recurring_customers(snap: _Snapshot, policy: Policy, call_day: np.datetime6
     out = {}
     for kind, wanted in RECURRING_TIERS.items():
         rule = policy.visits.kinds[kind]
+        if not rule.enabled:
+            continue
         eligible = (tier == wanted).to_numpy(dtype=bool)
         if rule.min_cooperation_days is not None:
             eligible &= ~np.isnat(coop) & (coop_days >= rule.min_cooperation_days)
@@ -512,9 +599,10 @@ def _cycles(calendar: BusinessCalendar, policy: Policy, kind: str, anchor: np.nd
             for j in (-1, 0, 1)}
 
 
-def _visits_of(snap: _Snapshot, kind: str, who: np.ndarray,
-               failed: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The visits of `kind` by the customers `who`: (index into who, stamp, failed outcome).
+def _visits_of(snap: _Snapshot, kind: str, who: np.ndarray, failed: np.ndarray,
+               refused: np.ndarray) -> tuple[np.ndarray, ...]:
+    """The visits of `kind` by the customers `who`: (index into who, stamp, failed outcome,
+    refused outcome).
 
     Why all outcomes: every call of the kind is an attempt of some cycle (see `_cycles`)."""
     slot = np.full(len(snap.customer_ids), -1, dtype=np.int64)
@@ -523,21 +611,24 @@ def _visits_of(snap: _Snapshot, kind: str, who: np.ndarray,
                           & (snap.visit_customer >= 0))
     owner = slot[snap.visit_customer[rows]]
     rows, owner = rows[owner >= 0], owner[owner >= 0]
-    return owner, snap.visit_at[rows], failed[rows]
+    return owner, snap.visit_at[rows], failed[rows], refused[rows]
 
 
 def _cycle_rows(kind: str, who: np.ndarray, anchor: np.ndarray, cycle: _Cycle,
-                visits: tuple[np.ndarray, np.ndarray, np.ndarray]) -> dict[str, np.ndarray]:
+                visits: tuple[np.ndarray, ...]) -> dict[str, np.ndarray]:
     """The emitted rows of one cycle, with their attempts: the customer's visits in its span.
 
     Why here and not in _match_visits: a recurring row has no order or ticket to match; its
-    visits are told apart by when they were made. Never done (a reached visit moves A)."""
-    owner, at, failed = visits
+    visits are told apart by when they were made. Never done (a reached visit moves A); a
+    refused call in the span is the cycle's refused_at (a refusal ends that cycle only)."""
+    owner, at, failed, refused = visits
     m = len(who)
     hit = cycle.emit[owner] & (at >= cycle.since[owner]) & (at < cycle.until[owner])
     attempts = np.bincount(owner[hit], minlength=m).astype(np.int64)
     last = np.full(m, np.iinfo(np.int64).min)
     np.maximum.at(last, owner[hit], at[hit].astype(np.int64))
+    first_no = np.full(m, np.iinfo(np.int64).max)
+    np.minimum.at(first_no, owner[hit & refused], at[hit & refused].astype(np.int64))
     keep = np.flatnonzero(cycle.emit)
     none = np.full(len(keep), -1, dtype=np.int64)
     return {
@@ -549,6 +640,8 @@ def _cycle_rows(kind: str, who: np.ndarray, anchor: np.ndarray, cycle: _Cycle,
         "last_attempt_at": np.where(attempts > 0, last, _NAT_US.astype(np.int64))
         .view("datetime64[us]")[keep],
         "done_at": np.full(len(keep), _NAT_US),
+        "refused_at": np.where(first_no < np.iinfo(np.int64).max, first_no,
+                               _NAT_US.astype(np.int64)).view("datetime64[us]")[keep],
     }
 
 
@@ -556,7 +649,7 @@ _RECURRING_ROW_DTYPES = {
     "kind": "int64", "customer": "int64", "order": "int64", "ticket": "int64", "ref": "int64",
     "at": "datetime64[us]", "start": "datetime64[D]", "end": "datetime64[D]",
     "attempts": "int64", "failed_attempts": "int64", "last_attempt_at": "datetime64[us]",
-    "done_at": "datetime64[us]",
+    "done_at": "datetime64[us]", "refused_at": "datetime64[us]",
 }
 
 
@@ -572,10 +665,11 @@ def _recurring(snap: _Snapshot, policy: Policy, calendar: BusinessCalendar,
                                                 policy.sms_notice.days_ahead,
                                                 outside=OUTSIDE_CALENDAR)[0]
     failed = _in(snap.visits["outcome"], FAILED_OUTCOMES)
+    refused = _in(snap.visits["outcome"], (REFUSED,))
     parts = []
     for kind, (who, anchor) in _recurring_anchors(snap, policy, call_day).items():
         cycles = _cycles(calendar, policy, kind, anchor, call_day, sms_day)
-        visits = _visits_of(snap, kind, who, failed)
+        visits = _visits_of(snap, kind, who, failed, refused)
         parts.extend(_cycle_rows(kind, who, anchor, cycles[j], visits) for j in (-1, 0, 1))
     return {name: np.concatenate([part[name] for part in parts]) if parts
             else np.zeros(0, dtype=dtype) for name, dtype in _RECURRING_ROW_DTYPES.items()}
@@ -586,14 +680,33 @@ def _next(values: np.ndarray, fill: object) -> np.ndarray:
     return np.concatenate([values[1:], np.full(min(len(values), 1), fill, dtype=values.dtype)])
 
 
-def _anchor_chain(snap: _Snapshot, calendar: BusinessCalendar, kind: str, rule: WindowRule,
+def _first_after(customer: np.ndarray, at: np.ndarray, v_customer: np.ndarray,
+                 v_at: np.ndarray) -> np.ndarray:
+    """Per (customer, at): the earliest v_at of the same customer later than `at`, to the
+    second (NaT: none). Keys customer * _SHIFT + epoch seconds (stamps before 1970 clip)."""
+    def key(c: np.ndarray, t: np.ndarray) -> np.ndarray:
+        seconds = t.astype("datetime64[s]").astype(np.int64)
+        return c.astype(np.int64) * _SHIFT + np.clip(seconds, 0, _SHIFT - 1)
+    keys = np.sort(key(v_customer, v_at))
+    pos = np.searchsorted(keys, key(customer, at), side="right")
+    found = keys[np.minimum(pos, max(len(keys) - 1, 0))] if len(keys) else np.zeros(len(pos),
+                                                                                   np.int64)
+    same = (pos < len(keys)) & (found // _SHIFT == customer)
+    return np.where(same, (found % _SHIFT).astype("datetime64[s]").astype("datetime64[us]"),
+                    _NAT_US)
+
+
+def _anchor_chain(snap: _Snapshot, policy: Policy, calendar: BusinessCalendar, kind: str,
                   customers: tuple[np.ndarray, np.ndarray], restart: np.ndarray) -> pd.DataFrame:
     """One recurring kind's obligations, one per anchor: each customer's base day (unless a
     restarting visit came at or before it), then every restarting visit, in time order. Each
     anchor's window is its cycle 1; the next anchor closes it: on time when that is a visit of
-    the kind on or before window_end, superseded when another kind's visit came first.
+    the kind on time (`on_time_days`), superseded when another kind's visit came first. With
+    after_refusal `end` a refused visit of the kind before the next anchor answers it too: on
+    time when the refusal is, never superseded.
 
     Why per anchor: a reached visit is what starts a new obligation, on the list and here."""
+    rule = policy.visits.kinds[kind]
     who, base = customers
     slot = np.full(len(snap.customer_ids), -1, dtype=np.int64)
     slot[who] = np.arange(len(who))
@@ -613,26 +726,59 @@ def _anchor_chain(snap: _Snapshot, calendar: BusinessCalendar, kind: str, rule: 
                               np.ones(len(at), dtype=np.int64), rule)
     closed = has_next & (next_at.astype("datetime64[D]") <= end)
     same = _next(code, -2) == VISIT_KINDS.index(kind)
+    no = (snap.visit_kind == VISIT_KINDS.index(kind)) & (snap.visit_customer >= 0) \
+        & _in(snap.visits["outcome"], (REFUSED,))
+    refused = _first_after(customer, at, snap.visit_customer[no], snap.visit_at[no])
+    refused = np.where((policy.visits.after_refusal == "end") & ~(refused >= next_at),
+                       refused, _NAT_US)  # a refusal after the next anchor is not this one's
+    answered = ~np.isnat(refused)
     return pd.DataFrame({
         "customer_id": _take(snap.customer_ids, customer), "kind": kind, "anchor_at": at,
         "window_start": start.astype("datetime64[s]"), "window_end": end.astype("datetime64[s]"),
-        "closed_at": next_at, "on_time": closed & same, "superseded": closed & ~same,
+        "closed_at": next_at,
+        "on_time": np.where(answered, on_time_days(refused, start, end, policy),
+                            has_next & same & on_time_days(next_at, start, end, policy)),
+        "superseded": closed & ~same & ~answered,
     })
 
 
 # ================================================================= matching visits
-def _visit_refs(snap: _Snapshot) -> np.ndarray:
-    """Per snapshot visit, the row of the order (order kinds) or ticket (ticket kinds) it is
-    about, -1 for none: what it must match besides kind and customer."""
+def _visit_refs(snap: _Snapshot, anchors: dict[str, np.ndarray]) -> np.ndarray:
+    """Per snapshot visit, what it must match besides kind and customer: the row of the order
+    (ORDER_MATCHED) or ticket (TICKET_MATCHED) it is about, the event of a product_upgrade
+    visit (`_event_refs`), -1 for none."""
     visits = snap.visits
     ref = np.full(len(visits), -1, dtype=np.int64)
-    for kinds, column, universe in ((ORDER_KINDS, "order_id", snap.orders["order_id"]),
-                                    (TICKET_KINDS, "ticket_id", snap.tickets["ticket_id"])):
+    for kinds, column, universe in ((ORDER_MATCHED, "order_id", snap.orders["order_id"]),
+                                    (TICKET_MATCHED, "ticket_id", snap.tickets["ticket_id"])):
         codes = [VISIT_KINDS.index(k) for k in kinds]
         rows = np.flatnonzero(np.isin(snap.visit_kind, codes))
         if len(rows):
             ref[rows] = positions(visits[column].iloc[rows], universe)
+    rows = np.flatnonzero((snap.visit_kind == VISIT_KINDS.index("product_upgrade"))
+                          & (snap.visit_customer >= 0))
+    ref[rows] = _event_refs(anchors, snap.visit_customer[rows], snap.visit_at[rows])
     return ref
+
+
+def _event_refs(anchors: dict[str, np.ndarray], customer: np.ndarray,
+                at: np.ndarray) -> np.ndarray:
+    """The event (ref) each product_upgrade visit is for: of the customer's product_upgrade
+    obligations, the one with the latest event date on or before the visit's day (-1: none).
+
+    Why by date: a CRM logs an upgrade call without naming the event; the most recent
+    announcement before the call is what the call was about."""
+    mine = np.flatnonzero(anchors["kind"] == VISIT_KINDS.index("product_upgrade"))
+    day = anchors["at"][mine].astype("datetime64[D]").astype(np.int64)
+    keys = anchors["customer"][mine] * _SHIFT + day
+    order = np.argsort(keys, kind="stable")
+    keys = keys[order]
+    visit_keys = customer * _SHIFT + at.astype("datetime64[D]").astype(np.int64)
+    pos = np.searchsorted(keys, visit_keys, side="right") - 1
+    found = (pos >= 0) & (keys[np.maximum(pos, 0)] // _SHIFT == customer) if len(keys) \
+        else np.zeros(len(customer), dtype=bool)
+    refs = anchors["ref"][mine][order]
+    return np.where(found, refs[np.maximum(pos, 0)] if len(keys) else -1, -1)
 
 
 def _visit_owners(anchors: dict[str, np.ndarray],
@@ -644,8 +790,8 @@ def _visit_owners(anchors: dict[str, np.ndarray],
     at most one; a sorted-key lookup is linear in the visits."""
     n = len(anchors["kind"])
     kind = snap.visit_kind
-    ref = _visit_refs(snap)
-    span = max(len(snap.orders), len(snap.tickets)) + 1
+    ref = _visit_refs(snap, anchors)
+    span = max(len(snap.orders), len(snap.tickets), int(anchors["ref"].max(initial=0)) + 1) + 1
     n_customers = max(len(snap.customer_ids), 1)
 
     def key(k: np.ndarray, c: np.ndarray, r: np.ndarray) -> np.ndarray:
@@ -680,37 +826,72 @@ def _match_visits(anchors: dict[str, np.ndarray], snap: _Snapshot) -> dict[str, 
     failed = np.bincount(row, weights=_in(outcome, FAILED_OUTCOMES), minlength=n).astype(np.int64)
     last = np.full(n, np.iinfo(np.int64).min)
     np.maximum.at(last, row, at_i)
-    done = np.full(n, never)
-    ok = _in(outcome, (REACHED,))
-    np.minimum.at(done, row[ok], at_i[ok])
+    first = {}
+    for name, wanted in (("done_at", REACHED), ("refused_at", REFUSED)):
+        first[name] = np.full(n, never)
+        ok = _in(outcome, (wanted,))
+        np.minimum.at(first[name], row[ok], at_i[ok])
     nat = _NAT_US.astype(np.int64)
     return {
         "attempts": attempts,
         "failed_attempts": failed,
         "last_attempt_at": np.where(attempts > 0, last, nat).view("datetime64[us]"),
-        "done_at": np.where(done < never, done, nat).view("datetime64[us]"),
+        **{name: np.where(value < never, value, nat).view("datetime64[us]")
+           for name, value in first.items()},
     }
 
 
 # ================================================================= public API
 def obligation_status(window_start: np.ndarray, window_end: np.ndarray, done: np.ndarray,
                       failed_attempts: np.ndarray, call_day: np.datetime64,
-                      policy: Policy) -> tuple[np.ndarray, np.ndarray]:
-    """(status, overdue_days) at D, by the precedence of DESIGN.md: done; unreachable (enough
-    failed attempts, not done); upcoming; due; overdue (up to max_overdue_days after the
-    window); missed. overdue_days = D - window_end in calendar days once the window has passed,
-    whatever the status (an unreachable obligation too), except done (0); else 0."""
+                      policy: Policy, refused: np.ndarray | None = None
+                      ) -> tuple[np.ndarray, np.ndarray]:
+    """(status, overdue_days) at D, by the precedence of DESIGN.md: done; refused (a refused
+    visit, when visits.after_refusal is `end`); unreachable (enough failed attempts, not done);
+    upcoming; due; overdue (up to max_overdue_days after the window); missed. overdue_days =
+    D - window_end in calendar days once the window has passed, whatever the status (an
+    unreachable or refused obligation too), except done (0); else 0.
+
+    004: "尊重客户的意见和选择": a customer who declined the visit is not called for it again."""
     rules = policy.visits
+    refused = np.zeros(len(done), dtype=bool) if refused is None else refused
+    refused = refused & (rules.after_refusal == "end")
     late = (call_day - window_end.astype("datetime64[D]")).astype(np.int64)
     status = np.select(
-        [done, failed_attempts >= rules.max_failed_attempts,
+        [done, refused, failed_attempts >= rules.max_failed_attempts,
          window_start.astype("datetime64[D]") > call_day, late <= 0,
          late <= rules.max_overdue_days],
-        ["done", "unreachable", "upcoming", "due", "overdue"],
+        ["done", "refused", "unreachable", "upcoming", "due", "overdue"],
         default="missed",
     )
     overdue = np.where(status == "done", 0, np.maximum(late, 0))
     return status, overdue.astype(np.int64)
+
+
+def on_time_days(day: np.ndarray, window_start: np.ndarray, window_end: np.ndarray,
+                 policy: Policy) -> np.ndarray:
+    """Whether a visit made on `day` (dates or timestamps; NaT: none) is on time for the window:
+    from early_tolerance_days before window_start through window_end.
+
+    004: "不得擅自提前或推迟回访时间": too early is not on time, as too late is not; with
+    early_tolerance_days = 0 (shipped) a visit before the window completes the obligation
+    (done) but does not count as on time."""
+    tolerance = np.timedelta64(policy.visits.early_tolerance_days, "D")
+    day = np.asarray(day).astype("datetime64[D]")
+    first = np.asarray(window_start).astype("datetime64[D]") - tolerance
+    return ~np.isnat(day) & (day >= first) & (day <= np.asarray(window_end).astype(
+        "datetime64[D]"))
+
+
+def on_time(obligations: pd.DataFrame, policy: Policy) -> np.ndarray:
+    """Per obligation (OBLIGATION_COLUMNS): answered on time (`on_time_days`) by its first
+    reached visit (done_at) or, when its status is refused, by the refusal (refused_at), which
+    counts as done for timeliness (004: "尊重客户的意见和选择")."""
+    refused = obligations["status"].astype("string").eq(REFUSED).fillna(False).to_numpy(bool)
+    when = np.where(refused, timestamps(obligations["refused_at"]),
+                    timestamps(obligations["done_at"]))
+    return on_time_days(when, dates(obligations["window_start"]),
+                        dates(obligations["window_end"]), policy)
 
 
 def visit_obligations(frames: dict[str, pd.DataFrame], policy: Policy,
@@ -718,7 +899,7 @@ def visit_obligations(frames: dict[str, pd.DataFrame], policy: Policy,
     """Every visit obligation of every customer, with its window and status at call date D.
 
     Why one table: the call list (due / overdue), its not-listed report (missed / unreachable),
-    the SMS pre-notice (upcoming) and the monthly timeliness KPI (done_at vs window_end; past
+    the SMS pre-notice (upcoming) and the monthly timeliness KPI (`on_time`; past
     recurring windows from `recurring_history`) all read it. `frames` is a snapshot
     (revisit.io.extract.read_snapshot); anything stamped at or after D 00:00 is ignored, so a
     later snapshot gives the same answer. Columns: OBLIGATION_COLUMNS, sorted by customer_id,
@@ -744,7 +925,8 @@ def visit_obligations(frames: dict[str, pd.DataFrame], policy: Policy,
     if len(start) == 0:
         return empty_obligations()
     status, overdue = obligation_status(start, end, ~np.isnat(matched["done_at"]),
-                                        matched["failed_attempts"], call_day, policy)
+                                        matched["failed_attempts"], call_day, policy,
+                                        refused=~np.isnat(matched["refused_at"]))
     order = np.lexsort((anchors["kind"], start, anchors["customer"]))
     kinds = pd.Categorical.from_codes(anchors["kind"][order], categories=list(VISIT_KINDS))
     out = pd.DataFrame({
@@ -775,18 +957,18 @@ def recurring_history(frames: dict[str, pd.DataFrame], policy: Policy,
     call_day = as_day(call_date)
     snap = _Snapshot.of(frames, call_day.astype("datetime64[us]"))
     restarts = _restarts(snap)
-    parts = [_anchor_chain(snap, calendar, kind, policy.visits.kinds[kind], customers,
-                           restarts[kind])
+    parts = [_anchor_chain(snap, policy, calendar, kind, customers, restarts[kind])
              for kind, customers in _recurring_customers(snap, policy, call_day).items()]
     out = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
     return out.reindex(columns=list(RECURRING_HISTORY_COLUMNS)).astype(RECURRING_HISTORY_COLUMNS)
 
 
 __all__ = [
-    "OBLIGATION_COLUMNS", "OPEN_STATUSES", "ORDER_KINDS", "OUTSIDE_CALENDAR",
-    "RECURRING_HISTORY_COLUMNS", "RECURRING_KINDS", "RECURRING_TIERS", "STATUSES",
-    "TICKET_KINDS", "arrow_strings", "current_cycle", "cycle_window", "dates",
-    "empty_obligations", "empty_table", "obligation_status", "offset_days", "positions",
+    "OBLIGATION_COLUMNS", "OPEN_STATUSES", "ORDER_KINDS", "ORDER_MATCHED", "OUTSIDE_CALENDAR",
+    "RECURRING_HISTORY_COLUMNS", "RECURRING_KINDS", "RECURRING_TIERS",
+    "SPECIAL_KINDS", "STATUSES", "TICKET_KINDS", "TICKET_MATCHED", "arrow_strings",
+    "current_cycle", "cycle_window", "dates", "empty_obligations", "empty_table",
+    "obligation_status", "offset_days", "on_time", "on_time_days", "positions",
     "recurring_history", "table", "timestamps", "visit_obligations", "window",
     "working_days_between",
 ]

@@ -145,7 +145,8 @@ def test_messages_of_both_locales_load() -> None:
     for locale in ("zh_CN", "en"):
         messages = load_messages(locale)
         assert set(messages.reasons) >= {"welcome", "early_use", "stable_use", "long_term",
-                                         "post_resolution", "periodic", "key_account"}
+                                         "post_resolution", "periodic", "key_account",
+                                         "new_product", "major_complaint", "product_upgrade"}
 
 
 # ================================================================= ranking
@@ -186,6 +187,65 @@ def test_ranking_order(build, policy: Policy) -> None:
     assert list(result.lists["rank"]) == list(range(1, 11))
     assert set(result.lists["agent_id"]) == {"A002"}
     assert list(result.lists["overdue_days"]) == [1, 0, 12, 4, 0, 0, 0, 0, 0, 0]
+
+
+def test_a_major_complaint_ranks_first_with_post_resolution(build) -> None:
+    # D = 10-13. M major_complaint ends 10-14, P post_resolution ends 10-13, L early_use
+    # overdue (ended 10-09), N new_product and U product_upgrade end 10-15: the first group
+    # (post_resolution or major_complaint) by window end, then the overdue one, then by end.
+    obs = obligations([
+        ob("L", "early_use", "2026-10-09"), ob("N", "new_product", "2026-10-15", order_id="O9"),
+        ob("M", "major_complaint", "2026-10-14", ticket_id="T1"),
+        ob("P", "post_resolution", "2026-10-13", ticket_id="T2"),
+        ob("U", "product_upgrade", "2026-10-16", order_id="O8"),
+    ])
+    result = build(obs, crm([customer(c) for c in ("L", "N", "M", "P", "U")]))
+    assert list(result.lists["customer_id"]) == ["P", "M", "L", "N", "U"]
+    rows = by_customer(result)
+    assert rows.loc["M", "reasons"] == "major_complaint"
+    assert rows.loc["M", "note"] == "重大投诉关怀回访（工单 T1）"
+    assert rows.loc["N", "note"] == "新产品购买回访（订单 O9）"
+    assert rows.loc["U", "note"] == "产品升级回访（订单 O8）"
+
+
+def test_reasons_of_special_kinds_keep_the_fixed_order(build) -> None:
+    obs = obligations([ob("C1", "product_upgrade", "2026-10-16", order_id="O1"),
+                       ob("C1", "new_product", "2026-10-15", order_id="O2"),
+                       ob("C1", "major_complaint", "2026-10-14", ticket_id="T1"),
+                       ob("C1", "welcome", "2026-10-15", order_id="O3")])
+    row = build(obs, crm([customer("C1")])).lists.iloc[0]
+    assert row["reasons"] == "major_complaint;welcome;new_product;product_upgrade"
+    assert row["order_id"] == "O3;O2;O1" and row["ticket_id"] == "T1"
+
+
+def test_refused_is_not_listed_again_and_reported_with_reason_refused(
+        build, policy: Policy, calendar: BusinessCalendar) -> None:
+    # Welcome window [10-08, 10-10] (first order Wed 09-30); C1 refused on Thu 10-08 10:00.
+    # D = Fri 10-09: with the default (after_refusal: end) C1 is not listed, and not_listed
+    # says refused (window_end 10-10, overdue 0); with retry C1 is listed as before. C1 is a
+    # new customer (cooperating since 09-01: no periodic visit yet).
+    new = customer("C1", cooperation_start_date="2026-09-01", created_at="2026-09-01 10:00:00")
+    frames = crm([new], [order("O1", "C1", "2026-09-30 10:00")],
+                 visits=[visit("C1", "welcome", "2026-10-08 10:00", outcome="refused")])
+    day = D(2026, 10, 9)
+    result = build(visit_obligations(frames, policy, calendar, day), frames, day=day)
+    assert result.lists.empty and result.carried_over.empty
+    nl = result.not_listed
+    assert list(zip(nl["customer_id"], nl["kind"], nl["status"], nl["reason"],
+                    nl["window_end"], nl["overdue_days"], strict=True)) == [
+        ("C1", "welcome", "refused", "refused", "2026-10-10", 0)]
+    retry = policy.model_copy(update={"visits": policy.visits.model_copy(
+        update={"after_refusal": "retry"})})
+    again = build(visit_obligations(frames, retry, calendar, day), frames, day=day, pol=retry)
+    assert list(again.lists["customer_id"]) == ["C1"] and again.not_listed.empty
+
+
+def test_a_refused_major_complaint_is_reported_not_listed(build) -> None:
+    obs = obligations([ob("C1", "major_complaint", "2026-10-14", "refused", ticket_id="T1"),
+                       ob("C2", "major_complaint", "2026-10-14", ticket_id="T2")])
+    result = build(obs, crm([customer("C1"), customer("C2")]))
+    assert list(result.lists["customer_id"]) == ["C2"]
+    assert list(result.not_listed["reason"]) == ["refused"]
 
 
 # ================================================================= assignment
@@ -540,7 +600,7 @@ def test_demo_invariants(demo, policy: Policy) -> None:
     is_dnc = nl["customer_id"].isin(dnc).to_numpy(dtype=bool)
     assert (nl["reason"].to_numpy(dtype=object)[is_dnc] == "do_not_call").all()
     assert nl["status"][is_dnc].isin(["due", "overdue"]).all()
-    assert nl["status"][~is_dnc].isin(["missed", "unreachable"]).all()
+    assert nl["status"][~is_dnc].isin(["missed", "unreachable", "refused"]).all()
     # Recurring kinds: at most one earlier, one current and one next cycle per customer.
     recurring = obs[obs["kind"].isin(["periodic", "key_account"])]
     assert recurring.groupby(["customer_id", "kind"]).size().max() <= 3

@@ -35,10 +35,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from revisit.config.policy import Policy
+from revisit.config.policy import Policy, UpgradeEvent
 from revisit.config.schema import TABLES
 from revisit.rules.calendar import BusinessCalendar
-from revisit.rules.visits import OBLIGATION_COLUMNS, empty_obligations, visit_obligations
+from revisit.rules.visits import (
+    OBLIGATION_COLUMNS,
+    empty_obligations,
+    on_time,
+    recurring_history,
+    visit_obligations,
+)
 
 D = dt.date
 
@@ -325,7 +331,8 @@ def test_done_matches_kind_and_order(run) -> None:
 
 def test_done_matches_ticket(run) -> None:
     # T1, T2 complaints closed Mon 10-12 10:00 -> windows [10-13, 10-15]; D = Wed 10-14.
-    # Only T1 has a reached post_resolution visit. A visit with outcome 'refused' is no help.
+    # Only T1 has a reached post_resolution visit. T2's visit was refused: not done, but ended
+    # as refused (visits.after_refusal: end; see test_refusal_* below).
     frames = crm([customer("C1")], tickets=[ticket("T1", "C1", "2026-10-12 10:00"),
                                             ticket("T2", "C1", "2026-10-12 10:00")],
                  visits=[visit("C1", "post_resolution", "2026-10-13 10:00", ticket_id="T1"),
@@ -333,7 +340,8 @@ def test_done_matches_ticket(run) -> None:
                                outcome="refused")])
     ob = run(frames, D(2026, 10, 14))
     assert one(ob, ticket_id="T1")["status"] == "done"
-    assert one(ob, ticket_id="T2")["status"] == "due"
+    t2 = one(ob, ticket_id="T2")
+    assert t2["status"] == "refused" and pd.isna(t2["done_at"])
 
 
 def test_welcome_matched_on_customer(run) -> None:
@@ -431,8 +439,9 @@ def test_attempts_count_toward_the_cycle_on_the_list_when_made(run) -> None:
     # 08-20 00:00 on (early calls included).
     # C1: no_answer 07-08, no_answer 07-10, wrong_number 08-19 23:00 -> cycle 1 has 3 failed
     #     attempts: unreachable, overdue_days 10-09 - 07-20 = 81; cycle 2 starts clean: due.
-    # C2: no_answer 07-08, refused 07-10, no_answer 08-20 09:00 -> cycle 1: 2 attempts, 1 failed
-    #     (missed); cycle 2: the early 08-20 call, 1 failed: due.
+    # C2: no_answer 07-08, refused 07-10, no_answer 08-20 09:00 -> cycle 1: 2 attempts, 1 failed,
+    #     ended by the refusal (refused; overdue_days 81 as for any status but done); cycle 2:
+    #     the early 08-20 call, 1 failed: due.
     # C3: nothing for cycle 1 (missed); three no_answer on 10-08 -> cycle 2 unreachable.
     def tries(cid: str, calls: list[tuple[str, str]]) -> list[dict]:
         return [visit(cid, "periodic", "2026-04-07 10:00")] + [
@@ -452,7 +461,7 @@ def test_attempts_count_toward_the_cycle_on_the_list_when_made(run) -> None:
         return [(r["window_end"].date(), r["status"], r["attempts"], r["failed_attempts"],
                  r["overdue_days"]) for _, r in rows.iterrows()]
     assert cycles("C1") == [(CYCLE_1[1], "unreachable", 3, 3, 81), (CYCLE_2[1], "due", 0, 0, 0)]
-    assert cycles("C2") == [(CYCLE_1[1], "missed", 2, 1, 81), (CYCLE_2[1], "due", 1, 1, 0)]
+    assert cycles("C2") == [(CYCLE_1[1], "refused", 2, 1, 81), (CYCLE_2[1], "due", 1, 1, 0)]
     assert cycles("C3") == [(CYCLE_1[1], "missed", 0, 0, 81),
                             (CYCLE_2[1], "unreachable", 3, 3, 0)]
     c2 = rows_of(ob, kind="periodic", customer_id="C2")
@@ -497,7 +506,7 @@ def test_overdue_missed_boundary(run, day: dt.date, status: str, overdue_days: i
 def test_unreachable_after_exactly_three_failed_attempts(run) -> None:
     # Welcome window [10-08, 10-10]; D = Mon 10-12 (overdue 2 days unless unreachable).
     # C1: no_answer, wrong_number, no_answer -> 3 failed -> unreachable.
-    # C2: no_answer, wrong_number, refused -> 2 failed -> still overdue.
+    # C2: no_answer, wrong_number, rescheduled -> 2 failed -> still overdue.
     # C3: no_answer, no_answer, and the third one at the cut-off 10-12 00:00 -> 2 -> overdue.
     # C4: three failed, then reached -> done wins.
     def tries(cid: str, outcomes: list[str], stamps: list[str]) -> list[dict]:
@@ -507,7 +516,7 @@ def test_unreachable_after_exactly_three_failed_attempts(run) -> None:
     frames = crm([customer(c) for c in ids],
                  [order(f"O{c}", c, "2026-09-30 10:00") for c in ids],
                  visits=tries("C1", ["no_answer", "wrong_number", "no_answer"], stamps)
-                 + tries("C2", ["no_answer", "wrong_number", "refused"], stamps)
+                 + tries("C2", ["no_answer", "wrong_number", "rescheduled"], stamps)
                  + tries("C3", ["no_answer", "no_answer", "no_answer"],
                          [*stamps[:2], "2026-10-12 00:00"])
                  + tries("C4", ["no_answer", "wrong_number", "no_answer", "reached"],
@@ -601,3 +610,274 @@ def test_current_cycle_matches_counting_cycle_by_cycle(policy: Policy,
         inside = anchors >= np.datetime64("2015-01-01")
         assert (start[inside] == calendar.add_working_days_to_date(
             anchors[inside], 40 * got[inside])).all()
+
+
+# ================================================================= special circumstances
+def with_visits(policy: Policy, **changes: object) -> Policy:
+    """The policy with `visits` fields replaced (kinds: name -> field changes)."""
+    kinds = dict(policy.visits.kinds)
+    if "events" in changes:
+        changes["events"] = [UpgradeEvent(**event) for event in changes["events"]]
+    for name, fields in dict(changes.pop("kinds", {})).items():
+        kinds[name] = kinds[name].model_copy(update=fields)
+    return policy.model_copy(update={"visits": policy.visits.model_copy(
+        update={**changes, "kinds": kinds})})
+
+
+def product_order(oid: str, cid: str, product: str, ordered_at: str,
+                  delivered_at: str | None = None) -> dict:
+    return {**order(oid, cid, ordered_at, delivered_at), "product": product}
+
+
+def complaint(tid: str, cid: str, created_at: str, priority: str, type_: str = "complaint",
+              closed_at: str | None = None) -> dict:
+    return {**ticket(tid, cid, closed_at, type_=type_), "priority": priority,
+            "created_at": created_at}
+
+
+def test_first_order_is_welcome_a_repeat_product_nothing_a_new_product_new_product(run) -> None:
+    # C1: O1 CRM Tue 09-01 (first order: welcome only), O2 CRM Tue 09-08 (ordered before:
+    # nothing), O3 ERP Tue 09-15 (new to C1) -> new_product [1st, 3rd] working day after
+    # 09-15 = [Wed 09-16, Fri 09-18]. O4 (no product: cannot tell) owes nothing.
+    frames = crm([customer("C1")], [product_order("O1", "C1", "CRM", "2026-09-01 10:00"),
+                                    product_order("O2", "C1", "CRM", "2026-09-08 10:00"),
+                                    product_order("O3", "C1", "ERP", "2026-09-15 10:00"),
+                                    product_order("O4", "C1", None, "2026-09-15 11:00")])
+    ob = run(frames, D(2026, 9, 17))
+    assert list(rows_of(ob, kind="welcome")["order_id"]) == ["O1"]
+    assert list(rows_of(ob, kind="new_product")["order_id"]) == ["O3"]
+    assert window_of(ob, kind="new_product", order_id="O3") == (D(2026, 9, 16), D(2026, 9, 18))
+    assert one(ob, kind="new_product", order_id="O3")["status"] == "due"
+
+
+def test_new_product_is_matched_by_order_id(run) -> None:
+    # A reached new_product visit naming O3 completes O3's, not O4's (both [09-16, 09-18]).
+    frames = crm([customer("C1")], [product_order("O1", "C1", "CRM", "2026-09-01 10:00"),
+                                    product_order("O3", "C1", "ERP", "2026-09-15 10:00"),
+                                    product_order("O4", "C1", "MES", "2026-09-15 11:00")],
+                 visits=[visit("C1", "new_product", "2026-09-16 10:00", order_id="O3")])
+    ob = run(frames, D(2026, 9, 17))
+    assert one(ob, kind="new_product", order_id="O3")["status"] == "done"
+    assert one(ob, kind="new_product", order_id="O4")["status"] == "due"
+
+
+def test_urgent_and_important_complaints_owe_a_care_call_general_ones_do_not(run) -> None:
+    # Window [calendar day of created_at, 1st working day after it].
+    # T1 urgent, Fri 10-16 20:00 (Friday evening) -> [Fri 10-16, Mon 10-19].
+    # T2 important, Wed 09-30 21:00 (eve of National Day, Oct 1-7 closed) -> [09-30, Thu 10-08].
+    # T3 urgent, Sat 10-03 (inside the holiday) -> start moves to Thu 10-08; end = 1st working
+    #    day after 10-03 = 10-08 -> [10-08, 10-08].
+    # T4 general complaint, T5 urgent repair: no major_complaint (repair is not a complaint).
+    tickets = [complaint("T1", "C1", "2026-10-16 20:00", "urgent"),
+               complaint("T2", "C1", "2026-09-30 21:00", "important"),
+               complaint("T3", "C1", "2026-10-03 10:00", "urgent"),
+               complaint("T4", "C1", "2026-10-16 09:00", "general"),
+               complaint("T5", "C1", "2026-10-16 09:00", "urgent", type_="repair")]
+    ob = run(crm([customer("C1")], tickets=tickets), D(2026, 10, 17))
+    major = rows_of(ob, kind="major_complaint")
+    assert sorted(major["ticket_id"]) == ["T1", "T2", "T3"]
+    assert window_of(ob, kind="major_complaint", ticket_id="T1") == (D(2026, 10, 16),
+                                                                     D(2026, 10, 19))
+    assert window_of(ob, kind="major_complaint", ticket_id="T2") == (D(2026, 9, 30),
+                                                                     D(2026, 10, 8))
+    assert window_of(ob, kind="major_complaint", ticket_id="T3") == (D(2026, 10, 8),
+                                                                     D(2026, 10, 8))
+    assert one(ob, ticket_id="T1")["status"] == "due"  # D = Sat 10-17, inside the window
+
+
+def test_major_complaint_is_independent_of_post_resolution(run) -> None:
+    # T1 urgent complaint created Mon 10-12 09:00, closed Mon 10-12 17:00: care call window
+    # [10-12, 10-13] (done by the major_complaint visit of 10-12 11:00 naming T1) and a
+    # post_resolution window [10-13, 10-15] that this visit does not complete.
+    frames = crm([customer("C1")],
+                 tickets=[complaint("T1", "C1", "2026-10-12 09:00", "urgent",
+                                    closed_at="2026-10-12 17:00")],
+                 visits=[visit("C1", "major_complaint", "2026-10-12 11:00", ticket_id="T1")])
+    ob = run(frames, D(2026, 10, 14))
+    assert one(ob, kind="major_complaint")["status"] == "done"
+    assert one(ob, kind="post_resolution")["status"] == "due"
+
+
+def test_major_complaint_priorities_come_from_the_policy(policy, calendar) -> None:
+    only_urgent = with_visits(policy, kinds={"major_complaint": {"priorities": ["urgent"]}})
+    frames = crm([customer("C1")], tickets=[complaint("T1", "C1", "2026-10-16 20:00", "urgent"),
+                                            complaint("T2", "C1", "2026-10-16 20:00",
+                                                      "important")])
+    ob = visit_obligations(frames, only_urgent, calendar, D(2026, 10, 17))
+    assert list(rows_of(ob, kind="major_complaint")["ticket_id"]) == ["T1"]
+
+
+UPGRADE = {"name": "CRM V4", "product": "CRM", "date": dt.date(2026, 10, 12)}
+
+
+def test_upgrade_is_due_to_customers_delivered_before_the_event(policy, calendar) -> None:
+    # Event CRM V4 on Mon 10-12: window [1st, 10th] working day after = [Tue 10-13, Mon 10-26].
+    # C1 delivered Fri 10-09: due. C2 delivered on the event's day (10-12 08:00, not before
+    # 10-12 00:00): not due. C3's delivered order is of another product: not due. C4 has two
+    # delivered CRM orders: one obligation, on the latest order (O5). C5 ordered but never
+    # delivered: not due.
+    upgraded = with_visits(policy, events=[UPGRADE])
+    frames = crm([customer(c) for c in ("C1", "C2", "C3", "C4", "C5")], [
+        order("O1", "C1", "2026-10-08 10:00", "2026-10-09 10:00"),
+        order("O2", "C2", "2026-10-08 10:00", "2026-10-12 08:00"),
+        product_order("O3", "C3", "ERP", "2026-10-08 10:00", "2026-10-09 10:00"),
+        order("O4", "C4", "2026-03-02 10:00", "2026-03-05 10:00"),
+        order("O5", "C4", "2026-06-01 10:00", "2026-06-04 10:00"),
+        order("O6", "C5", "2026-10-08 10:00")])
+    ob = visit_obligations(frames, upgraded, calendar, D(2026, 10, 14))
+    rows = rows_of(ob, kind="product_upgrade")
+    assert sorted(zip(rows["customer_id"], rows["order_id"], strict=True)) == [("C1", "O1"),
+                                                                                ("C4", "O5")]
+    assert window_of(ob, kind="product_upgrade", customer_id="C1") == (D(2026, 10, 13),
+                                                                       D(2026, 10, 26))
+    assert one(ob, kind="product_upgrade", customer_id="C1")["anchor_at"] == \
+        pd.Timestamp("2026-10-12")
+
+
+def test_upgrade_before_the_event_is_upcoming_and_sees_only_deliveries_before_the_cutoff(
+        policy, calendar) -> None:
+    # D = Sat 10-10 (cut-off 10-10 00:00): C1 delivered 10-09 -> upcoming (window opens 10-13);
+    # C2 delivered 10-10 09:00, after the cut-off, has not been delivered yet at D.
+    upgraded = with_visits(policy, events=[UPGRADE])
+    frames = crm([customer("C1"), customer("C2")], [
+        order("O1", "C1", "2026-10-08 10:00", "2026-10-09 10:00"),
+        order("O2", "C2", "2026-10-08 10:00", "2026-10-10 09:00")])
+    ob = visit_obligations(frames, upgraded, calendar, D(2026, 10, 10))
+    row = one(ob, kind="product_upgrade")
+    assert (row["customer_id"], row["status"]) == ("C1", "upcoming")
+
+
+def test_an_upgrade_visit_counts_for_the_latest_event_on_or_before_its_day(policy,
+                                                                          calendar) -> None:
+    # Events CRM V4 (Mon 10-12) and CRM V5 (Mon 11-02, window [11-03, 11-16]); C1 delivered
+    # 10-09 owes both. A visit on 10-11 (before V4) counts for neither; the one on 10-12 (the
+    # event's day) completes V4; V5 is still open on D = 11-04 (due).
+    events = [UPGRADE, {"name": "CRM V5", "product": "CRM", "date": dt.date(2026, 11, 2)}]
+    upgraded = with_visits(policy, events=events)
+    frames = crm([customer("C1")], [order("O1", "C1", "2026-10-08 10:00", "2026-10-09 10:00")],
+                 visits=[visit("C1", "product_upgrade", "2026-10-11 10:00"),
+                         visit("C1", "product_upgrade", "2026-10-12 10:00")])
+    ob = rows_of(visit_obligations(frames, upgraded, calendar, D(2026, 11, 4)),
+                 kind="product_upgrade")
+    assert list(ob["status"]) == ["done", "due"]
+    assert ob["done_at"].iloc[0] == pd.Timestamp("2026-10-12 10:00")
+    assert list(ob["attempts"]) == [1, 0]
+
+
+def test_a_kind_switched_off_owes_nothing(policy, calendar) -> None:
+    # new_product and periodic off: C1's ERP order and its periodic cycles owe nothing; the
+    # other kinds are untouched.
+    off = with_visits(policy, kinds={"new_product": {"enabled": False},
+                                     "periodic": {"enabled": False}})
+    frames = crm([customer("C1")], [product_order("O1", "C1", "CRM", "2026-09-01 10:00"),
+                                    product_order("O2", "C1", "ERP", "2026-09-15 10:00")])
+    on = set(visit_obligations(frames, policy, calendar, D(2026, 9, 17))["kind"])
+    ob = visit_obligations(frames, off, calendar, D(2026, 9, 17))
+    assert {"new_product", "periodic"} <= on
+    assert set(ob["kind"]) == on - {"new_product", "periodic"}
+    assert recurring_history(frames, off, calendar, D(2026, 9, 17)).query(
+        "kind == 'periodic'").empty
+
+
+def test_every_kind_of_the_shipped_policy_is_on(policy) -> None:
+    assert all(rule.enabled for rule in policy.visits.kinds.values())
+    assert policy.visits.after_refusal == "end" and policy.visits.early_tolerance_days == 0
+
+
+# ================================================================= refusals
+def test_refusal_ends_the_obligation_by_default_and_is_one_more_attempt_with_retry(
+        policy, calendar) -> None:
+    # Welcome window [10-08, 10-10]; refused Thu 10-08 10:00; D = Fri 10-09.
+    frames = crm([customer("C1")], [order("O1", "C1", "2026-09-30 10:00")],
+                 visits=[visit("C1", "welcome", "2026-10-08 10:00", outcome="refused")])
+    ended = one(visit_obligations(frames, policy, calendar, D(2026, 10, 9)), kind="welcome")
+    assert ended["status"] == "refused" and ended["refused_at"] == pd.Timestamp(
+        "2026-10-08 10:00")
+    assert pd.isna(ended["done_at"]) and ended["attempts"] == 1
+    retry = with_visits(policy, after_refusal="retry")
+    again = one(visit_obligations(frames, retry, calendar, D(2026, 10, 9)), kind="welcome")
+    assert again["status"] == "due" and again["failed_attempts"] == 0
+
+
+def test_a_reached_visit_after_a_refusal_is_done(run) -> None:
+    frames = crm([customer("C1")], [order("O1", "C1", "2026-09-30 10:00")],
+                 visits=[visit("C1", "welcome", "2026-10-08 10:00", outcome="refused"),
+                         visit("C1", "welcome", "2026-10-09 10:00")])
+    assert one(run(frames, D(2026, 10, 12)), kind="welcome")["status"] == "done"
+
+
+# ================================================================= on time (early visits)
+def test_an_early_visit_is_done_but_not_on_time_unless_within_the_tolerance(policy,
+                                                                           calendar) -> None:
+    # early_use of O1 delivered Thu 09-24: raw window [10-01, 10-09]; 10-01 lies in National
+    # Day, so window_start = Thu 10-08. Reached Wed 09-30 (after delivery): done, 8 days before
+    # the window start -> on time only with early_tolerance_days >= 8.
+    # O2 delivered Thu 10-08: window [10-15, 10-23]; reached 10-20: on time; O3 reached 10-24
+    # (one day late): done, not on time.
+    frames = crm([customer("C1")], [order("O1", "C1", "2026-09-21 10:00", "2026-09-24 10:00"),
+                                    order("O2", "C1", "2026-10-05 10:00", "2026-10-08 10:00"),
+                                    order("O3", "C1", "2026-10-05 10:00", "2026-10-08 10:00")],
+                 visits=[visit("C1", "early_use", "2026-09-30 10:00", order_id="O1"),
+                         visit("C1", "early_use", "2026-10-20 10:00", order_id="O2"),
+                         visit("C1", "early_use", "2026-10-24 10:00", order_id="O3")])
+    ob = rows_of(visit_obligations(frames, policy, calendar, D(2026, 10, 26)),
+                 kind="early_use").sort_values("order_id")
+    assert window_of(ob, order_id="O1") == (D(2026, 10, 8), D(2026, 10, 9))
+    assert list(ob["status"]) == ["done", "done", "done"]
+    assert list(on_time(ob, policy)) == [False, True, False]
+    assert list(on_time(ob, with_visits(policy, early_tolerance_days=7))) == [False, True, False]
+    assert list(on_time(ob, with_visits(policy, early_tolerance_days=8))) == [True, True, False]
+
+
+def test_a_refusal_counts_as_done_for_timeliness_when_on_time(policy, calendar) -> None:
+    # Welcome windows [10-08, 10-10]: C1 refused 10-09 (on time), C2 refused 10-12 (late),
+    # C3 refused Wed 09-30 14:00, after the order but before the window (early: not on time).
+    ids = ("C1", "C2", "C3")
+    frames = crm([customer(c) for c in ids], [order(f"O{c}", c, "2026-09-30 10:00") for c in ids],
+                 visits=[visit("C1", "welcome", "2026-10-09 10:00", outcome="refused"),
+                         visit("C2", "welcome", "2026-10-12 10:00", outcome="refused"),
+                         visit("C3", "welcome", "2026-09-30 14:00", outcome="refused")])
+    ob = rows_of(visit_obligations(frames, policy, calendar, D(2026, 10, 20)), kind="welcome")
+    assert list(ob["status"]) == ["refused"] * 3
+    assert list(on_time(ob, policy)) == [True, False, False]
+
+
+def test_monthly_timeliness_uses_the_on_time_rule(policy, calendar) -> None:
+    # October windows of C1: welcome [10-08, 10-10] reached early on 09-30 14:00 (done, not on
+    # time); C2's welcome refused on 10-09 (on time). With a tolerance of 8 days C1 is on time.
+    from revisit.rules.kpis import timeliness_obligations
+
+    frames = crm([customer("C1"), customer("C2")],
+                 [order("O1", "C1", "2026-09-30 10:00"), order("O2", "C2", "2026-09-30 10:00")],
+                 visits=[visit("C1", "welcome", "2026-09-30 14:00"),
+                         visit("C2", "welcome", "2026-10-09 10:00", outcome="refused")])
+
+    def welcome_on_time(p: Policy) -> list[bool]:
+        rows = timeliness_obligations(frames, p, calendar, "2026-10")
+        return list(rows[rows["kind"] == "welcome"].sort_values("customer_id")["on_time"])
+    assert welcome_on_time(policy) == [False, True]
+    assert welcome_on_time(with_visits(policy, early_tolerance_days=8)) == [True, True]
+
+
+def test_recurring_history_follows_the_same_on_time_rule(policy, calendar) -> None:
+    # Reached periodic visits Tue 04-07 (anchor) and Wed 06-24: the 04-07 obligation's window
+    # is [Mon 07-06, Mon 07-20]; 06-24 closes it 12 days early -> not on time, on time with
+    # early_tolerance_days 12 (not 11). The refusal of Wed 07-08 answers the 06-24 anchor's
+    # obligation (window opens 06-24 + 90 = 09-22), 76 days early -> not on time.
+    frames = crm([customer("C1")],
+                 visits=[visit("C1", "periodic", "2026-04-07 10:00"),
+                         visit("C1", "periodic", "2026-06-24 10:00"),
+                         visit("C1", "periodic", "2026-07-08 10:00", outcome="refused")])
+
+    def by_anchor(p: Policy) -> dict[str, bool]:
+        rows = recurring_history(frames, p, calendar, D(2026, 11, 2))
+        rows = rows[rows["kind"] == "periodic"]
+        return dict(zip(rows["anchor_at"].dt.strftime("%m-%d"), rows["on_time"], strict=True))
+    assert not by_anchor(policy)["04-07"]
+    assert not by_anchor(with_visits(policy, early_tolerance_days=11))["04-07"]
+    assert by_anchor(with_visits(policy, early_tolerance_days=12))["04-07"]
+    assert not by_anchor(policy)["06-24"]
+    # 76 days of tolerance make the refusal on time; with retry it answers nothing.
+    assert by_anchor(with_visits(policy, early_tolerance_days=76))["06-24"]
+    assert not by_anchor(with_visits(policy, after_refusal="retry",
+                                     early_tolerance_days=76))["06-24"]

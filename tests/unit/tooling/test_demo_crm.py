@@ -286,12 +286,14 @@ def test_some_pauses_are_still_running() -> None:
 def test_visits_follow_the_kinds_rules(crm: Frames, policy: Policy) -> None:
     visits, customers = crm["visits"], crm["customers"].set_index("customer_id")
     tier = customers.loc[visits["customer_id"], "tier"].to_numpy()
-    by_order = visits["kind"].isin(["welcome", "early_use", "stable_use", "long_term"])
+    by_order = visits["kind"].isin(["welcome", "early_use", "stable_use", "long_term",
+                                    "new_product"])
     assert visits.loc[by_order, "order_id"].notna().all()
     assert visits.loc[~by_order, "order_id"].isna().all()
     post = visits["kind"] == "post_resolution"
-    assert visits.loc[post, "ticket_id"].notna().all()
-    assert visits.loc[~post, "ticket_id"].isna().all()
+    by_ticket = post | (visits["kind"] == "major_complaint")
+    assert visits.loc[by_ticket, "ticket_id"].notna().all()
+    assert visits.loc[~by_ticket, "ticket_id"].isna().all()
     assert (tier[visits["kind"] == "key_account"] == "key").all()
     assert (tier[visits["kind"] == "periodic"] == "standard").all()
 
