@@ -40,6 +40,9 @@ For call date **D** (the logical date in the business time zone, or `params.call
    results database skips what was sent. `params.send_email = false` sends nothing.
 7. **publish** — D's rows replaced in the results database (connection `revisit_results`,
    default `results.sqlite` in the output root).
+8. **retention** — partitions holding personal data older than the policy's
+   `retention.snapshot_days` on D are deleted (snapshots, clean, handoff, quality, call_lists,
+   sla of a day; snapshots, quality, report_data of a month); a replay skips it.
 
 A Deadline Alert warns (callback `revisit.bridge.alerts.call_lists_late`, run by the triggerer)
 when a run has not finished by the policy's `schedule.call_lists_ready_by` (08:30 local).
@@ -84,6 +87,19 @@ counts. Rules and numbers: `include/config/policy.yaml`; contract: DESIGN.md.
                            description="Override the call date D (YYYY-MM-DD)"),
         "send_email": Param(True, type="boolean",
                             description="E-mail the SLA digests to the department heads"),
+        # Reproducible reruns and what-if replay (DESIGN.md); checked by revisit.bridge.tasks.
+        "policy_profile": Param(None, type=["null", "string"],
+                                description="Policy profile (include/config/profiles/<name>"
+                                ".yaml) or a policy file; default REVISIT_POLICY / policy.yaml"),
+        "refresh_snapshot": Param(False, type="boolean",
+                                  description="Re-extract the CRM although the period has a "
+                                  "stored snapshot (a rerun otherwise reproduces the first run)"),
+        "replay": Param(False, type="boolean",
+                        description="What-if: recompute the period from its stored snapshot "
+                        "under policy_profile into replays/<replay_id>/; sends nothing"),
+        "replay_id": Param(None, type=["null", "string"], pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$",
+                           description="Folder name of the replay (default: period, profile, "
+                           "policy version)"),
     },
 )
 def revisit_daily() -> None:
@@ -129,10 +145,16 @@ def revisit_daily() -> None:
 
         return tasks.publish(context)
 
+    @task
+    def retention(**context) -> dict:
+        from revisit.bridge import tasks
+
+        return tasks.retention(context)
+
     gate = quality_gate()
     lists = call_lists()
     statuses = sla()
-    extract() >> gate >> [lists, statuses] >> publish()
+    extract() >> gate >> [lists, statuses] >> publish() >> retention()
     statuses >> sla_digest()
     [lists, statuses] >> agent_mail()  # the e-mail lists the agent's due-today tickets too
 

@@ -12,6 +12,7 @@ from revisit.bridge.alerts import TaskFailed
 # The label of a mapped department task in the UI: its department id. Inside the mapped task
 # group `department_id` is an op_kwarg, resolved before the template is rendered.
 DEPARTMENT_LABEL = "{{ task.op_kwargs['department_id'] }}"
+PERIOD_LABEL = "{{ task.op_kwargs['period'] }}"  # a mapped company task: M or its quarter
 
 DOC = """
 ### Revisit monthly
@@ -28,10 +29,17 @@ Reviews month **M**: by default the month before the run's date in the business 
    **render** `reports/M/<department_id>.pdf`, then **send** it to the department head
    (`departments.head_email`) through the SMTP connection `smtp_default`. One department's
    failure does not stop the others.
-4. **summary** — runs whatever happened above: `reports/M/delivery.json`; fails, naming the
-   departments, when a report was not delivered.
+4. **company** (one mapped task group per period: M, and after a quarter's last month —
+   03, 06, 09, 12 — also the quarter, e.g. `2026-Q3`): **data** the company report data
+   (`report_data/<period>/company/company.json`; for the quarter also `reports/<YYYY>-Q<n>/`
+   `kpis.csv` and `agents.csv`, computed over the quarter from M's snapshot), **render**
+   `reports/<period>/company/company.pdf` (every department side by side, ranks, trends),
+   **send** it to each `notify.leadership` address (policy.yaml).
+5. **summary** — runs whatever happened above: `reports/M/delivery.json` (departments and
+   `leadership`); fails, naming them, when a report was not delivered.
 
-E-mail is sent at most once per (month, department): the `mail_delivery` table in the results
+E-mail is sent at most once per (month, department) and per (period, leadership address):
+the `mail_delivery` table in the results
 database (connection `revisit_results`) records every delivery, so retries and reruns skip what
 was sent. A refused send is retried (task retries); a send that broke off mid-conversation is
 marked `unknown` and never resent automatically. `params.send_email = false` renders without
@@ -68,6 +76,19 @@ ids and counts. Rules and report settings: `include/config/policy.yaml`; contrac
                        description="Override the report month M (YYYY-MM)"),
         "send_email": Param(True, type="boolean",
                             description="E-mail the reports to the department heads"),
+        # Reproducible reruns and what-if replay (DESIGN.md); checked by revisit.bridge.tasks.
+        "policy_profile": Param(None, type=["null", "string"],
+                                description="Policy profile (include/config/profiles/<name>"
+                                ".yaml) or a policy file; default REVISIT_POLICY / policy.yaml"),
+        "refresh_snapshot": Param(False, type="boolean",
+                                  description="Re-extract the CRM although the period has a "
+                                  "stored snapshot (a rerun otherwise reproduces the first run)"),
+        "replay": Param(False, type="boolean",
+                        description="What-if: recompute the period from its stored snapshot "
+                        "under policy_profile into replays/<replay_id>/; sends nothing"),
+        "replay_id": Param(None, type=["null", "string"], pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$",
+                           description="Folder name of the replay (default: period, profile, "
+                           "policy version)"),
     },
 )
 def revisit_monthly() -> None:
@@ -103,6 +124,35 @@ def revisit_monthly() -> None:
     def department(department_id: str) -> None:
         render(department_id=department_id) >> send(department_id=department_id)
 
+    @task
+    def company_periods(kpis_result: dict, **context) -> list[str]:
+        from revisit.bridge import tasks
+
+        return tasks.company_periods(context)
+
+    @task(task_id="data", map_index_template=PERIOD_LABEL)
+    def company_data(period: str, **context) -> dict:
+        from revisit.bridge import tasks
+
+        return tasks.company_data(context, period)
+
+    @task(task_id="render", map_index_template=PERIOD_LABEL)
+    def company_render(period: str, **context) -> dict:
+        from revisit.bridge import tasks
+
+        return tasks.company_render(context, period)
+
+    @task(task_id="send", map_index_template=PERIOD_LABEL)
+    def company_send(period: str, **context) -> dict:
+        from revisit.bridge import tasks
+
+        return tasks.company_send(context, period)
+
+    @task_group(group_id="company")
+    def company(period: str) -> None:
+        company_data(period=period) >> company_render(period=period) \
+            >> company_send(period=period)
+
     @task(trigger_rule="all_done")
     def summary(**context) -> dict:
         from revisit.bridge import tasks
@@ -111,7 +161,9 @@ def revisit_monthly() -> None:
 
     result = kpis()
     extract() >> result
-    department.expand(department_id=departments(result)) >> summary()
+    done = summary()
+    department.expand(department_id=departments(result)) >> done
+    company.expand(period=company_periods(result)) >> done
 
 
 revisit_monthly()

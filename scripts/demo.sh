@@ -53,7 +53,7 @@ MONTH="$("$PY" -c 'import datetime as d, sys; f = d.date.fromisoformat(sys.argv[
 OUT="$REVISIT_OUTPUT_DIR"
 MAILS="$(find "$DEMO_DIR/mail/new" "$DEMO_DIR/mail/cur" -type f 2>/dev/null | wc -l | tr -d ' ')"
 AGENTS="$(find "$OUT/call_lists/$CALL_DATE" -name '*.xlsx' | wc -l | tr -d ' ')"
-PDFS="$(find "$OUT/reports/$MONTH" -name '*.pdf' | wc -l | tr -d ' ')"
+PDFS="$(find "$OUT/reports/$MONTH" -maxdepth 1 -name '*.pdf' | wc -l | tr -d ' ')"
 cat <<EOF2
 
 demo: done. Outputs of call date $CALL_DATE and month $MONTH under $OUT:
@@ -61,8 +61,12 @@ demo: done. Outputs of call date $CALL_DATE and month $MONTH under $OUT:
                sms_notice.csv, carried_over.csv, not_listed.csv
   quality      quality/$CALL_DATE/summary.md (quarantine.csv: every rejected row and why)
   SLA          sla/$CALL_DATE/sla_status.csv, digest_<department_id>.csv
-  reports      reports/$MONTH/<department_id>.pdf ($PDFS departments), kpis.csv, delivery.json
-  results db   results.sqlite (call_list, sla_status, quality_issues, mail_delivery)
+  reports      reports/$MONTH/<department_id>.pdf ($PDFS departments), kpis.csv, agents.csv,
+               delivery.json
+  leadership   reports/$MONTH/company/company.pdf (every department side by side; after a
+               quarter's last month also reports/<YYYY>-Q<n>/: kpis.csv, agents.csv, company/)
+  results db   results.sqlite (call_list, sla_status, quality_issues, mail_delivery, kpis,
+               agent_kpis)
   e-mails      demo/mail: $MAILS messages as the local SMTP server received them (each agent's
                call list, the heads' SLA digests and monthly reports, any data-team alert;
                a rerun sends none again)

@@ -142,17 +142,30 @@ def test_month_param_pattern_is_the_packages_month_pattern(dagbag):
 
 
 DEPARTMENT_LABEL = "{{ task.op_kwargs['department_id'] }}"
+PERIOD_LABEL = "{{ task.op_kwargs['period'] }}"
+COMPANY_TASKS = ("company.data", "company.render", "company.send")
 
 
 def test_mapped_department_tasks_are_labelled_with_the_department(dagbag):
+    """... and the mapped company tasks (one per period: M, and its quarter) with the period."""
     dag = dagbag.dags["revisit_monthly"]
     mapped = {t.task_id for t in dag.tasks if t.get_closest_mapped_task_group() is not None}
-    assert mapped == {"department.render", "department.send"}
+    assert mapped == {"department.render", "department.send", *COMPANY_TASKS}
     for task in dag.tasks:
-        expected = DEPARTMENT_LABEL if task.task_id in mapped else None
-        assert task.map_index_template == expected, task.task_id
+        key, expected = (("period", PERIOD_LABEL) if task.task_id.startswith("company.")
+                         else ("department_id", DEPARTMENT_LABEL))
+        assert task.map_index_template == (expected if task.task_id in mapped else None), \
+            task.task_id
         if task.task_id in mapped:
-            assert "department_id" in task.op_kwargs, task.task_id
+            assert key in task.op_kwargs, task.task_id
+
+
+def test_the_company_report_runs_after_the_kpis_and_before_the_summary(dagbag):
+    dag = dagbag.dags["revisit_monthly"]
+    assert dag.get_task("company_periods").upstream_task_ids == {"kpis"}
+    assert dag.get_task("company.data").upstream_task_ids == {"company_periods"}
+    assert "company.render" in dag.get_task("company.send").upstream_task_ids
+    assert {"company.send", "department.send"} <= dag.get_task("summary").upstream_task_ids
 
 
 def test_a_monthly_run_shows_each_department_id_as_the_map_index(tmp_path):
@@ -164,6 +177,9 @@ from revisit.bridge import tasks
 tasks.extract_monthly = tasks.summary = lambda context: {{}}
 tasks.monthly_kpis = lambda context: {{"departments": ["D01", "D02", "D07"]}}
 tasks.render = tasks.send = lambda context, department_id: {{"department_id": department_id}}
+tasks.company_periods = lambda context: ["2026-09", "2026-Q3"]
+tasks.company_data = tasks.company_render = tasks.company_send = \
+    lambda context, period: {{"period": period}}
 from airflow.dag_processing.dagbag import DagBag
 from airflow.models.taskinstance import TaskInstance as TI
 from airflow.utils.session import create_session
@@ -189,6 +205,8 @@ print(json.dumps({{"state": str(run.state), "labels": sorted(map(list, rows))}})
     assert out.returncode == 0, out.stderr[-4000:]
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert result["state"] == "success", out.stderr[-4000:]
-    assert result["labels"] == [[task, index, department]
-                                for task in ("department.render", "department.send")
-                                for index, department in enumerate(["D01", "D02", "D07"])]
+    assert result["labels"] == sorted(
+        [[task, index, period] for task in COMPANY_TASKS
+         for index, period in enumerate(["2026-09", "2026-Q3"])]
+        + [[task, index, department] for task in ("department.render", "department.send")
+           for index, department in enumerate(["D01", "D02", "D07"])])

@@ -41,7 +41,7 @@ WEST = "America/New_York"
 LONG_AGENT = "A" + "x" * 229  # 230 bytes: no file system takes '<id>.xlsx' plus a temp name
 UPPER, LOWER = "A0003", "a0003"  # the same file on macOS / Windows
 WIDE_TICKET = "T" + "9" * 16  # 17 characters: sla_status.ticket_id holds 16
-OUTPUT_FILES = {"sms_notice.csv", "carried_over.csv", "not_listed.csv"}
+OUTPUT_FILES = {"sms_notice.csv", "carried_over.csv", "not_listed.csv", "run.json"}
 CLOSED_YESTERDAY = {  # a closed complaint: post_resolution is due on D (New York time)
     "order_id": None, "department_id": "D01", "handler_agent_id": "A002", "type": "complaint",
     "channel": "phone", "priority": "general", "category": "other", "description": "设备无法启动",

@@ -15,12 +15,13 @@ import functools
 import logging
 import re
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import pendulum
 
 from revisit.config.paths import output_root
-from revisit.config.policy import Policy, load_policy
+from revisit.config.policy import Policy, PolicyError, load_profile
 from revisit.core.errors import BadParam, RevisitError
 from revisit.core.periods import MONTH_PATTERN, previous_month
 from revisit.stages.partitions import DayPartitions, MonthPartitions
@@ -79,20 +80,70 @@ def report_month(context: dict[str, Any], policy: Policy) -> str:
     return previous_month(call_date(context, policy))
 
 
+def _param(context: dict[str, Any], name: str, default: Any = None) -> Any:
+    return (context.get("params") or {}).get(name, default)
+
+
+def _flag(context: dict[str, Any], name: str, default: bool) -> bool:
+    """A boolean param; the UI and the CLI may hand it over as text."""
+    return _param(context, name, default) not in (False, "false", "False", 0, None)
+
+
+def run_policy(context: dict[str, Any]) -> Policy:
+    """params.policy_profile (a profile name or a policy file), else REVISIT_POLICY, else
+    policy.yaml. A profile that does not exist or does not validate is a BadParam."""
+    profile = _param(context, "policy_profile") or None
+    try:
+        return load_profile(profile)
+    except PolicyError as error:
+        if profile is None:
+            raise
+        raise BadParam("policy_profile", profile, f"a valid policy profile ({error})") from None
+
+
+def replaying(context: dict[str, Any]) -> bool:
+    """params.replay: recompute a past period from its stored snapshot under params
+    .policy_profile into replays/<replay_id>/, sending and publishing nothing."""
+    return _flag(context, "replay", False)
+
+
+def refreshing(context: dict[str, Any]) -> bool:
+    """params.refresh_snapshot: re-extract the CRM although the period has a snapshot."""
+    return _flag(context, "refresh_snapshot", False)
+
+
+def replay_root(context: dict[str, Any], period: str, policy: Policy) -> Path:
+    """replays/<replay_id>/ of the output root: params.replay_id, else the default id
+    <period>_<profile>_<policy version> (revisit.stages.replay, the rule the command line
+    `python -m revisit replay` uses too), so a replay of the same thing lands in one place."""
+    from revisit.stages import replay
+
+    return replay.replay_root(output_root(),
+                              replay.replay_id(period, policy, _param(context, "replay_id")))
+
+
 def day_partitions(context: dict[str, Any]) -> tuple[DayPartitions, Policy]:
-    policy = load_policy()
-    return DayPartitions(output_root(), call_date(context, policy)), policy
+    policy = run_policy(context)
+    day = call_date(context, policy)
+    if replaying(context):
+        root = replay_root(context, day.isoformat(), policy)
+        return DayPartitions(root, day, source=output_root()), policy
+    return DayPartitions(output_root(), day), policy
 
 
 def month_partitions(context: dict[str, Any]) -> tuple[MonthPartitions, Policy]:
-    policy = load_policy()
-    return MonthPartitions(output_root(), report_month(context, policy)), policy
+    policy = run_policy(context)
+    month = report_month(context, policy)
+    if replaying(context):
+        return MonthPartitions(replay_root(context, month, policy), month,
+                               source=output_root()), policy
+    return MonthPartitions(output_root(), month), policy
 
 
 def sending(context: dict[str, Any]) -> bool:
-    """params.send_email (default on): off renders and records without e-mailing anyone."""
-    value = (context.get("params") or {}).get("send_email", True)
-    return value not in (False, "false", "False", 0)
+    """params.send_email (default on): off renders and records without e-mailing anyone;
+    a replay never sends."""
+    return _flag(context, "send_email", True) and not replaying(context)
 
 
 def results_url() -> str:
@@ -119,26 +170,42 @@ def _transport():
 
 
 # ================================================================= both DAGs: the snapshot
-def _snapshot(parts: DayPartitions | MonthPartitions, policy: Policy) -> dict[str, Any]:
-    """The CRM (connection crm_db) as of the period's cut-off 00:00 into snapshots/<period>."""
+def _snapshot(parts: DayPartitions | MonthPartitions, policy: Policy,
+              refresh: bool) -> dict[str, Any]:
+    """The CRM (connection crm_db) as of the period's cut-off 00:00 into snapshots/<period>;
+    a period that has its snapshot keeps it (a rerun reproduces the first run) unless
+    `refresh`. A replay never extracts: its snapshot must be there."""
+    from revisit.io.extract import extract_snapshot, snapshot_exists
+
+    if parts.replay or (not refresh and snapshot_exists(parts.snapshot)):
+        return _stored_snapshot(parts)
     from revisit.bridge.connections import airflow_sqlalchemy_url
-    from revisit.io.extract import extract_snapshot
 
     counts = extract_snapshot(airflow_sqlalchemy_url(CRM_CONN_ID), parts.cutoff_date,
                               parts.snapshot, business_tz=policy.calendar.timezone,
                               source_tz=policy.source_tz)
     log.info("snapshot %s (CRM as of %s 00:00): %s", parts.period, parts.cutoff_date, counts)
-    return {"partition": parts.period, "path": str(parts.snapshot), "rows": counts}
+    return {"partition": parts.period, "path": str(parts.snapshot), "rows": counts,
+            "extracted": True}
+
+
+def _stored_snapshot(parts: DayPartitions | MonthPartitions) -> dict[str, Any]:
+    from revisit.io.extract import SnapshotMissing, snapshot_exists
+
+    if not snapshot_exists(parts.snapshot):
+        raise SnapshotMissing(parts.period, parts.snapshot)
+    log.info("snapshot %s: the stored one (params.refresh_snapshot re-extracts)", parts.period)
+    return {"partition": parts.period, "path": str(parts.snapshot), "extracted": False}
 
 
 @fail_fast
 def extract_daily(context: dict[str, Any]) -> dict[str, Any]:
-    return _snapshot(*day_partitions(context))
+    return _snapshot(*day_partitions(context), refreshing(context))
 
 
 @fail_fast
 def extract_monthly(context: dict[str, Any]) -> dict[str, Any]:
-    return _snapshot(*month_partitions(context))
+    return _snapshot(*month_partitions(context), refreshing(context))
 
 
 # ================================================================= revisit_daily
@@ -213,10 +280,29 @@ def _tell_lists_not_mailed(context: dict[str, Any], parts: DayPartitions, policy
 
 @fail_fast
 def publish(context: dict[str, Any]) -> dict[str, Any]:
+    """D's results to the results database; a replay publishes nothing and writes its
+    changes.csv against the original run instead."""
+    parts, policy = day_partitions(context)
+    if parts.replay:
+        from revisit.stages.replay import compare_day
+
+        return compare_day(parts, policy)
     from revisit.stages.daily import publish_results
 
-    parts, _ = day_partitions(context)
     return publish_results(parts, results_url())
+
+
+@fail_fast
+def retention(context: dict[str, Any]) -> dict[str, Any]:
+    """Delete the output root's partitions holding personal data older than the policy's
+    retention.snapshot_days on D (revisit.stages.retention); a replay deletes nothing."""
+    parts, policy = day_partitions(context)
+    if parts.replay:
+        log.info("a replay deletes nothing: retention runs with the daily run")
+        return {"skipped": "replay"}
+    from revisit.stages.retention import apply_retention
+
+    return apply_retention(parts.root, parts.day, policy.retention.snapshot_days)
 
 
 # ================================================================= revisit_monthly
@@ -254,11 +340,57 @@ def summary(context: dict[str, Any]) -> dict[str, Any]:
     from revisit.stages.monthly import summarize
 
     parts, policy = month_partitions(context)
-    return summarize(parts, policy, results_url(), sending=sending(context))
+    result = summarize(parts, policy, results_url(), sending=sending(context))
+    if parts.replay:  # what the other policy changes in M, against the original run
+        from revisit.stages.replay import compare_month
+
+        result["replay"] = compare_month(parts, policy)
+    return result
+
+
+# ================================================================= revisit_monthly: leadership
+@fail_fast
+def company_periods(context: dict[str, Any]) -> list[str]:
+    """The periods the run of M reports to leadership: M, and its quarter when M ends one."""
+    from revisit.stages.company import company_periods as periods
+
+    parts, _ = month_partitions(context)
+    return periods(parts.month)
+
+
+@fail_fast
+def company_data(context: dict[str, Any], period: str) -> dict[str, Any]:
+    """The company report data of `period` (for a quarter also its kpis.csv, agents.csv)."""
+    from revisit.stages.company import write_company_data
+
+    parts, policy = month_partitions(context)
+    return write_company_data(parts, policy, period, results_url())
+
+
+@fail_fast
+def company_render(context: dict[str, Any], period: str) -> dict[str, Any]:
+    from revisit.stages.company import render_company
+
+    parts, policy = month_partitions(context)
+    return render_company(parts, policy, period)
+
+
+@fail_fast
+def company_send(context: dict[str, Any], period: str, transport=None) -> dict[str, Any]:
+    """The company PDF of `period` to notify.leadership through `smtp_default`, at most once
+    per address."""
+    from revisit.stages.company import send_company
+
+    parts, policy = month_partitions(context)
+    if not sending(context):
+        log.info("params.send_email is off: the company report of %s is not sent", period)
+        return {"period": period, "sent": 0, "state": "not_sent"}
+    return send_company(parts, policy, period, results_url(), transport or _transport())
 
 
 __all__ = [
-    "agent_mail", "call_date", "call_lists", "extract_daily", "extract_monthly", "fail_fast",
-    "monthly_kpis", "publish", "quality_gate", "render", "report_month", "results_url", "send",
-    "sending", "sla", "sla_digest", "summary",
+    "agent_mail", "call_date", "call_lists", "company_data", "company_periods",
+    "company_render", "company_send", "extract_daily", "extract_monthly", "fail_fast",
+    "monthly_kpis", "publish", "quality_gate", "render", "report_month", "results_url",
+    "retention", "send", "sending", "sla", "sla_digest", "summary",
 ]

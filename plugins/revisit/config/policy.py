@@ -38,11 +38,16 @@ from pydantic import (
 from revisit.config.paths import PROJECT_ROOT
 
 DEFAULT_POLICY_PATH = PROJECT_ROOT / "include" / "config" / "policy.yaml"
+# Complete, validated policies a run may choose by name (DESIGN.md "Configuration": policy
+# profiles); policy.yaml is the default one.
+PROFILES_DIR = PROJECT_ROOT / "include" / "config" / "profiles"
+_PROFILE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 
 Unit = Literal["business_hours", "working_days", "hours", "days"]
 Priority = Literal["urgent", "important", "general"]
 VisitKind = Literal[
-    "welcome", "early_use", "stable_use", "long_term", "post_resolution", "periodic", "key_account"
+    "welcome", "early_use", "stable_use", "long_term", "post_resolution", "periodic", "key_account",
+    "new_product", "major_complaint", "product_upgrade",
 ]
 TicketType = Literal["complaint", "consultation", "suggestion", "requirement", "repair", "other"]
 TicketTimestamp = Literal[
@@ -204,7 +209,9 @@ class WindowRule(_Model):
     end: DurationField | None = None
     length: DurationField | None = None
     ticket_types: list[TicketType] | None = None
+    priorities: list[Priority] | None = None  # major_complaint: the priorities that owe it
     min_cooperation_days: int | None = Field(default=None, ge=0, le=MAX_DAYS)
+    enabled: bool = True  # false: the kind owes no visit (not listed, not in the KPI)
 
     @model_validator(mode="after")
     def _one_end(self) -> WindowRule:
@@ -227,6 +234,15 @@ class LowSatisfaction(_Model):
     ticket_at_most: float = Field(ge=1, le=5)
 
 
+class UpgradeEvent(_Model):
+    """An announced product upgrade (visits.events): customers with a delivered order of
+    `product` before `date` owe one product_upgrade visit."""
+
+    name: str = Field(min_length=1, max_length=200)
+    product: str = Field(min_length=1, max_length=200)
+    date: dt.date
+
+
 class VisitPolicy(_Model):
     max_overdue_days: int = Field(ge=0, le=MAX_DAYS)
     max_failed_attempts: int = Field(ge=1, le=100)
@@ -234,6 +250,19 @@ class VisitPolicy(_Model):
     report_missed_days: int = Field(default=30, ge=0, le=MAX_DAYS)
     low_satisfaction: LowSatisfaction
     kinds: dict[VisitKind, WindowRule]
+    # The rules: revisit.rules.visits (obligation_status, on_time); values in policy.yaml.
+    after_refusal: Literal["end", "retry"] = "end"
+    early_tolerance_days: int = Field(default=0, ge=0, le=MAX_DAYS)
+    events: list[UpgradeEvent] = Field(default_factory=list)
+
+    @field_validator("events")
+    @classmethod
+    def _distinct_events(cls, value: list[UpgradeEvent]) -> list[UpgradeEvent]:
+        names = [event.name for event in value]
+        twice = sorted({name for name in names if names.count(name) > 1})
+        if twice:
+            raise ValueError(f"event names appear twice: {', '.join(twice)}")
+        return value
 
     @field_validator("kinds")
     @classmethod
@@ -372,11 +401,14 @@ class ReportPolicy(_Model):
 
 class NotifyPolicy(_Model):
     """Who hears about the pipeline itself (failed runs, a quality stop, late lists, refused
-    deliveries): addresses, validated here so a typo fails at load, not on the day of an alert."""
+    deliveries), and who gets the company-level report (`leadership`: every department side
+    by side, monthly and after each quarter; policy 004 回访总结报告应定期提交给上级领导):
+    addresses, validated here so a typo fails at load, not on the day of an alert."""
 
     data_team: list[str] = Field(default_factory=list)
+    leadership: list[str] = Field(default_factory=list)
 
-    @field_validator("data_team")
+    @field_validator("data_team", "leadership")
     @classmethod
     def _addresses(cls, value: list[str]) -> list[str]:
         from revisit.core.addresses import valid_address
@@ -385,6 +417,13 @@ class NotifyPolicy(_Model):
         if bad:
             raise ValueError(f"not an e-mail address: {', '.join(map(repr, bad))}")
         return [a.strip() for a in value]
+
+
+class RetentionPolicy(_Model):
+    """How long the daily run keeps the partitions that hold personal data
+    (revisit.stages.retention); the default and why: policy.yaml `retention`."""
+
+    snapshot_days: int = Field(default=62, ge=1, le=MAX_DAYS)
 
 
 class Policy(_Model):
@@ -398,6 +437,7 @@ class Policy(_Model):
     quality: QualityPolicy
     schedule: SchedulePolicy
     report: ReportPolicy
+    retention: RetentionPolicy = RetentionPolicy()
     notify: NotifyPolicy = NotifyPolicy()
 
     @field_validator("source_timezone")
@@ -410,6 +450,7 @@ class Policy(_Model):
     # First 12 hex digits of the SHA-256 of the policy file's bytes (DESIGN.md, sla_status.csv
     # `policy_version`); set by load_policy / parse_policy, kept by model_copy.
     _version: str = PrivateAttr(default="")
+    _source: str = PrivateAttr(default="")  # the file it was loaded from (resolved), if any
 
     @property
     def source_tz(self) -> str:
@@ -420,6 +461,15 @@ class Policy(_Model):
         """Which policy made a result: policy_version(the file's bytes) for a loaded file; for
         a mapping parsed without a file, the same digest of its canonical JSON."""
         return self._version
+
+    @property
+    def profile(self) -> str:
+        """The profile's name when the policy is one of PROFILES_DIR (policy.yaml links to
+        one), else the file it came from; "" for a mapping parsed without a file."""
+        source = Path(self._source) if self._source else None
+        if source is not None and source.parent == PROFILES_DIR.resolve():
+            return source.stem
+        return str(source or "")
 
 
 def _format_errors(path: Path, error: ValidationError) -> str:
@@ -491,6 +541,25 @@ def parse_policy(data: object, source: Path | str = "<policy>",
     return policy
 
 
+def profile_path(profile: str | None) -> Path:
+    """The policy file a run uses: a profile name (`after-sales-handbook`) in PROFILES_DIR, or
+    a path to a YAML file; None or "" -> env REVISIT_POLICY, else policy.yaml."""
+    if not profile:
+        return Path(os.environ.get("REVISIT_POLICY") or DEFAULT_POLICY_PATH)
+    if _PROFILE_NAME.fullmatch(profile):
+        path = PROFILES_DIR / f"{profile}.yaml"
+        if not path.is_file():
+            known = ", ".join(sorted(p.stem for p in PROFILES_DIR.glob("*.yaml"))) or "none"
+            raise PolicyError(f"{path}: no policy profile {profile!r} (profiles: {known})")
+        return path
+    return Path(profile)
+
+
+def load_profile(profile: str | None) -> Policy:
+    """load_policy of profile_path(profile): what a run's params.policy_profile selects."""
+    return load_policy(profile_path(profile))
+
+
 def load_policy(path: str | os.PathLike[str] | None = None) -> Policy:
     """Load and validate the policy: `path`, else env REVISIT_POLICY, else the project default."""
     resolved = Path(path or os.environ.get("REVISIT_POLICY") or DEFAULT_POLICY_PATH)
@@ -515,4 +584,6 @@ def _load_cached(path: Path, _mtime: int) -> Policy:
         data = yaml.load(text, Loader=_Loader)  # a SafeLoader subclass: no arbitrary objects
     except yaml.YAMLError as error:
         raise PolicyError(_yaml_error(path, error)) from None
-    return parse_policy(data, path, raw)
+    policy = parse_policy(data, path, raw)
+    policy._source = str(path)
+    return policy

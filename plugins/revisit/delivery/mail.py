@@ -55,6 +55,9 @@ LEDGER = table("mail_delivery", column("mail_kind"), column("period"), column("d
 REPORT, SLA_DIGEST, CALL_LIST = "report", "sla_digest", "call_list"  # mail kinds
 ALERT = "alert"  # the data team's notices sent at most once per period (revisit.bridge.alerts)
 ESCALATION = "escalation"  # a supervisor's copy of the digest's escalated rows (agent id as key)
+# The company report to each notify.leadership address, once per period (a month '2026-09' or
+# a quarter '2026-Q3'); key: revisit.delivery.company.recipient_key(address)
+COMPANY_REPORT = "company_report"
 PENDING, SENT, FAILED, UNKNOWN = "pending", "sent", "failed", "unknown"
 STATES = (PENDING, SENT, FAILED, UNKNOWN)
 
@@ -186,7 +189,8 @@ def message_id(period: str, department_id: str, recipient: str, sender: str,
 
 TAGS = {REPORT: "X-Revisit-Report", SLA_DIGEST: "X-Revisit-Digest",
         CALL_LIST: "X-Revisit-Call-List",
-        ESCALATION: "X-Revisit-Escalation"}  # the tag header of each mail kind
+        ESCALATION: "X-Revisit-Escalation",
+        COMPANY_REPORT: "X-Revisit-Company-Report"}  # the tag header of each mail kind
 
 
 def new_message(subject: str, sender: str, head_email: object, period: str,
@@ -318,6 +322,7 @@ def _skipped(department_id: str, claim: Claim) -> dict[str, Any]:
 __all__ = [
     "ALERT",
     "CALL_LIST",
+    "COMPANY_REPORT",
     "ESCALATION",
     "FAILED",
     "PENDING",

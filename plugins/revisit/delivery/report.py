@@ -481,6 +481,8 @@ def build_context(data: dict[str, Any], policy, locale: str | None = None,
         "period": fmt.month(data["month"]),
         "cutoff": tr["cut_off"].format(cutoff=f"{first_next.isoformat()} 00:00 ({tz})"),
         "generated": generated_at.astimezone(ZoneInfo(tz)).strftime("%Y-%m-%d %H:%M"),
+        # Which policy made the numbers (the footer; run.json of reports/M says the same).
+        "policy_version": policy.version, "profile": policy.profile,
         "tiles": tiles(data, targets, fmt),
         "counts": counts,
         "highlights": highlights(data, targets, fmt, policy.report.highlights),

@@ -273,11 +273,12 @@ def _result(run: _Run) -> QualityResult:
 
 
 def gate_or_stop(frames: Mapping[str, pd.DataFrame], policy: Policy, folder: Path,
-                 period: dt.date | str) -> QualityResult:
+                 period: dt.date | str, run_info: dict | None = None) -> QualityResult:
     """The gate over a snapshot with its report written to `folder` (quality/<period>/) first,
-    so a stop (QualityStop, naming the period and the report) always leaves the reasons."""
+    so a stop (QualityStop, naming the period and the report) always leaves the reasons;
+    `run_info` goes with the report as its run.json."""
     result = run_quality_gate(frames, policy)
-    write_quality_outputs(result, folder, period)
+    write_quality_outputs(result, folder, period, run_info)
     if result.stopped:
         raise QualityStop(f"quality gate stopped the run for {period}: {result.stop_reason} "
                           f"(see {folder})")

@@ -123,9 +123,11 @@ def render_summary(result: QualityResult, call_date: dt.date | str, fmt: str = "
 
 
 def write_quality_outputs(result: QualityResult, folder: Path,
-                          call_date: dt.date | str) -> dict[str, Path]:
+                          call_date: dt.date | str,
+                          run_info: dict | None = None) -> dict[str, Path]:
     """Write quarantine.csv, summary.csv (per table), checks.csv (per check), summary.md and
-    summary.html into `folder` (quality/D), replacing the folder whole and atomically."""
+    summary.html into `folder` (quality/D), replacing the folder whole and atomically;
+    `run_info`: the run's provenance, written as run.json with them (revisit.io.runinfo)."""
     names = OUTPUT_FILES
     md = render_summary(result, call_date, "md")
     html = render_summary(result, call_date, "html")
@@ -141,6 +143,10 @@ def write_quality_outputs(result: QualityResult, folder: Path,
                                                       index=False)
         (tmp / names["summary_md"]).write_text(md, encoding="utf-8")
         (tmp / names["summary_html"]).write_text(html, encoding="utf-8")
+        if run_info is not None:
+            from revisit.io.runinfo import write_run_info
+
+            write_run_info(tmp, run_info)
     return {key: folder / name for key, name in names.items()}
 
 

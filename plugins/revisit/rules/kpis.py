@@ -8,8 +8,10 @@ Definitions (month m = [1st of m 00:00, 1st of m+1 00:00), business-local):
 
 - `visits_due`: visit obligations (revisit.rules.visits) whose window ends in m, of customers that
   may be called (do_not_call customers are excluded and counted in the data-quality note);
-  `visits_on_time`: of those, done (a reached visit of the same kind and order / ticket) on or
-  before the window's last day (an early visit counts as on time: the obligation is met);
+  `visits_on_time`: of those, done (a reached visit of the same kind and order / ticket) or
+  refused (visits.after_refusal `end`) on time by revisit.rules.visits.on_time: by the window's
+  last day and not before its first day less visits.early_tolerance_days (policy 004:
+  "不得擅自提前或推迟回访时间"; an early visit completes the obligation but is not on time);
   `visit_timeliness_rate` = on time / due. The recurring kinds (`periodic`, `key_account`) have
   one obligation per anchor (the cooperation start, else the day the customer record was
   created, then every reached visit that restarts the clock): revisit.rules.visits
@@ -28,7 +30,8 @@ Definitions (month m = [1st of m 00:00, 1st of m+1 00:00), business-local):
 - `median_handling_hours`: median wall-clock hours created -> resolved of tickets resolved in m.
 
 What a head acts on (the report's action page), at the cut-off of M:
-- `open_visits`: per agent (the customer's owner, as in the agent table), the obligations of
+- `open_visits`: per agent (the customer's owner, flagged when inactive so the head reassigns;
+  the agent table credits the agent responsible instead, revisit.rules.credit), the obligations of
   callable customers that are `overdue` at the cut-off (past their window, still on the call
   list) and those `missed` in M (the last day they could be on the list, window_end +
   visits.max_overdue_days, fell in M: older misses were last month's news); from the same
@@ -53,10 +56,16 @@ import pyarrow as pa
 
 from revisit.config.policy import Policy
 from revisit.config.schema import PRIORITIES
-from revisit.core.periods import month_end, month_start, trend_months
+from revisit.core.periods import MONTH, QUARTER, month_end, month_start, period_unit, trend_months
 from revisit.core.phones import mask_phone
 from revisit.rules.calendar import BusinessCalendar
-from revisit.rules.visits import RECURRING_KINDS, recurring_history, table, visit_obligations
+from revisit.rules.visits import (
+    RECURRING_KINDS,
+    on_time,
+    recurring_history,
+    table,
+    visit_obligations,
+)
 
 COMPANY = "ALL"
 KPI_NAMES = (
@@ -72,8 +81,12 @@ VISIT_SCALE, TICKET_SCALE = 10.0, 20.0
 
 
 # ================================================================= months
-def _month_of(stamps: pd.Series) -> pd.Series:
-    """'YYYY-MM' of naive timestamps (NA for NaT)."""
+def _month_of(stamps: pd.Series, unit: str = MONTH) -> pd.Series:
+    """'YYYY-MM' of naive timestamps (NA for NaT); with unit QUARTER, 'YYYY-Qn'.
+
+    Why a unit: every KPI puts its rows in a period by this label and compares it with the
+    period measured, so compute_monthly over a quarter label ('2026-Q3',
+    revisit.core.periods) computes the quarter's own rates and medians, not means of months."""
     stamps = pd.to_datetime(stamps)
     if stamps.dt.tz is not None:  # the local month, not UTC's
         stamps = stamps.dt.tz_localize(None)
@@ -82,10 +95,14 @@ def _month_of(stamps: pd.Series) -> pd.Series:
     known = ~np.isnat(months)
     if not known.any():
         return pd.Series(pd.NA, index=stamps.index, dtype="string")
-    number = months.view("int64")
+    number = months.view("int64")  # months since 1970-01
+    if unit == QUARTER:
+        number = number // 3  # quarters since 1970-Q1
     low = number[known].min()
-    labels = np.datetime_as_string(
-        np.arange(low, number[known].max() + 1).astype("datetime64[M]"), unit="M")
+    span = np.arange(low, number[known].max() + 1)
+    labels = (np.array([f"{1970 + q // 4}-Q{q % 4 + 1}" for q in span.tolist()])
+              if unit == QUARTER else
+              np.datetime_as_string(span.astype("datetime64[M]"), unit="M"))
     codes = pa.array(np.where(known, number - low, 0).astype(np.int32), mask=~known)
     text = pa.DictionaryArray.from_arrays(codes, pa.array(labels)).cast(pa.large_string())
     return pd.Series(pd.arrays.ArrowStringArray(text), index=stamps.index, dtype="string")
@@ -112,18 +129,17 @@ def timeliness_obligations(frames: dict[str, pd.DataFrame], policy: Policy,
     obligations = (visit_obligations(frames, policy, calendar, cutoff.date())
                    if at_cutoff is None else at_cutoff)
     single = obligations[~obligations["kind"].isin(RECURRING_KINDS).fillna(False)]
-    done_day = _naive(single["done_at"]).dt.normalize()
     single = pd.DataFrame({
         "customer_id": single["customer_id"].astype("string"),
         "kind": single["kind"].astype("string"),
         "window_end": single["window_end"].astype("datetime64[s]"),
-        "on_time": (done_day <= single["window_end"]).fillna(False).to_numpy(bool),
+        "on_time": on_time(single, policy),  # the one rule: revisit.rules.visits.on_time
     })
     recurring = recurring_history(frames, policy, calendar, cutoff.date())
     recurring = recurring.loc[~recurring["superseded"],
                               ["customer_id", "kind", "window_end", "on_time"]]
     out = pd.concat([single, recurring], ignore_index=True)
-    out["month"] = _month_of(out["window_end"])
+    out["month"] = _month_of(out["window_end"], period_unit(month))
     out = out[out["month"].isin(months).fillna(False)].reset_index(drop=True)
     return _with_customer(out, frames)
 
@@ -150,7 +166,8 @@ def _with_customer(out: pd.DataFrame, frames: dict[str, pd.DataFrame]) -> pd.Dat
 
 
 # ================================================================= frames of facts
-def _ticket_facts(frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
+def _ticket_facts(frames: dict[str, pd.DataFrame], unit: str = MONTH) -> pd.DataFrame:
+    """One row per ticket; its created / resolved / closed period labels in `unit`."""
     tickets = table(frames, "tickets")
     created = _naive(tickets["created_at"])
     resolved = _naive(tickets["resolved_at"]).fillna(_naive(tickets["closed_at"]))
@@ -166,14 +183,14 @@ def _ticket_facts(frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
         "resolved_at": resolved,
         "closed_at": closed,
         "satisfaction": pd.to_numeric(tickets["satisfaction"], errors="coerce").astype(float),
-        "created_month": _month_of(created),
-        "resolved_month": _month_of(resolved),
-        "closed_month": _month_of(closed),
+        "created_month": _month_of(created, unit),
+        "resolved_month": _month_of(resolved, unit),
+        "closed_month": _month_of(closed, unit),
     })
 
 
 def _ratings(frames: dict[str, pd.DataFrame], tickets: pd.DataFrame,
-             valid: bool = True) -> pd.DataFrame:
+             valid: bool = True, unit: str = MONTH) -> pd.DataFrame:
     """Every satisfaction rating on the 0-100 scale: month, department_id, score, complaint,
     agent_id (the visiting agent; NA for tickets). A rating off its scale (visits 1-10,
     tickets 1-5: a typo in the CRM) is left out; `valid=False` returns only those."""
@@ -183,7 +200,7 @@ def _ratings(frames: dict[str, pd.DataFrame], tickets: pd.DataFrame,
     rated = v_score.notna().to_numpy(bool)  # only rated visits are kept below: skip the rest early
     visits, v_score = visits[rated], v_score[rated]
     v = pd.DataFrame({
-        "month": _month_of(visits["visited_at"]),
+        "month": _month_of(visits["visited_at"], unit),
         "department_id": visits["customer_id"].map(customers["department_id"]).astype("string"),
         "score": v_score, "complaint": False,
         "agent_id": visits["agent_id"].astype("string"),
@@ -216,7 +233,7 @@ def sla_rows(frames: dict[str, pd.DataFrame], policy: Policy, calendar: Business
     status = status.copy()
     for name in ("started_at", "deadline", "achieved_at"):
         status[name] = _naive(status[name].dt.tz_convert(calendar.tz))
-    status["month"] = _month_of(status["deadline"])
+    status["month"] = _month_of(status["deadline"], period_unit(month))
     return status
 
 
@@ -434,55 +451,106 @@ def open_counts(visits: pd.DataFrame, breaches: pd.DataFrame) -> dict[str, dict[
             for dept, row in by_dept.to_dict("index").items()}
 
 
+AGENT_COLUMNS = ("month", "department_id", "agent_id", "visits_due", "visits_on_time",
+                 "visits_made", "visits_reached", "avg_visit_satisfaction", "tickets_handled",
+                 "sla_breaches")  # reports/M/agents.csv and the agent_kpis table (DESIGN.md)
+AGENT_COUNTS = ("visits_due", "visits_on_time", "visits_made", "visits_reached",
+                "tickets_handled", "sla_breaches")
+_AGENT_KEYS = ["department_id", "agent_id"]
+
+
 def agent_table(frames: dict[str, pd.DataFrame], obligations: pd.DataFrame,
                 tickets: pd.DataFrame, ratings: pd.DataFrame, sla: pd.DataFrame,
-                month: str) -> pd.DataFrame:
-    """One row per agent of a department for M: visits made / reached, visits due for their
-    customers and on time, tickets resolved and median hours, SLA breaches of their tickets,
-    average rating of their visits."""
-    agents = table(frames, "agents").drop_duplicates("agent_id")
-    visits = table(frames, "visits")
-    in_month = (_month_of(visits["visited_at"]) == month).fillna(False).to_numpy(bool)
-    made = visits[in_month]
-    made = pd.DataFrame({"agent_id": made["agent_id"].astype("string"),
-                         "reached": (made["outcome"] == "reached").fillna(False).to_numpy(bool)})
-    made_t = made.groupby("agent_id").agg(visits_made=("reached", "size"),
-                                          visits_reached=("reached", "sum"))
-    due = obligations[(obligations["month"] == month) & ~obligations["do_not_call"]]
-    due_t = due.groupby("owner_agent_id").agg(visits_due=("on_time", "size"),
-                                              visits_on_time=("on_time", "sum"))
-    res = tickets[(tickets["resolved_month"] == month).fillna(False)]
-    res = res.assign(hours=(res["resolved_at"] - res["created_at"]).dt.total_seconds() / 3600)
-    res_t = res.groupby("handler_agent_id").agg(tickets_resolved=("ticket_id", "size"),
-                                                median_handling_hours=("hours", "median"))
-    handler = tickets.set_index("ticket_id")["handler_agent_id"]
-    breached = sla[(sla["month"] == month).fillna(False) & (sla["status"] == "breached")]
-    br_t = breached["ticket_id"].map(handler).value_counts().rename("sla_breaches")
-    rat = ratings[(ratings["month"] == month) & ratings["agent_id"].notna()]
-    rat_t = rat.groupby("agent_id")["score"].mean().rename("avg_visit_satisfaction")
-    out = pd.DataFrame({
-        "department_id": agents["department_id"].astype("string").to_numpy(),
-        "agent_id": agents["agent_id"].astype("string").to_numpy(),
-        "name": agents["name"].astype("string").to_numpy(),
-        "role": agents["role"].astype("string").to_numpy(),
-        "active": (pd.to_numeric(agents["active"], errors="coerce") == 1).fillna(False)
-        .to_numpy(bool),
-    })
-    key = out["agent_id"]
-    for frame, names in ((made_t, ("visits_made", "visits_reached")),
-                         (due_t, ("visits_due", "visits_on_time")),
-                         (res_t, ("tickets_resolved", "median_handling_hours"))):
-        for name in names:
-            out[name] = key.map(frame[name]).to_numpy() if len(frame) else np.nan
-    out["sla_breaches"] = key.map(br_t).to_numpy() if len(br_t) else 0
-    out["avg_visit_satisfaction"] = key.map(rat_t).to_numpy() if len(rat_t) else np.nan
-    for name in ("visits_made", "visits_reached", "visits_due", "visits_on_time",
-                 "tickets_resolved", "sla_breaches"):
-        out[name] = pd.to_numeric(out[name], errors="coerce").fillna(0).astype(int)
-    out["median_handling_hours"] = pd.to_numeric(out["median_handling_hours"]).astype(float)
+                month: str, policy: Policy, listings: pd.DataFrame | None = None
+                ) -> pd.DataFrame:
+    """One row per (department, agent) of M: AGENT_COLUMNS plus name, role, active and
+    visit_timeliness_rate (on time / due), by department_id then agent_id.
+
+    visits_due / visits_on_time: the visits due in M credited to the agent responsible
+    (revisit.rules.credit, from `listings`, the call_list history of M, else the assignment
+    rules); visits_made / visits_reached / avg_visit_satisfaction (0-100, the visit's 1-10 x10,
+    as avg_satisfaction): the visits the agent made in M; tickets_handled: the tickets they
+    handle (handler_agent_id) resolved in M; sla_breaches: those tickets' breached SLA rows
+    with deadlines in M. Each number is kept under the department its rows belong to (the
+    customer's, the ticket's), and every agent of a department as of the end of M has a row
+    there: see revisit.rules.credit for an agent who moved department."""
+    parts = [_agent_due(frames, obligations, month, policy, listings),
+             _agent_visits(frames, month), _agent_ratings(ratings, month),
+             _agent_tickets(tickets, sla, month)]
+    agents = table(frames, "agents").drop_duplicates("agent_id").set_index("agent_id")
+    members = pd.DataFrame({"department_id": agents["department_id"].astype("string").to_numpy(),
+                            "agent_id": agents.index.astype("string")})
+    keys = pd.concat([members, *(p.loc[:, _AGENT_KEYS] for p in parts)], ignore_index=True)
+    out = keys.dropna().drop_duplicates(ignore_index=True).astype("string")
+    for part in parts:
+        out = out.merge(part, on=_AGENT_KEYS, how="left")
+    for name in AGENT_COUNTS:
+        out[name] = pd.to_numeric(out[name], errors="coerce").fillna(0).astype("int64")
+    out["avg_visit_satisfaction"] = pd.to_numeric(out["avg_visit_satisfaction"]).astype(float)
+    out.insert(0, "month", month)
+    out["name"] = out["agent_id"].map(agents["name"]).astype("string")
+    out["role"] = out["agent_id"].map(agents["role"]).astype("string")
+    out["active"] = (pd.to_numeric(out["agent_id"].map(agents["active"]), errors="coerce") == 1
+                     ).fillna(False).to_numpy(bool)
+    out["home_department_id"] = out["agent_id"].map(agents["department_id"]).astype("string")
     out["visit_timeliness_rate"] = _ratio(out["visits_on_time"].astype(float),
                                           out["visits_due"].astype(float))
-    return out.sort_values(["department_id", "agent_id"], ignore_index=True)
+    return out.sort_values(_AGENT_KEYS, ignore_index=True)
+
+
+def _agent_due(frames: dict[str, pd.DataFrame], obligations: pd.DataFrame, month: str,
+               policy: Policy, listings: pd.DataFrame | None) -> pd.DataFrame:
+    """visits_due / visits_on_time per (customer's department, credited agent)."""
+    from revisit.rules.credit import credited_agents
+
+    due = obligations[(obligations["month"] == month).fillna(False).to_numpy(bool)
+                      & ~obligations["do_not_call"].to_numpy(bool)]
+    rows = pd.DataFrame({"department_id": due["department_id"].astype("string").to_numpy(),
+                         "agent_id": credited_agents(due, frames, policy, listings).to_numpy(),
+                         "on_time": due["on_time"].to_numpy(bool)})
+    return _agg(rows, _AGENT_KEYS, visits_due=("on_time", "size"),
+                visits_on_time=("on_time", "sum"))
+
+
+def _agent_visits(frames: dict[str, pd.DataFrame], month: str) -> pd.DataFrame:
+    """visits_made / visits_reached per (customer's department, visiting agent) in M."""
+    visits = table(frames, "visits")
+    made = visits[(_month_of(visits["visited_at"], period_unit(month)) == month)
+                  .fillna(False).to_numpy(bool)]
+    customers = table(frames, "customers").drop_duplicates("customer_id").set_index("customer_id")
+    rows = pd.DataFrame({
+        "department_id": made["customer_id"].map(customers["department_id"]).astype("string")
+        .to_numpy(),
+        "agent_id": made["agent_id"].astype("string").to_numpy(),
+        "reached": (made["outcome"] == "reached").fillna(False).to_numpy(bool),
+    })
+    return _agg(rows, _AGENT_KEYS, visits_made=("reached", "size"),
+                visits_reached=("reached", "sum"))
+
+
+def _agent_ratings(ratings: pd.DataFrame, month: str) -> pd.DataFrame:
+    """avg_visit_satisfaction (0-100) per (customer's department, visiting agent) in M."""
+    rated = ratings[(ratings["month"] == month).fillna(False).to_numpy(bool)
+                    & ratings["agent_id"].notna().to_numpy(bool)]
+    return _agg(rated, _AGENT_KEYS, avg_visit_satisfaction=("score", "mean"))
+
+
+def _agent_tickets(tickets: pd.DataFrame, sla: pd.DataFrame, month: str) -> pd.DataFrame:
+    """tickets_handled (resolved in M) and sla_breaches (breached rows with deadlines in M)
+    per (ticket's department, handler)."""
+    handled = tickets[(tickets["resolved_month"] == month).fillna(False).to_numpy(bool)]
+    handled = _agg(handled.rename(columns={"handler_agent_id": "agent_id"}), _AGENT_KEYS,
+                   tickets_handled=("ticket_id", "size"))
+    handler = tickets.drop_duplicates("ticket_id").set_index("ticket_id")["handler_agent_id"]
+    breached = sla[(sla["month"] == month).fillna(False).to_numpy(bool)
+                   & (sla["status"] == "breached").fillna(False).to_numpy(bool)]
+    breached = pd.DataFrame({
+        "department_id": breached["department_id"].astype("string").to_numpy(),
+        "agent_id": breached["ticket_id"].map(handler).astype("string").to_numpy(),
+        "ticket_id": breached["ticket_id"].to_numpy(),
+    })
+    breaches = _agg(breached, _AGENT_KEYS, sla_breaches=("ticket_id", "size"))
+    return handled.merge(breaches, on=_AGENT_KEYS, how="outer")
 
 
 def data_quality(frames: dict[str, pd.DataFrame], obligations: pd.DataFrame,
@@ -552,18 +620,21 @@ class MonthlyKpis:
 
 
 def compute_monthly(frames: dict[str, pd.DataFrame], policy: Policy,
-                    calendar: BusinessCalendar, month: str) -> MonthlyKpis:
+                    calendar: BusinessCalendar, month: str,
+                    listings: pd.DataFrame | None = None) -> MonthlyKpis:
     """The KPIs of month M and the `policy.report.trend_months` - 1 months before it, plus the
-    breakdowns of M, from one snapshot taken at the end of M."""
+    breakdowns of M, from one snapshot taken at the end of M. `listings`: the results
+    database's call_list rows of M (revisit.rules.credit.LISTING_COLUMNS; None: no history),
+    which say who was credited with each due visit in the agent table."""
     months = trend_months(month, policy.report.trend_months)
     dept_frame = table(frames, "departments").drop_duplicates("department_id")
     dept_frame = dept_frame.sort_values("department_id", ignore_index=True)
     departments = dept_frame["department_id"].astype("string").tolist()
     at_cutoff = visit_obligations(frames, policy, calendar, month_end(month).date())
     obligations = timeliness_obligations(frames, policy, calendar, month, months, at_cutoff)
-    tickets = _ticket_facts(frames)
+    tickets = _ticket_facts(frames, period_unit(month))
     tickets = tickets[~(tickets["created_at"] >= month_end(month)).fillna(False)]
-    ratings = _ratings(frames, tickets)
+    ratings = _ratings(frames, tickets, unit=period_unit(month))
     ratings = ratings[ratings["month"] <= month]
     sla = sla_rows(frames, policy, calendar, month)
     visits_open = open_visits(at_cutoff, frames, policy, month)
@@ -576,7 +647,7 @@ def compute_monthly(frames: dict[str, pd.DataFrame], policy: Policy,
         categories=top_categories(tickets, month, policy.report.top_categories),
         sla_priority=sla_by_priority(sla, month, list(policy.sla.metrics)),
         breaches=worst_breaches(sla, frames, month, policy.report.worst_breaches),
-        agents=agent_table(frames, obligations, tickets, ratings, sla, month),
+        agents=agent_table(frames, obligations, tickets, ratings, sla, month, policy, listings),
         quality=data_quality(frames, obligations, tickets, month, departments, sla,
                              list(policy.sla.metrics)),
         open_visits=visits_open.groupby("department_id").head(top).reset_index(drop=True),
@@ -599,9 +670,26 @@ def write_kpis_csv(kpis: MonthlyKpis, path: Path) -> Path:
     return write_text(path, out.to_csv(index=False, lineterminator="\n"))
 
 
+def agent_rows(kpis: MonthlyKpis) -> pd.DataFrame:
+    """The agents.csv / agent_kpis rows of M: AGENT_COLUMNS of the agent table (the report's
+    agent table shows the same rows and numbers)."""
+    return kpis.agents.loc[:, list(AGENT_COLUMNS)].reset_index(drop=True)
+
+
+def write_agents_csv(kpis: MonthlyKpis, path: Path) -> Path:
+    """reports/M/agents.csv: AGENT_COLUMNS (UTF-8, header; counts as integers, the average
+    rating as in kpis.csv, empty when undefined); written atomically."""
+    from revisit.io.files import write_text
+
+    rows = agent_rows(kpis)
+    rows["avg_visit_satisfaction"] = [
+        "" if pd.isna(v) else f"{v:.6g}" for v in rows["avg_visit_satisfaction"]]
+    return write_text(path, rows.to_csv(index=False, lineterminator="\n"))
+
+
 __all__ = [
-    "COMPANY", "KPI_COLUMNS", "KPI_NAMES", "OPEN_VISIT_COLUMNS", "MonthlyKpis", "agent_table",
-    "compute_monthly", "data_quality", "kpi_long", "open_breaches", "open_counts", "open_visits",
-    "sla_by_priority", "sla_rows", "timeliness_obligations", "top_categories", "worst_breaches",
-    "write_kpis_csv",
+    "AGENT_COLUMNS", "COMPANY", "KPI_COLUMNS", "KPI_NAMES", "OPEN_VISIT_COLUMNS", "MonthlyKpis",
+    "agent_rows", "agent_table", "compute_monthly", "data_quality", "kpi_long", "open_breaches",
+    "open_counts", "open_visits", "sla_by_priority", "sla_rows", "timeliness_obligations",
+    "top_categories", "worst_breaches", "write_agents_csv", "write_kpis_csv",
 ]

@@ -17,6 +17,7 @@ from revisit.config.policy import Policy
 from revisit.core.errors import RevisitError
 from revisit.io.extract import Cutoff, SnapshotTables
 from revisit.io.files import atomic_dir
+from revisit.io.runinfo import run_info, write_run_info
 from revisit.rules.calendar import BusinessCalendar
 from revisit.stages.partitions import DayPartitions
 
@@ -26,6 +27,12 @@ log = logging.getLogger(__name__)
 def cutoff_of(day: dt.date, policy: Policy) -> pd.Timestamp:
     """D 00:00, naive business-local: the instant the run sees the CRM at."""
     return Cutoff.for_date(day, policy.calendar.timezone, policy.source_tz).business
+
+
+def provenance(parts: DayPartitions, policy: Policy) -> dict:
+    """What made D's outputs (run.json of each partition, revisit.io.runinfo): the policy, the
+    snapshot read (the original run's for a replay) and the code."""
+    return run_info(policy, parts.snapshot, parts.period)
 
 
 # Columns no daily rule reads (free text, the visits' own ids): at a million customers these
@@ -56,10 +63,13 @@ def run_quality(parts: DayPartitions, policy: Policy) -> dict:
     (revisit.quality.gate.QualityStop: no lists go out)."""
     from revisit.quality.gate import gate_or_stop
 
-    result = gate_or_stop(SnapshotTables(parts.snapshot), policy, parts.quality, parts.day)
+    info = provenance(parts, policy)
+    result = gate_or_stop(SnapshotTables(parts.snapshot), policy, parts.quality, parts.day,
+                          run_info=info)
     with atomic_dir(parts.clean) as tmp:
         for name, frame in result.clean.items():
             frame.to_parquet(tmp / f"{name}.parquet", index=False)
+        write_run_info(tmp, info)
     summary = {
         "quarantined_rows": int(result.quarantine[["table", "row_key"]].drop_duplicates().shape[0])
         if len(result.quarantine) else 0,
@@ -93,6 +103,7 @@ def run_call_lists(parts: DayPartitions, policy: Policy, calendar: BusinessCalen
         write_csv(result.sms_notice, tmp / "sms_notice.csv")
         write_csv(result.carried_over, tmp / "carried_over.csv")
         write_csv(result.not_listed, tmp / "not_listed.csv")
+        write_run_info(tmp, provenance(parts, policy))
     write_handoff(parts, "call_list",
                   lists.loc[:, list(CALL_LIST_RESULT_COLUMNS)].rename(
                       columns=CALL_LIST_RESULT_COLUMNS))
@@ -176,6 +187,7 @@ def run_sla(parts: DayPartitions, policy: Policy, calendar: BusinessCalendar) ->
         write_csv(as_csv, tmp / "sla_status.csv")
         for department_id, rows in sorted(digests.items()):
             write_csv(rows, tmp / f"{DIGEST_PREFIX}{department_id}.csv")
+        write_run_info(tmp, provenance(parts, policy))
     write_handoff(parts, "sla_status", status)
     # DESIGN.md: unknown verdicts are listed in the quality summary (ids only). The gate wrote
     # quality/D/summary.{md,html} before SLA ran: its section is put in by marker, the rest of

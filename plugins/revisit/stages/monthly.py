@@ -99,7 +99,8 @@ def _in_month(rows: pd.DataFrame, frames: dict, stamps: dict[str, str], month: s
         key = {"visits": "visit_id", "tickets": "ticket_id"}[name]
         when = frames[name].drop_duplicates(key).set_index(key)[stamp]
         mask = (rows["table"] == name).to_numpy(bool)
-        at = pd.to_datetime(rows.loc[mask, "row_key"].map(when), errors="coerce")
+        # reindex, not map: Series.map over an empty datetime lookup fails to cast
+        at = pd.to_datetime(when.reindex(rows.loc[mask, "row_key"].to_numpy()), errors="coerce")
         keep[mask] = ((at >= month_start(month)) & (at < month_end(month))).fillna(False)
     return keep
 
@@ -125,20 +126,33 @@ def _department_lookups(frames: dict) -> dict[str, pd.Series]:
 
 
 def compute_kpis(parts: MonthPartitions, policy: Policy, results_url: str) -> dict[str, Any]:
-    """KPIs of M from snapshots/M: reports/M/kpis.csv and report_data/M/<department>.json.
+    """KPIs of M from snapshots/M: reports/M/kpis.csv, reports/M/agents.csv,
+    report_data/M/<department>.json, and M's rows of the results tables kpis and agent_kpis
+    (replaced by month; a replay publishes nothing).
 
     The same gate as the daily run first: KPIs are computed from rows that passed it (a rating
     of 11/10 or an orphan visit does not move a head's numbers); quality/M/ says what was left
-    out. A stop raises revisit.quality.gate.QualityStop (not retryable)."""
+    out. A stop raises revisit.quality.gate.QualityStop (not retryable). Who is credited with
+    each due visit comes from the results database's call-list history of M
+    (revisit.rules.credit)."""
     from revisit.io.extract import read_snapshot
     from revisit.io.files import atomic_dir, safe_name
+    from revisit.io.results import call_list_history
+    from revisit.io.runinfo import run_info, write_run_info
     from revisit.quality.gate import gate_or_stop
     from revisit.rules.calendar import BusinessCalendar
-    from revisit.rules.kpis import compute_monthly, write_kpis_csv
+    from revisit.rules.kpis import compute_monthly, write_agents_csv, write_kpis_csv
 
     frames = read_snapshot(parts.snapshot)
-    gate = gate_or_stop(frames, policy, parts.quality, parts.month)
-    kpis = compute_monthly(gate.clean, policy, BusinessCalendar(policy.calendar), parts.month)
+    info = run_info(policy, parts.snapshot, parts.period)  # run.json: what made M's outputs
+    gate = gate_or_stop(frames, policy, parts.quality, parts.month, run_info=info)
+    listings = call_list_history(results_url, month_start(parts.month).date(),
+                                 month_end(parts.month).date())
+    if listings is None:
+        log.info("no call-list history in the results database: due visits of %s are credited "
+                 "by the assignment rules", parts.month)
+    kpis = compute_monthly(gate.clean, policy, BusinessCalendar(policy.calendar), parts.month,
+                           listings=listings)
     quarantined = quarantined_by_department(results_url, parts.month, frames)
     departments = kpis.departments["department_id"].astype(str).tolist()
     unsafe = [d for d in departments if not safe_name(d)]
@@ -151,9 +165,28 @@ def compute_kpis(parts: MonthPartitions, policy: Policy, results_url: str) -> di
             _write_report_data(tmp / f"{department_id}.json", kpis, department_id, quarantined,
                                left_out)
     csv = write_kpis_csv(kpis, parts.reports / "kpis.csv")
+    write_run_info(parts.reports, info)  # beside kpis.csv (report_data/M holds only departments)
+    agents_csv = write_agents_csv(kpis, parts.reports / "agents.csv")
+    published = None if parts.replay else publish_kpis(results_url, kpis)
     _log_company_kpis(kpis, parts.month, len(departments))
-    return {"month": parts.month, "kpis_csv": str(csv), "departments": departments,
-            "data": str(parts.data)}
+    return {"month": parts.month, "kpis_csv": str(csv), "agents_csv": str(agents_csv),
+            "departments": departments, "data": str(parts.data), "published": published}
+
+
+def publish_kpis(results_url: str, kpis) -> dict[str, int]:
+    """M's kpis.csv and agents.csv rows into the results tables kpis and agent_kpis, replacing
+    M's previous rows of both in one transaction (a rerun never duplicates)."""
+    from revisit.io.db import make_engine
+    from revisit.io.results import ensure_schema, replace_months
+    from revisit.rules.kpis import KPI_COLUMNS, agent_rows
+
+    engine = make_engine(results_url)
+    try:
+        ensure_schema(engine)
+        return replace_months(engine, kpis.month, {
+            "kpis": kpis.of_month().loc[:, list(KPI_COLUMNS)], "agent_kpis": agent_rows(kpis)})
+    finally:
+        engine.dispose()
 
 
 def _write_report_data(path, kpis, department_id: str, quarantined: dict | None,
@@ -197,14 +230,15 @@ def render_department(parts: MonthPartitions, policy: Policy,
     return {"department_id": department_id, "pdf": str(target), "seconds": seconds}
 
 
-def _ledger(policy: Policy, results_url: str):
-    from revisit.delivery.mail import DeliveryLedger
+def _ledger(policy: Policy, results_url: str, kind: str | None = None):
+    """The delivery ledger of the heads' reports, or of another mail `kind`."""
+    from revisit.delivery.mail import REPORT, DeliveryLedger
     from revisit.io.db import make_engine
     from revisit.io.results import ensure_schema
 
     engine = make_engine(results_url)
     ensure_schema(engine)
-    return DeliveryLedger(engine, policy.calendar.timezone)
+    return DeliveryLedger(engine, policy.calendar.timezone, kind or REPORT)
 
 
 def send_department(parts: MonthPartitions, policy: Policy, department_id: str,
@@ -228,28 +262,38 @@ def send_department(parts: MonthPartitions, policy: Policy, department_id: str,
 # ================================================================= summary
 def summarize(parts: MonthPartitions, policy: Policy, results_url: str, *,
               sending: bool) -> dict[str, Any]:
-    """The delivery state of every department of M in reports/M/delivery.json; raises
-    ReportsNotDelivered when a department's report was not delivered (and sending was on),
-    so the run shows it."""
+    """The delivery state of every department of M, and of the company report to each
+    leadership address (`leadership`, revisit.stages.company), in reports/M/delivery.json;
+    raises ReportsNotDelivered when a report was not delivered (and sending was on), so the
+    run shows it."""
     from revisit.delivery.mail import SENT
     from revisit.io.files import write_text
+    from revisit.stages.company import leadership_deliveries
 
     deliveries = _deliveries(parts, policy, results_url)
+    leadership = leadership_deliveries(parts, policy, results_url)
     counts: dict[str, int] = {}
     for item in deliveries:
         counts[item["state"]] = counts.get(item["state"], 0) + 1
-    summary = {"month": parts.month, "counts": counts, "deliveries": deliveries}
+    summary = {"month": parts.month, "counts": counts, "deliveries": deliveries,
+               "leadership": leadership}
     target = parts.reports / "delivery.json"
     write_text(target, json.dumps(summary, ensure_ascii=False, indent=1))
     undelivered = [d for d in deliveries if d["state"] != SENT]
     for item in undelivered:
         log.error("report %s for %s not delivered: %s (%s)", parts.month, item["department_id"],
                   item["state"], item["error"] or "no attempt recorded")
-    if undelivered and sending:
+    unsent = [d for d in leadership if d["state"] != SENT]
+    for item in unsent:
+        log.error("company report %s to %s not delivered: %s (%s)", item["period"],
+                  item["recipient"], item["state"], item["error"] or "no attempt recorded")
+    if (undelivered or unsent) and sending:
         raise ReportsNotDelivered(
-            f"{len(undelivered)} of {len(deliveries)} monthly reports for {parts.month} were not "
-            "delivered: " + ", ".join(f"{d['department_id']} ({d['state']})"
-                                      for d in undelivered))
+            f"{len(undelivered)} of {len(deliveries)} monthly reports and {len(unsent)} of "
+            f"{len(leadership)} company reports for {parts.month} were not delivered: "
+            + ", ".join([f"{d['department_id']} ({d['state']})" for d in undelivered]
+                        + [f"company report {d['period']} to {d['recipient']} ({d['state']})"
+                           for d in unsent]))
     return {"month": parts.month, "counts": counts, "summary": str(target)}
 
 
@@ -293,6 +337,6 @@ def _iso(value: Any, tz: str) -> str | None:
 
 
 __all__ = [
-    "LEFT_OUT", "ReportsNotDelivered", "compute_kpis", "left_out_by_gate",
+    "LEFT_OUT", "ReportsNotDelivered", "compute_kpis", "left_out_by_gate", "publish_kpis",
     "quarantined_by_department", "render_department", "send_department", "summarize",
 ]

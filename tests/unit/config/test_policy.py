@@ -292,3 +292,29 @@ def test_every_error_line_starts_with_the_file(raw):
 def test_the_report_bounds_default_to_a_short_text_and_a_five_minute_render(policy):
     assert policy.report.max_text_chars == 80
     assert policy.report.render_timeout_seconds == 300
+
+
+def test_visit_policy_switches_and_events(policy, raw):
+    visits = policy.visits
+    assert visits.after_refusal == "end" and visits.early_tolerance_days == 0
+    assert visits.kinds["major_complaint"].priorities == ["urgent", "important"]
+    assert str(visits.kinds["major_complaint"].start) == "0 days"
+    assert all(event.date.year == 2026 for event in visits.events)
+    broken = copy.deepcopy(raw)
+    broken["visits"]["after_refusal"] = "ignore"
+    broken["visits"]["early_tolerance_days"] = -1
+    broken["visits"]["kinds"]["welcome"]["enabled"] = "sometimes"
+    broken["visits"]["kinds"]["major_complaint"]["priorities"] = ["critical"]
+    broken["visits"]["events"] = [{"name": "X", "product": "P", "date": "2026-02-30"},
+                                  {"name": "Y", "product": "P"}]
+    message = _error(broken)
+    for key in ("visits.after_refusal", "visits.early_tolerance_days",
+                "visits.kinds.welcome.enabled", "visits.kinds.major_complaint.priorities.0",
+                "visits.events.0.date", "visits.events.1.date"):
+        assert f"test.yaml: {key}: " in message, key
+    twice = copy.deepcopy(raw)
+    twice["visits"]["events"] = [{"name": "X", "product": "P", "date": "2026-10-12"}] * 2
+    assert "event names appear twice: X" in _error(twice)
+    off = copy.deepcopy(raw)
+    off["visits"]["kinds"]["periodic"]["enabled"] = False
+    assert not parse_policy(off).visits.kinds["periodic"].enabled

@@ -424,3 +424,24 @@ def test_the_quality_note_says_how_many_sla_verdicts_were_unknown_and_for_which_
     assert report_data(unknown_kpis, "D1")["series"]["sla_unknown"][-1] == 2
     assert "First response 1, Verification 1" in render_html(report_data(unknown_kpis, "D1"),
                                                             policy, "en")
+
+
+def test_agents_csv_holds_the_numbers_of_the_reports_agent_table(kpis, english_pdf, tmp_path):
+    """reports/M/agents.csv (the contract columns) and the report's agent table are the same
+    rows and numbers: A1 of D1 is credited 4 due, 1 on time (25.0 %), made 2 visits, both
+    reached, rated (80 + 60) / 2 = 70.0, handled 1 ticket resolved in October, 1 breach."""
+    from revisit.rules.kpis import AGENT_COLUMNS, write_agents_csv
+
+    csv = pd.read_csv(write_agents_csv(kpis, tmp_path / "agents.csv"),
+                      dtype={"month": str, "department_id": str, "agent_id": str})
+    assert list(csv.columns) == list(AGENT_COLUMNS)
+    for dept in ("D1", "D2"):
+        shown = pd.DataFrame(report_data(kpis, dept)["agents"]).assign(department_id=dept)
+        mine = csv[csv["department_id"] == dept].reset_index(drop=True)
+        pd.testing.assert_frame_equal(mine, shown.loc[:, list(AGENT_COLUMNS)],
+                                      check_dtype=False)
+    assert csv.iloc[0].tolist() == [MONTH, "D1", "A1", 4, 1, 2, 2, 70.0, 1, 1]
+    text = " ".join(pdf_text(english_pdf).split())
+    assert "Due On time Timeliness Visits made Reached Visit rating Tickets handled Breaches" \
+        in text
+    assert "A1 Agent 4 1 25.0% 2 2 70.0 1 1" in text
