@@ -144,6 +144,7 @@ def build_company_context(data: dict[str, Any], policy, locale: str | None = Non
         "rows": side_by_side(data, fmt, columns),
         "trends": trend_tables(data, fmt, columns),
         "leaders": leaders(data, fmt, policy.report.max_text_chars),
+        "policy_version": policy.version,  # in the footer, as on the department reports
     }
 
 

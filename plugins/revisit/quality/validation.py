@@ -74,9 +74,13 @@ class GxValidator:
 
     def __init__(self) -> None:
         os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
-        for name in ("great_expectations", "great_expectations.core", "great_expectations._docs"):
-            logging.getLogger(name).setLevel(logging.WARNING)
         import great_expectations as gx
+
+        # After the import, which sets up GX's own loggers (its base config logs a temporary
+        # docs folder at INFO on every ephemeral context).
+        for name in ("great_expectations", "great_expectations.core", "great_expectations._docs",
+                     "great_expectations.data_context.types.base"):
+            logging.getLogger(name).setLevel(logging.WARNING)
         from great_expectations.data_context.types.base import ProgressBarsConfig
         from great_expectations.expectations.expectation_configuration import (
             ExpectationConfiguration,

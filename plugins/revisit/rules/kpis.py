@@ -226,10 +226,19 @@ def sla_rows(frames: dict[str, pd.DataFrame], policy: Policy, calendar: Business
              month: str) -> pd.DataFrame:
     """revisit.rules.sla.sla_status at the cut-off of `month`, with naive local deadline and its
     month."""
+    return _localized(month_status(frames, policy, calendar, month), calendar, month)
+
+
+def month_status(frames: dict[str, pd.DataFrame], policy: Policy, calendar: BusinessCalendar,
+                 month: str) -> pd.DataFrame:
+    """revisit.rules.sla.sla_status at the cut-off of `month` (STATUS_COLUMNS, stamps aware)."""
     from revisit.rules.sla import sla_status
 
-    status = sla_status(table(frames, "tickets"), frames.get("ticket_pauses"), policy, calendar,
-                        month_end(month))
+    return sla_status(table(frames, "tickets"), frames.get("ticket_pauses"), policy, calendar,
+                      month_end(month))
+
+
+def _localized(status: pd.DataFrame, calendar: BusinessCalendar, month: str) -> pd.DataFrame:
     status = status.copy()
     for name in ("started_at", "deadline", "achieved_at"):
         status[name] = _naive(status[name].dt.tz_convert(calendar.tz))
@@ -613,6 +622,9 @@ class MonthlyKpis:
     open_visits: pd.DataFrame | None = None  # OPEN_VISIT_COLUMNS
     open_breaches: pd.DataFrame | None = None  # as `breaches`, not achieved at the cut-off
     open_counts: dict[str, dict[str, int]] = field(default_factory=dict)
+    # The SLA verdicts with deadlines in M at M's cut-off (revisit.rules.sla STATUS_COLUMNS):
+    # what sla_compliance_rate, sla_breaches and sla_unknown count (reports/M/sla_status.csv).
+    verdicts: pd.DataFrame | None = None
 
     def of_month(self) -> pd.DataFrame:
         """The kpis.csv rows: month M only."""
@@ -636,7 +648,10 @@ def compute_monthly(frames: dict[str, pd.DataFrame], policy: Policy,
     tickets = tickets[~(tickets["created_at"] >= month_end(month)).fillna(False)]
     ratings = _ratings(frames, tickets, unit=period_unit(month))
     ratings = ratings[ratings["month"] <= month]
-    sla = sla_rows(frames, policy, calendar, month)
+    status = month_status(frames, policy, calendar, month)
+    sla = _localized(status, calendar, month)
+    verdicts = status[(sla["month"] == month).fillna(False).to_numpy(bool)]
+    del status
     visits_open = open_visits(at_cutoff, frames, policy, month)
     breaches_open = open_breaches(sla, frames)
     top = policy.report.action_rows
@@ -653,6 +668,7 @@ def compute_monthly(frames: dict[str, pd.DataFrame], policy: Policy,
         open_visits=visits_open.groupby("department_id").head(top).reset_index(drop=True),
         open_breaches=breaches_open.groupby("department_id").head(top).reset_index(drop=True),
         open_counts=open_counts(visits_open, breaches_open),
+        verdicts=verdicts.reset_index(drop=True),
     )
 
 

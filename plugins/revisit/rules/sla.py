@@ -16,6 +16,7 @@ status closed / resolved); unknown rows are neither met nor breached anywhere do
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -430,8 +431,17 @@ def breach_digest(status: pd.DataFrame, tickets: pd.DataFrame, customers: pd.Dat
     }
 
 
+def write_status_csv(status: pd.DataFrame, path: Path) -> Path:
+    """An sla_status.csv (DESIGN.md Outputs): STATUS_COLUMNS, due_today as `true` / `false`;
+    written atomically by the project's CSV writer."""
+    from revisit.io.spreadsheet import write_csv
+
+    as_csv = status.assign(due_today=status["due_today"].map({True: "true", False: "false"}))
+    return write_csv(as_csv.loc[:, list(STATUS_COLUMNS)], path)
+
+
 __all__ = [
     "AT_RISK", "BREACHED", "DIGEST_COLUMNS", "MET", "PENDING", "STATUSES", "STATUS_COLUMNS",
     "STEP_STAMPS", "UNKNOWN",
-    "breach_digest", "new_breaches", "sla_status",
+    "breach_digest", "new_breaches", "sla_status", "write_status_csv",
 ]

@@ -174,17 +174,15 @@ def run_sla(parts: DayPartitions, policy: Policy, calendar: BusinessCalendar) ->
     from revisit.delivery.digest import DIGEST_PREFIX
     from revisit.io.spreadsheet import write_csv
     from revisit.quality.summary import write_sla_unknown_section
-    from revisit.rules.sla import UNKNOWN, breach_digest, sla_status
+    from revisit.rules.sla import UNKNOWN, breach_digest, sla_status, write_status_csv
 
     frames = read_clean(parts, ("tickets", "ticket_pauses", "customers"))
     cutoff = cutoff_of(parts.day, policy)
     status = sla_status(frames["tickets"], frames.get("ticket_pauses"), policy, calendar, cutoff)
     previous = cutoff_of(parts.day - dt.timedelta(days=1), policy)
     digests = breach_digest(status, frames["tickets"], frames["customers"], cutoff, previous)
-    # The CSV writes due_today as `true` / `false` (DESIGN.md Outputs); the handoff keeps bool.
-    as_csv = status.assign(due_today=status["due_today"].map({True: "true", False: "false"}))
-    with atomic_dir(parts.sla) as tmp:
-        write_csv(as_csv, tmp / "sla_status.csv")
+    with atomic_dir(parts.sla) as tmp:  # the CSV says true / false; the handoff keeps bool
+        write_status_csv(status, tmp / "sla_status.csv")
         for department_id, rows in sorted(digests.items()):
             write_csv(rows, tmp / f"{DIGEST_PREFIX}{department_id}.csv")
         write_run_info(tmp, provenance(parts, policy))

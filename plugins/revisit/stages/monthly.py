@@ -142,6 +142,7 @@ def compute_kpis(parts: MonthPartitions, policy: Policy, results_url: str) -> di
     from revisit.quality.gate import gate_or_stop
     from revisit.rules.calendar import BusinessCalendar
     from revisit.rules.kpis import compute_monthly, write_agents_csv, write_kpis_csv
+    from revisit.rules.sla import write_status_csv
 
     frames = read_snapshot(parts.snapshot)
     info = run_info(policy, parts.snapshot, parts.period)  # run.json: what made M's outputs
@@ -167,6 +168,7 @@ def compute_kpis(parts: MonthPartitions, policy: Policy, results_url: str) -> di
     csv = write_kpis_csv(kpis, parts.reports / "kpis.csv")
     write_run_info(parts.reports, info)  # beside kpis.csv (report_data/M holds only departments)
     agents_csv = write_agents_csv(kpis, parts.reports / "agents.csv")
+    write_status_csv(kpis.verdicts, parts.reports / "sla_status.csv")  # what the SLA KPIs count
     published = None if parts.replay else publish_kpis(results_url, kpis)
     _log_company_kpis(kpis, parts.month, len(departments))
     return {"month": parts.month, "kpis_csv": str(csv), "agents_csv": str(agents_csv),

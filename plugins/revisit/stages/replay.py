@@ -199,6 +199,10 @@ def compare_month(parts: MonthPartitions, policy: Policy) -> dict[str, Any]:
                   _kpi_values(_read_kpis(parts.reports, "replay")))
     compared = {KPI: kpis}
     counts: dict[str, Any] = {"kpi": _kpi_counts(kpis)}
+    verdicts = _month_verdicts(original.reports, parts.reports)
+    if verdicts is not None:  # the SLA verdicts with deadlines in M that the KPIs count
+        compared[SLA] = verdicts
+        counts["sla"] = _sla_counts(verdicts)
     agents_before, agents_after = original.reports / "agents.csv", parts.reports / "agents.csv"
     if agents_before.is_file() and agents_after.is_file():
         agents = _agent_merge(_read_csv(agents_before), _read_csv(agents_after))
@@ -210,7 +214,18 @@ def compare_month(parts: MonthPartitions, policy: Policy) -> dict[str, Any]:
     record = _record(parts, policy, _run_info(original.reports))
     lines = _kpi_lines(kpis, counts["kpi"]) + _agent_lines(counts.get("agent"), agents_before,
                                                           agents_after)
+    if "sla" in counts:
+        lines += _sla_lines(counts["sla"])
     return _write(parts, policy, changes, counts, record, lines)
+
+
+def _month_verdicts(before: Path, after: Path) -> pd.DataFrame | None:
+    """reports/M/sla_status.csv of both runs compared, as a day's are; None when a run has
+    none (an original made before the monthly run wrote it)."""
+    if not ((before / "sla_status.csv").is_file() and (after / "sla_status.csv").is_file()):
+        return None
+    return _merge(_sla_values(_read_sla(before, "original")),
+                  _sla_values(_read_sla(after, "replay")))
 
 
 def _read_kpis(folder: Path, side: str) -> pd.DataFrame:

@@ -77,7 +77,8 @@ def test_the_company_pdf_shows_every_department_side_by_side_with_ranks(data, po
     target = render_company_report(data, policy, tmp_path / "company" / "company.pdf", "zh_CN")
     text = "".join(page.extract_text() for page in PdfReader(target).pages)
     for expected in ("公司客户服务总结报告", "2026年10月", "华东", "华南", "全公司", "各部门对比",
-                     "#1", "#2", "▲ 越高越好", "▼ 越低越好", "不排名", "趋势", "SLA 超时次数"):
+                     "#1", "#2", "▲ 越高越好", "▼ 越低越好", "不排名", "趋势", "SLA 超时次数",
+                     f"policy {policy.version}"):  # the footer says which policy made it
         assert expected in text, expected
     assert "13812345678" not in text and "138****5678" not in text  # no customer data
 

@@ -106,3 +106,28 @@ def test_a_month_without_visits_counts_the_quarantined_ratings_of_tickets_only()
                                "column": ["satisfaction", "satisfaction"]})
     counted = left_out_by_gate(quarantine, frames, MONTH)  # an empty lookup used to raise
     assert counted[COMPANY]["invalid_ratings"] == 0  # neither row's stamp is known to be in M
+
+
+def test_the_months_sla_verdicts_are_written_beside_the_kpis_they_make(policy, tmp_path):
+    """tests/unit/rules/test_kpis.py: October's SLA rows are D1 met 6 breached 1, D2 met 4
+    breached 1 — reports/M/sla_status.csv holds exactly those rows, so a head can check
+    sla_compliance_rate (10 / 12 for the company) ticket by ticket."""
+    from revisit.io.results import default_results_url
+    from revisit.rules.sla import STATUS_COLUMNS
+    from revisit.stages.monthly import compute_kpis
+    from revisit.stages.partitions import MonthPartitions
+
+    root = tmp_path / "out"
+    (root / "snapshots" / MONTH).mkdir(parents=True)
+    for name, rows in hand_built_frames().items():
+        rows.to_parquet(root / "snapshots" / MONTH / f"{name}.parquet", index=False)
+    compute_kpis(MonthPartitions(root, MONTH), policy, default_results_url(root))
+    verdicts = pd.read_csv(root / "reports" / MONTH / "sla_status.csv", dtype=str)
+    assert list(verdicts.columns) == list(STATUS_COLUMNS)
+    assert verdicts["deadline"].str.startswith(MONTH).all()
+    counts = verdicts.groupby(["department_id", "status"]).size().to_dict()
+    assert {k: v for k, v in counts.items() if k[1] in ("met", "breached")} == {
+        ("D1", "breached"): 1, ("D1", "met"): 6, ("D2", "breached"): 1, ("D2", "met"): 4}
+    kpis = pd.read_csv(root / "reports" / MONTH / "kpis.csv")
+    rate = kpis[(kpis["department_id"] == COMPANY) & (kpis["metric"] == "sla_compliance_rate")]
+    assert abs(rate["value"].iloc[0] - 10 / 12) < 1e-6

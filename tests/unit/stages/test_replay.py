@@ -229,7 +229,8 @@ def month_what_if(data: dict) -> None:
     data["sla"]["targets"]["urgent"]["first_response"] = "4 business_hours"
 
 
-def test_a_month_replay_compares_kpis_and_the_agent_table(policy, tmp_path, monkeypatch):
+def test_a_month_replay_compares_kpis_the_agent_table_and_the_months_verdicts(
+        policy, tmp_path, monkeypatch):
     """tests/monthly_fixtures.py: T3 (urgent, D2, handler A2) was first answered after 3
     business hours (20 Oct 09:00 -> 12:00): breached under 2 business_hours, met under 4.
     October's SLA rows (tests/unit/rules/test_kpis.py): D1 met 6 breached 1, D2 met 4
@@ -266,6 +267,9 @@ def test_a_month_replay_compares_kpis_and_the_agent_table(policy, tmp_path, monk
     ]
     agents = changes[changes["kind"] == "agent"].drop(columns="kind").to_dict("records")
     assert agents == [{"key": "2026-10/D2/A2/sla_breaches", "before": "1", "after": "0"}]
+    verdicts = changes[changes["kind"] == "sla"].drop(columns="kind").to_dict("records")
+    assert verdicts == [{"key": "T3/first_response", "before": "breached", "after": "met"}]
+    assert result["sla"]["flipped"] == 1  # the verdict behind the KPI deltas above
     assert result["kpi"]["by_department"] == {"ALL": 2, "D2": 2}
     assert result["kpi"]["company_deltas"]["sla_breaches"] == -1
     summary = (replay / "summary.md").read_text(encoding="utf-8")
