@@ -62,7 +62,7 @@ demo: done. Outputs of call date $CALL_DATE and month $MONTH under $OUT:
   quality      quality/$CALL_DATE/summary.md (quarantine.csv: every rejected row and why)
   SLA          sla/$CALL_DATE/sla_status.csv, digest_<department_id>.csv
   reports      reports/$MONTH/<department_id>.pdf ($PDFS departments), kpis.csv, agents.csv,
-               delivery.json
+               sla_status.csv (the verdicts the SLA KPIs count), delivery.json
   leadership   reports/$MONTH/company/company.pdf (every department side by side; after a
                quarter's last month also reports/<YYYY>-Q<n>/: kpis.csv, agents.csv, company/)
   results db   results.sqlite (call_list, sla_status, quality_issues, mail_delivery, kpis,
