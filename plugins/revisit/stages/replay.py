@@ -166,7 +166,9 @@ def _list_counts(lists: pd.DataFrame) -> dict[str, int]:
 def _sla_lines(counts: dict[str, Any]) -> list[str]:
     lines = ["## SLA verdicts", "",
              f"Verdicts: {counts['rows_before']} in the original run, {counts['rows_after']} "
-             f"in the replay; {counts['flipped']} differ (a side without the row: {NONE}).", ""]
+             f"in the replay; {counts['flipped']} differ. {NONE}: no such verdict on that side "
+             "(the policy has no such target, or, for a month, its deadline falls in another "
+             "month).", ""]
     if counts["flips"]:
         lines += ["| metric | priority | before -> after | verdicts |",
                   "| --- | --- | --- | ---: |"]
