@@ -73,7 +73,8 @@ def test_a_replay_reads_the_original_snapshot_and_writes_under_replays(root):
     assert parts.call_lists == root / "replays" / "what-if" / "call_lists" / "2026-10-16"
 
 
-def test_a_replay_never_extracts_and_fails_clearly_without_a_snapshot(root, extracted):
+def test_a_replay_never_extracts_even_without_a_snapshot(root, extracted):
+    """(the message: test_profile_and_retention_params.py)"""
     with pytest.raises(Exception, match=r"no stored snapshot of 2026-10-16") as caught:
         tasks.extract_daily(context(replay=True))
     assert isinstance(caught.value.__cause__, SnapshotMissing) and extracted == []
@@ -99,8 +100,3 @@ def test_a_replay_id_that_is_no_folder_name_is_a_bad_param(root, replay_id):
 def test_policy_profile_may_be_a_policy_file(root):
     parts, policy = tasks.day_partitions(context(policy_profile=str(DEFAULT_POLICY_PATH)))
     assert policy.version and not parts.replay
-
-
-def test_an_unknown_policy_profile_is_a_bad_param_naming_it(root):
-    with pytest.raises(BadParam, match=r"params\.policy_profile = 'no-such-profile'"):
-        tasks.day_partitions(context(policy_profile="no-such-profile"))
