@@ -8,6 +8,7 @@ import pendulum
 from airflow.sdk import AsyncCallback, DeadlineAlert, DeadlineReference, Param, dag, task
 
 from revisit.bridge.alerts import TaskFailed
+from revisit.bridge.params import rerun_params
 
 SCHEDULE = "0 6 * * *"  # 06:00 in the business time zone
 # policy.yaml schedule.call_lists_ready_by (08:30) - 06:00; tests/dags checks they agree.
@@ -87,19 +88,7 @@ counts. Rules and numbers: `include/config/policy.yaml`; contract: DESIGN.md.
                            description="Override the call date D (YYYY-MM-DD)"),
         "send_email": Param(True, type="boolean",
                             description="E-mail the SLA digests to the department heads"),
-        # Reproducible reruns and what-if replay (DESIGN.md); checked by revisit.bridge.tasks.
-        "policy_profile": Param(None, type=["null", "string"],
-                                description="Policy profile (include/config/profiles/<name>"
-                                ".yaml) or a policy file; default REVISIT_POLICY / policy.yaml"),
-        "refresh_snapshot": Param(False, type="boolean",
-                                  description="Re-extract the CRM although the period has a "
-                                  "stored snapshot (a rerun otherwise reproduces the first run)"),
-        "replay": Param(False, type="boolean",
-                        description="What-if: recompute the period from its stored snapshot "
-                        "under policy_profile into replays/<replay_id>/; sends nothing"),
-        "replay_id": Param(None, type=["null", "string"], pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$",
-                           description="Folder name of the replay (default: period, profile, "
-                           "policy version)"),
+        **rerun_params(),  # policy_profile, refresh_snapshot, replay, replay_id
     },
 )
 def revisit_daily() -> None:

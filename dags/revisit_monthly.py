@@ -8,6 +8,7 @@ import pendulum
 from airflow.sdk import Param, dag, task, task_group
 
 from revisit.bridge.alerts import TaskFailed
+from revisit.bridge.params import rerun_params
 
 # The label of a mapped department task in the UI: its department id. Inside the mapped task
 # group `department_id` is an op_kwarg, resolved before the template is rendered.
@@ -76,19 +77,7 @@ ids and counts. Rules and report settings: `include/config/policy.yaml`; contrac
                        description="Override the report month M (YYYY-MM)"),
         "send_email": Param(True, type="boolean",
                             description="E-mail the reports to the department heads"),
-        # Reproducible reruns and what-if replay (DESIGN.md); checked by revisit.bridge.tasks.
-        "policy_profile": Param(None, type=["null", "string"],
-                                description="Policy profile (include/config/profiles/<name>"
-                                ".yaml) or a policy file; default REVISIT_POLICY / policy.yaml"),
-        "refresh_snapshot": Param(False, type="boolean",
-                                  description="Re-extract the CRM although the period has a "
-                                  "stored snapshot (a rerun otherwise reproduces the first run)"),
-        "replay": Param(False, type="boolean",
-                        description="What-if: recompute the period from its stored snapshot "
-                        "under policy_profile into replays/<replay_id>/; sends nothing"),
-        "replay_id": Param(None, type=["null", "string"], pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$",
-                           description="Folder name of the replay (default: period, profile, "
-                           "policy version)"),
+        **rerun_params(),  # policy_profile, refresh_snapshot, replay, replay_id
     },
 )
 def revisit_monthly() -> None:

@@ -18,7 +18,7 @@ HEAVY_MODULES = ("pandas", "great_expectations", "weasyprint", "pyarrow", "matpl
 # data team's notifiers (the failure callback and the Deadline Alert, which the SDK imports to
 # check it is awaitable), light modules that load their work when an alert is sent.
 PARSE_TIME_REVISIT = {"revisit", "revisit.bridge", "revisit.bridge.alerts",
-                      "revisit.bridge.notify"}
+                      "revisit.bridge.notify", "revisit.bridge.params"}
 
 
 @pytest.fixture(scope="module")
@@ -139,6 +139,15 @@ def test_month_param_pattern_is_the_packages_month_pattern(dagbag):
 
     schema = dagbag.dags["revisit_monthly"].params.get_param("month").schema
     assert schema["pattern"] == MONTH_PATTERN.pattern
+
+
+@pytest.mark.parametrize("dag_id", ["revisit_daily", "revisit_monthly"])
+def test_both_dags_offer_the_rerun_params_and_the_replay_id_rule_of_the_package(dagbag, dag_id):
+    from revisit.stages.replay import REPLAY_ID_PATTERN
+
+    params = dagbag.dags[dag_id].params
+    assert {"policy_profile", "refresh_snapshot", "replay", "replay_id"} <= set(params)
+    assert params.get_param("replay_id").schema["pattern"] == REPLAY_ID_PATTERN.pattern
 
 
 DEPARTMENT_LABEL = "{{ task.op_kwargs['department_id'] }}"

@@ -176,7 +176,7 @@ def leadership_deliveries(parts: MonthPartitions, policy: Policy, results_url: s
     ledger says (reports/M/delivery.json `leadership`)."""
     from revisit.delivery.company import recipient_key
     from revisit.delivery.mail import COMPANY_REPORT
-    from revisit.stages.monthly import NO_PDF, _iso, _ledger
+    from revisit.stages.monthly import _ledger, delivery_state
 
     ledger = _ledger(policy, results_url, COMPANY_REPORT)
     try:
@@ -187,16 +187,9 @@ def leadership_deliveries(parts: MonthPartitions, policy: Policy, results_url: s
     out = []
     for period, by_key in rows.items():
         pdf = company_pdf(period_parts(parts, period))
-        for address in policy.notify.leadership:
-            row = by_key.get(recipient_key(address)) or {}
-            out.append({
-                "period": period, "recipient": address,
-                "pdf": str(pdf) if pdf.exists() else None,
-                "state": row.get("state", "not_attempted"),
-                "attempts": row.get("attempts", 0),
-                "sent_at": _iso(row.get("sent_at"), policy.calendar.timezone),
-                "error": row.get("last_error") or (None if pdf.exists() else NO_PDF),
-            })
+        out += [{"period": period, "recipient": address,
+                 **delivery_state(by_key.get(recipient_key(address)), pdf, policy)}
+                for address in policy.notify.leadership]
     return out
 
 

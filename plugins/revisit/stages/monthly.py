@@ -312,19 +312,21 @@ def _deliveries(parts: MonthPartitions, policy: Policy, results_url: str) -> lis
         rows = {r["department_id"]: r for r in ledger.rows(parts.month)}
     finally:
         ledger.engine.dispose()
-    out = []
-    for department_id in departments:
-        row = rows.get(department_id) or {}
-        pdf = parts.pdf(department_id)
-        out.append({
-            "department_id": department_id,
-            "pdf": str(pdf) if pdf.exists() else None,
-            "state": row.get("state", "not_attempted"),
-            "attempts": row.get("attempts", 0),
-            "sent_at": _iso(row.get("sent_at"), policy.calendar.timezone),
-            "error": row.get("last_error") or (None if pdf.exists() else NO_PDF),
-        })
-    return out
+    return [{"department_id": department_id,
+             **delivery_state(rows.get(department_id), parts.pdf(department_id), policy)}
+            for department_id in departments]
+
+
+def delivery_state(row: dict | None, pdf, policy: Policy) -> dict[str, Any]:
+    """One delivery of delivery.json: its PDF and what the ledger row (None: no attempt) says."""
+    row = row or {}
+    return {
+        "pdf": str(pdf) if pdf.exists() else None,
+        "state": row.get("state", "not_attempted"),
+        "attempts": row.get("attempts", 0),
+        "sent_at": _iso(row.get("sent_at"), policy.calendar.timezone),
+        "error": row.get("last_error") or (None if pdf.exists() else NO_PDF),
+    }
 
 
 def _iso(value: Any, tz: str) -> str | None:
@@ -339,6 +341,7 @@ def _iso(value: Any, tz: str) -> str | None:
 
 
 __all__ = [
-    "LEFT_OUT", "ReportsNotDelivered", "compute_kpis", "left_out_by_gate", "publish_kpis",
-    "quarantined_by_department", "render_department", "send_department", "summarize",
+    "LEFT_OUT", "ReportsNotDelivered", "compute_kpis", "delivery_state", "left_out_by_gate",
+    "publish_kpis", "quarantined_by_department", "render_department", "send_department",
+    "summarize",
 ]
