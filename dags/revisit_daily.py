@@ -43,7 +43,8 @@ For call date **D** (the logical date in the business time zone, or `params.call
    default `results.sqlite` in the output root).
 8. **retention** — partitions holding personal data older than the policy's
    `retention.snapshot_days` on D are deleted (snapshots, clean, handoff, quality, call_lists,
-   sla of a day; snapshots, quality, report_data of a month); a replay skips it.
+   sla of a day; snapshots, quality, report_data of a month), whatever happened above; a
+   replay skips it.
 
 A Deadline Alert warns (callback `revisit.bridge.alerts.call_lists_late`, run by the triggerer)
 when a run has not finished by the policy's `schedule.call_lists_ready_by` (08:30 local).
@@ -134,7 +135,7 @@ def revisit_daily() -> None:
 
         return tasks.publish(context)
 
-    @task
+    @task(trigger_rule="all_done")  # personal data goes on time even when the run failed
     def retention(**context) -> dict:
         from revisit.bridge import tasks
 

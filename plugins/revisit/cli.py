@@ -128,9 +128,15 @@ def replay_month(args: argparse.Namespace) -> dict:
 
 def read_only_results_url(source: Path) -> str:
     """results.sqlite of the original output root as a read-only SQLite URI: the replay can
-    read the quality history but neither create the file nor write a row to it."""
+    read the quality history but neither create the file nor write a row to it. Without the
+    file (the results live elsewhere: pass --results-url), an empty in-memory database: no
+    history, as on a first run."""
     from urllib.parse import quote
 
+    if not (source / "results.sqlite").is_file():
+        log.warning("no results.sqlite in %s: the month is replayed without the call-list "
+                    "and quality history (--results-url names the results database)", source)
+        return "sqlite://"
     return f"sqlite:///file:{quote(str(source / 'results.sqlite'))}?mode=ro&uri=true"
 
 

@@ -219,3 +219,13 @@ print(json.dumps({{"state": str(run.state), "labels": sorted(map(list, rows))}})
          for index, period in enumerate(["2026-09", "2026-Q3"])]
         + [[task, index, department] for task in ("department.render", "department.send")
            for index, department in enumerate(["D01", "D02", "D07"])])
+
+
+def test_retention_is_the_last_daily_task_and_runs_whatever_publish_did(dagbag):
+    """After publish, so a day's results are in the results database before anything older
+    goes; trigger_rule all_done, so a failing CRM or a quality stop never keeps personal data
+    past retention.snapshot_days."""
+    task = dagbag.dags["revisit_daily"].get_task("retention")
+    assert task.upstream_task_ids == {"publish"}
+    assert task.downstream_task_ids == set()
+    assert task.trigger_rule == "all_done"

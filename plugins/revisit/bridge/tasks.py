@@ -302,7 +302,14 @@ def retention(context: dict[str, Any]) -> dict[str, Any]:
         return {"skipped": "replay"}
     from revisit.stages.retention import apply_retention
 
-    return apply_retention(parts.root, parts.day, policy.retention.snapshot_days)
+    # Aged from D, but never from a day after today: a call_date typed a year ahead must not
+    # make today's partitions look expired.
+    today = pendulum.now(policy.calendar.timezone).date()
+    day = min(parts.day, dt.date(today.year, today.month, today.day))
+    if day != parts.day:
+        log.warning("call date %s is after today (%s): retention ages partitions from today",
+                    parts.day, day)
+    return apply_retention(parts.root, day, policy.retention.snapshot_days)
 
 
 # ================================================================= revisit_monthly
@@ -340,12 +347,11 @@ def summary(context: dict[str, Any]) -> dict[str, Any]:
     from revisit.stages.monthly import summarize
 
     parts, policy = month_partitions(context)
-    result = summarize(parts, policy, results_url(), sending=sending(context))
-    if parts.replay:  # what the other policy changes in M, against the original run
+    if parts.replay:  # nothing was sent: what the other policy changes in M instead
         from revisit.stages.replay import compare_month
 
-        result["replay"] = compare_month(parts, policy)
-    return result
+        return {"month": parts.month, "replay": compare_month(parts, policy)}
+    return summarize(parts, policy, results_url(), sending=sending(context))
 
 
 # ================================================================= revisit_monthly: leadership

@@ -702,8 +702,9 @@ def _anchor_chain(snap: _Snapshot, policy: Policy, calendar: BusinessCalendar, k
     restarting visit came at or before it), then every restarting visit, in time order. Each
     anchor's window is its cycle 1; the next anchor closes it: on time when that is a visit of
     the kind on time (`on_time_days`), superseded when another kind's visit came first. With
-    after_refusal `end` a refused visit of the kind before the next anchor answers it too: on
-    time when the refusal is, never superseded.
+    after_refusal `end` a refused visit of the kind before the next anchor answers it too
+    (unless that anchor is a reached visit of the kind, which wins as in `on_time`): on time
+    when the refusal is, never superseded.
 
     Why per anchor: a reached visit is what starts a new obligation, on the list and here."""
     rule = policy.visits.kinds[kind]
@@ -731,13 +732,14 @@ def _anchor_chain(snap: _Snapshot, policy: Policy, calendar: BusinessCalendar, k
     refused = _first_after(customer, at, snap.visit_customer[no], snap.visit_at[no])
     refused = np.where((policy.visits.after_refusal == "end") & ~(refused >= next_at),
                        refused, _NAT_US)  # a refusal after the next anchor is not this one's
-    answered = ~np.isnat(refused)
+    reached = has_next & same  # a reached visit of the kind wins over a refusal, as in on_time
+    answered = ~np.isnat(refused) & ~reached
     return pd.DataFrame({
         "customer_id": _take(snap.customer_ids, customer), "kind": kind, "anchor_at": at,
         "window_start": start.astype("datetime64[s]"), "window_end": end.astype("datetime64[s]"),
         "closed_at": next_at,
-        "on_time": np.where(answered, on_time_days(refused, start, end, policy),
-                            has_next & same & on_time_days(next_at, start, end, policy)),
+        "on_time": np.where(reached, on_time_days(next_at, start, end, policy),
+                            answered & on_time_days(refused, start, end, policy)),
         "superseded": closed & ~same & ~answered,
     })
 

@@ -76,3 +76,18 @@ def test_a_replay_deletes_nothing(out):
     (out / "snapshots" / "2020-01-01").mkdir(parents=True)
     assert tasks.retention(context(replay=True)) == {"skipped": "replay"}
     assert (out / "snapshots" / "2020-01-01").is_dir()
+
+
+def test_a_call_date_after_today_ages_partitions_from_today(out):
+    """A typo of 2027 for 2026 in a manual run's call_date must not delete today's data."""
+    import pendulum
+
+    today = pendulum.now("Asia/Shanghai").date()
+    kept = [today.isoformat(), today.subtract(days=30).isoformat()]
+    gone = today.subtract(days=100).isoformat()
+    for name in (*kept, gone):
+        (out / "snapshots" / name).mkdir(parents=True)
+    future = today.add(years=1).isoformat()
+    result = tasks.retention({"params": {"call_date": future, "send_email": False}})
+    assert result["deleted"]["snapshots"] == 1
+    assert sorted(p.name for p in (out / "snapshots").iterdir()) == sorted(kept)

@@ -100,3 +100,16 @@ def test_a_replay_id_that_is_no_folder_name_is_a_bad_param(root, replay_id):
 def test_policy_profile_may_be_a_policy_file(root):
     parts, policy = tasks.day_partitions(context(policy_profile=str(DEFAULT_POLICY_PATH)))
     assert policy.version and not parts.replay
+
+
+def test_a_monthly_replays_summary_compares_and_never_opens_the_results_database(
+        root, monkeypatch):
+    monkeypatch.delenv("AIRFLOW_CONN_REVISIT_RESULTS", raising=False)
+    compared = []
+    monkeypatch.setattr("revisit.stages.replay.compare_month",
+                        lambda parts, policy: compared.append(parts.month) or {"changes": 0})
+    monkeypatch.setattr("revisit.stages.monthly.summarize",
+                        lambda *a, **k: pytest.fail("the ledger was read"))
+    context = {"params": {"month": "2026-10", "replay": True, "replay_id": "m"}}
+    assert tasks.summary(context) == {"month": "2026-10", "replay": {"changes": 0}}
+    assert compared == ["2026-10"] and not (root / "results.sqlite").exists()

@@ -881,3 +881,18 @@ def test_recurring_history_follows_the_same_on_time_rule(policy, calendar) -> No
     assert by_anchor(with_visits(policy, early_tolerance_days=76))["06-24"]
     assert not by_anchor(with_visits(policy, after_refusal="retry",
                                      early_tolerance_days=76))["06-24"]
+
+
+def test_in_recurring_history_a_reached_visit_after_a_refusal_wins(policy, calendar) -> None:
+    # Cooperating since Mon 01-05: 01-05 + 90 days = Sun 04-05 (Qingming), Mon 04-06 its
+    # observed holiday -> the window opens Tue 04-07 and lasts 10 working days from the raw
+    # start -> [04-07, 04-20]. A refusal on 03-20 (18 days early) and a reached visit on 04-08
+    # (inside the window): as for a one-off kind (status done, `on_time` by done_at) the
+    # reached visit answers the obligation -> on time; the early refusal alone would not.
+    frames = crm([customer("C1", cooperation_start_date="2026-01-05")],
+                 visits=[visit("C1", "periodic", "2026-03-20 10:00", outcome="refused"),
+                         visit("C1", "periodic", "2026-04-08 10:00")])
+    rows = recurring_history(frames, policy, calendar, D(2026, 11, 2))
+    first = rows[(rows["kind"] == "periodic")].sort_values("anchor_at").iloc[0]
+    assert first["window_start"] <= pd.Timestamp("2026-04-08") <= first["window_end"]
+    assert bool(first["on_time"]) and not bool(first["superseded"])

@@ -292,3 +292,14 @@ def test_replay_ids_come_from_one_rule_for_the_dag_and_the_command_line(policy):
     assert replay_id("2026-10", policy) == default_replay_id("2026-10", policy)
     assert replay_id("2026-10", policy, "mine") == "mine"
     assert dt.date.fromisoformat(replay_id("2026-10-16", policy).split("_")[0])
+
+
+def test_without_a_results_file_the_command_line_reads_an_empty_history(tmp_path):
+    """Results in PostgreSQL (connection revisit_results), none in the output root: the month
+    is replayed without history, and no results.sqlite is made there."""
+    from revisit.cli import read_only_results_url
+    from revisit.io.results import call_list_history
+
+    url = read_only_results_url(tmp_path)
+    assert call_list_history(url, dt.date(2026, 10, 1), dt.date(2026, 11, 1)) is None
+    assert not (tmp_path / "results.sqlite").exists()
