@@ -32,9 +32,9 @@ same order (early_use / stable_use / long_term / new_product) or ticket (post_re
 major_complaint). `welcome` is matched on the customer alone: a customer owes exactly one
 welcome visit, and CRMs often log it without an order. `product_upgrade` visits carry no event
 id: a visit counts for the customer's product_upgrade obligation with the latest event date on
-or before the visit's day (`_event_refs`), so one visit per (customer, event), made at or after
-the event's date. A customer without a cooperation start date counts from the day their record
-was created (customers.created_at).
+or before the visit's day, of the visit's product when it names an order (`_event_refs`), so
+one visit per (customer, event), made at or after the event's date. A customer without a
+cooperation start date counts from the day their record was created (customers.created_at).
 
 Refusals (`visits.after_refusal`; policy 004: "尊重客户的意见和选择"): with `end` (shipped) a
 visit with outcome refused ends the obligation (or the recurring cycle it counts toward) as
@@ -759,28 +759,60 @@ def _visit_refs(snap: _Snapshot, anchors: dict[str, np.ndarray]) -> np.ndarray:
             ref[rows] = positions(visits[column].iloc[rows], universe)
     rows = np.flatnonzero((snap.visit_kind == VISIT_KINDS.index("product_upgrade"))
                           & (snap.visit_customer >= 0))
-    ref[rows] = _event_refs(anchors, snap.visit_customer[rows], snap.visit_at[rows])
+    ref[rows] = _event_refs(anchors, snap, rows)
     return ref
 
 
-def _event_refs(anchors: dict[str, np.ndarray], customer: np.ndarray,
-                at: np.ndarray) -> np.ndarray:
-    """The event (ref) each product_upgrade visit is for: of the customer's product_upgrade
-    obligations, the one with the latest event date on or before the visit's day (-1: none).
+def _event_refs(anchors: dict[str, np.ndarray], snap: _Snapshot,
+                rows: np.ndarray) -> np.ndarray:
+    """The event (ref) each product_upgrade visit (`rows` of the snapshot's visits) is for:
+    of the customer's product_upgrade obligations, the one with the latest event date on or
+    before the visit's day — among the events of the visit's product when the visit names an
+    order (its product), else among all of them (-1: none).
 
-    Why by date: a CRM logs an upgrade call without naming the event; the most recent
-    announcement before the call is what the call was about."""
+    Why: a CRM logs an upgrade call without naming the event. A call about an order's product
+    is about that product's upgrade (two announced upgrades of different products stay
+    apart); without an order, the most recent announcement before the call is the best guess."""
     mine = np.flatnonzero(anchors["kind"] == VISIT_KINDS.index("product_upgrade"))
-    day = anchors["at"][mine].astype("datetime64[D]").astype(np.int64)
-    keys = anchors["customer"][mine] * _SHIFT + day
-    order = np.argsort(keys, kind="stable")
-    keys = keys[order]
-    visit_keys = customer * _SHIFT + at.astype("datetime64[D]").astype(np.int64)
-    pos = np.searchsorted(keys, visit_keys, side="right") - 1
-    found = (pos >= 0) & (keys[np.maximum(pos, 0)] // _SHIFT == customer) if len(keys) \
-        else np.zeros(len(customer), dtype=bool)
-    refs = anchors["ref"][mine][order]
-    return np.where(found, refs[np.maximum(pos, 0)] if len(keys) else -1, -1)
+    products = snap.orders["product"].astype("string")
+    a_product = _take(products, anchors["order"][mine])
+    v_order = positions(snap.visits["order_id"].iloc[rows], snap.orders["order_id"])
+    v_product = _take(products, v_order)
+    codes, _ = pd.factorize(pd.concat([a_product, v_product], ignore_index=True))
+    a_code, v_code = codes[:len(mine)], codes[len(mine):]
+    a_day = anchors["at"][mine].astype("datetime64[D]")
+    v_day = snap.visit_at[rows].astype("datetime64[D]")
+    v_customer = snap.visit_customer[rows]
+    refs = anchors["ref"][mine]
+    out = np.full(len(rows), -1, dtype=np.int64)
+    named = v_code >= 0
+    width = int(codes.max(initial=-1)) + 2
+    out[named] = _latest_on_or_before(anchors["customer"][mine] * width + a_code + 1, a_day,
+                                      refs, v_customer[named] * width + v_code[named] + 1,
+                                      v_day[named])
+    out[~named] = _latest_on_or_before(anchors["customer"][mine], a_day, refs,
+                                       v_customer[~named], v_day[~named])
+    return out
+
+
+_DAY_SHIFT = np.int64(2**20)  # group * _DAY_SHIFT + days since 1970: one sortable key per day
+
+
+def _latest_on_or_before(group: np.ndarray, day: np.ndarray, ref: np.ndarray,
+                         v_group: np.ndarray, v_day: np.ndarray) -> np.ndarray:
+    """Per (v_group, v_day): the ref of the same group's latest `day` on or before v_day
+    (-1: none). Days clip to [1970, 4840]: a visit before 1970 finds no event."""
+    def key(g: np.ndarray, d: np.ndarray) -> np.ndarray:
+        days = np.clip(d.astype(np.int64), 0, _DAY_SHIFT - 1)
+        return g.astype(np.int64) * _DAY_SHIFT + days
+
+    if not len(group) or not len(v_group):
+        return np.full(len(v_group), -1, dtype=np.int64)
+    order = np.argsort(key(group, day), kind="stable")
+    keys = key(group, day)[order]
+    pos = np.searchsorted(keys, key(v_group, v_day), side="right") - 1
+    found = (pos >= 0) & (keys[np.maximum(pos, 0)] // _DAY_SHIFT == v_group)
+    return np.where(found, ref[order][np.maximum(pos, 0)], -1)
 
 
 def _visit_owners(anchors: dict[str, np.ndarray],

@@ -764,6 +764,30 @@ def test_an_upgrade_visit_counts_for_the_latest_event_on_or_before_its_day(polic
     assert list(ob["attempts"]) == [1, 0]
 
 
+def test_an_upgrade_visit_naming_an_order_counts_for_that_products_event(policy,
+                                                                        calendar) -> None:
+    # Two products, two events: CRM upgraded Mon 10-12, ERP Mon 11-02 (window [11-03, 11-16]).
+    # C1 has both delivered before. Visits on 11-04 and 11-05 name the CRM order O1: they are
+    # about CRM's upgrade (done, 2 attempts), not ERP's, which the latest-date rule alone would
+    # pick and which stays due with no attempt. A visit naming no order still takes the latest.
+    events = [UPGRADE, {"name": "ERP 9", "product": "ERP", "date": dt.date(2026, 11, 2)}]
+    upgraded = with_visits(policy, events=events)
+    frames = crm([customer("C1")],
+                 [product_order("O1", "C1", "CRM", "2026-09-01 10:00", "2026-09-03 10:00"),
+                  product_order("O2", "C1", "ERP", "2026-09-10 10:00", "2026-09-12 10:00")],
+                 visits=[visit("C1", "product_upgrade", "2026-11-04 10:00", order_id="O1"),
+                         visit("C1", "product_upgrade", "2026-11-05 10:00", order_id="O1")])
+    ob = rows_of(visit_obligations(frames, upgraded, calendar, D(2026, 11, 6)),
+                 kind="product_upgrade").sort_values("window_start")
+    assert list(ob["order_id"]) == ["O1", "O2"]
+    assert list(ob["status"]) == ["done", "due"] and list(ob["attempts"]) == [2, 0]
+    unnamed = crm([customer("C1")], frames["orders"].to_dict("records"),
+                  visits=[visit("C1", "product_upgrade", "2026-11-04 10:00")])
+    ob = rows_of(visit_obligations(unnamed, upgraded, calendar, D(2026, 11, 6)),
+                 kind="product_upgrade").sort_values("window_start")
+    assert list(ob["status"]) == ["overdue", "done"]
+
+
 def test_a_kind_switched_off_owes_nothing(policy, calendar) -> None:
     # new_product and periodic off: C1's ERP order and its periodic cycles owe nothing; the
     # other kinds are untouched.
