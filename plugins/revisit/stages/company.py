@@ -31,7 +31,7 @@ from typing import Any
 
 from revisit.config.policy import Policy
 from revisit.core.errors import RevisitError
-from revisit.core.periods import ends_quarter, month_end, month_start, quarter_of
+from revisit.core.periods import ends_quarter, quarter_of
 from revisit.stages.partitions import MonthPartitions
 
 log = logging.getLogger(__name__)
@@ -105,22 +105,17 @@ def _quarter_departments(parts: MonthPartitions, policy: Policy, quarter: str,
     from revisit.delivery.report import report_data
     from revisit.io.extract import read_snapshot
     from revisit.io.files import safe_name
-    from revisit.io.results import call_list_history
+    from revisit.io.runinfo import run_info
     from revisit.quality.gate import QualityStop, run_quality_gate
-    from revisit.rules.calendar import BusinessCalendar
-    from revisit.rules.kpis import compute_monthly, write_agents_csv, write_kpis_csv
+    from revisit.stages.monthly import period_kpis, write_period_files
 
     gate = run_quality_gate(read_snapshot(parts.snapshot), policy)
     if gate.stopped:
         raise QualityStop(f"quality gate stopped the run for {parts.month}: "
                           f"{gate.stop_reason} (see {parts.quality})")
-    listings = call_list_history(results_url, month_start(quarter).date(),
-                                 month_end(quarter).date())
-    kpis = compute_monthly(gate.clean, policy, BusinessCalendar(policy.calendar), quarter,
-                           listings=listings)
-    target = period_parts(parts, quarter)
-    write_kpis_csv(kpis, target.reports / "kpis.csv")
-    write_agents_csv(kpis, target.reports / "agents.csv")
+    kpis = period_kpis(gate.clean, policy, quarter, results_url)
+    write_period_files(period_parts(parts, quarter).reports, kpis,
+                       run_info(policy, parts.snapshot, quarter))
     departments = [d for d in kpis.departments["department_id"].astype(str) if safe_name(d)]
     return [report_data(kpis, d) for d in departments]
 

@@ -137,23 +137,13 @@ def compute_kpis(parts: MonthPartitions, policy: Policy, results_url: str) -> di
     (revisit.rules.credit)."""
     from revisit.io.extract import read_snapshot
     from revisit.io.files import atomic_dir, safe_name
-    from revisit.io.results import call_list_history
-    from revisit.io.runinfo import run_info, write_run_info
+    from revisit.io.runinfo import run_info
     from revisit.quality.gate import gate_or_stop
-    from revisit.rules.calendar import BusinessCalendar
-    from revisit.rules.kpis import compute_monthly, write_agents_csv, write_kpis_csv
-    from revisit.rules.sla import write_status_csv
 
     frames = read_snapshot(parts.snapshot)
     info = run_info(policy, parts.snapshot, parts.period)  # run.json: what made M's outputs
     gate = gate_or_stop(frames, policy, parts.quality, parts.month, run_info=info)
-    listings = call_list_history(results_url, month_start(parts.month).date(),
-                                 month_end(parts.month).date())
-    if listings is None:
-        log.info("no call-list history in the results database: due visits of %s are credited "
-                 "by the assignment rules", parts.month)
-    kpis = compute_monthly(gate.clean, policy, BusinessCalendar(policy.calendar), parts.month,
-                           listings=listings)
+    kpis = period_kpis(gate.clean, policy, parts.month, results_url)
     quarantined = quarantined_by_department(results_url, parts.month, frames)
     departments = kpis.departments["department_id"].astype(str).tolist()
     unsafe = [d for d in departments if not safe_name(d)]
@@ -165,14 +155,41 @@ def compute_kpis(parts: MonthPartitions, policy: Policy, results_url: str) -> di
         for department_id in departments:
             _write_report_data(tmp / f"{department_id}.json", kpis, department_id, quarantined,
                                left_out)
-    csv = write_kpis_csv(kpis, parts.reports / "kpis.csv")
-    write_run_info(parts.reports, info)  # beside kpis.csv (report_data/M holds only departments)
-    agents_csv = write_agents_csv(kpis, parts.reports / "agents.csv")
-    write_status_csv(kpis.verdicts, parts.reports / "sla_status.csv")  # what the SLA KPIs count
+    files = write_period_files(parts.reports, kpis, info)
     published = None if parts.replay else publish_kpis(results_url, kpis)
     _log_company_kpis(kpis, parts.month, len(departments))
-    return {"month": parts.month, "kpis_csv": str(csv), "agents_csv": str(agents_csv),
-            "departments": departments, "data": str(parts.data), "published": published}
+    return {"month": parts.month, **files, "departments": departments, "data": str(parts.data),
+            "published": published}
+
+
+def period_kpis(clean: dict, policy: Policy, period: str, results_url: str):
+    """compute_monthly of a month or quarter over the gate's clean frames, crediting due
+    visits from the results database's call-list history of the period."""
+    from revisit.io.results import call_list_history
+    from revisit.rules.calendar import BusinessCalendar
+    from revisit.rules.kpis import compute_monthly
+
+    listings = call_list_history(results_url, month_start(period).date(),
+                                 month_end(period).date())
+    if listings is None:
+        log.info("no call-list history in the results database: due visits of %s are credited "
+                 "by the assignment rules", period)
+    return compute_monthly(clean, policy, BusinessCalendar(policy.calendar), period,
+                           listings=listings)
+
+
+def write_period_files(folder, kpis, info: dict[str, Any]) -> dict[str, str]:
+    """reports/<period>/: kpis.csv, agents.csv, sla_status.csv (the verdicts the SLA KPIs
+    count) and run.json (what made them)."""
+    from revisit.io.runinfo import write_run_info
+    from revisit.rules.kpis import write_agents_csv, write_kpis_csv
+    from revisit.rules.sla import write_status_csv
+
+    files = {"kpis_csv": write_kpis_csv(kpis, folder / "kpis.csv"),
+             "agents_csv": write_agents_csv(kpis, folder / "agents.csv"),
+             "sla_csv": write_status_csv(kpis.verdicts, folder / "sla_status.csv")}
+    write_run_info(folder, info)
+    return {name: str(path) for name, path in files.items()}
 
 
 def publish_kpis(results_url: str, kpis) -> dict[str, int]:
@@ -341,7 +358,16 @@ def _iso(value: Any, tz: str) -> str | None:
 
 
 __all__ = [
-    "LEFT_OUT", "ReportsNotDelivered", "compute_kpis", "delivery_state", "left_out_by_gate",
-    "publish_kpis", "quarantined_by_department", "render_department", "send_department",
+    "LEFT_OUT",
+    "ReportsNotDelivered",
+    "compute_kpis",
+    "delivery_state",
+    "left_out_by_gate",
+    "period_kpis",
+    "publish_kpis",
+    "quarantined_by_department",
+    "render_department",
+    "send_department",
     "summarize",
+    "write_period_files",
 ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import pandas as pd
 import pytest
 
 from revisit.io.extract import snapshot_dir
@@ -98,7 +99,8 @@ def test_a_quarter_s_kpis_are_computed_over_the_quarter_not_averaged_over_its_mo
     assert data["kpis"]["median_handling_hours"]["values"]["ALL"] == 48.0
 
 
-def test_the_quarter_has_its_agents_csv_and_company_pdf_beside_its_kpis(tmp_path, policy):
+def test_the_quarter_has_its_agents_csv_verdicts_provenance_and_company_pdf_beside_its_kpis(
+        tmp_path, policy):
     parts, url = _month_run(tmp_path, quarter_frames(), "2026-09", policy)
     write_company_data(parts, policy, QUARTER, url)
     result = render_company(parts, policy, QUARTER)
@@ -108,6 +110,10 @@ def test_the_quarter_has_its_agents_csv_and_company_pdf_beside_its_kpis(tmp_path
     agents = (folder / "agents.csv").read_text("utf-8").splitlines()
     assert agents[0].startswith("month,department_id,agent_id,visits_due")
     assert {line.split(",")[0] for line in agents[1:]} == {QUARTER}
+    info = json.loads((folder / "run.json").read_text("utf-8"))
+    assert info["period"] == QUARTER and info["policy_version"] == policy.version
+    verdicts = pd.read_csv(folder / "sla_status.csv", dtype=str)
+    assert pd.to_datetime(verdicts["deadline"].str[:10]).between("2026-07-01", "2026-09-30").all()
 
 
 def test_a_month_that_does_not_end_a_quarter_writes_no_quarter_outputs(tmp_path, policy):
