@@ -13,7 +13,6 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import logging
-import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -23,14 +22,13 @@ import pendulum
 from revisit.config.paths import output_root
 from revisit.config.policy import Policy, PolicyError, load_profile
 from revisit.core.errors import BadParam, RevisitError
-from revisit.core.periods import MONTH_PATTERN, previous_month
+from revisit.core.periods import DAY_PATTERN, MONTH_PATTERN, previous_month
 from revisit.stages.partitions import DayPartitions, MonthPartitions
 
 log = logging.getLogger(__name__)
 
 CRM_CONN_ID = "crm_db"
 RESULTS_CONN_ID = "revisit_results"
-DATE_PATTERN = re.compile(r"^\d{4}-\d{2}-\d{2}$")  # what params.call_date must look like
 Result = TypeVar("Result")
 
 
@@ -59,7 +57,7 @@ def call_date(context: dict[str, Any], policy: Policy) -> dt.date:
     override = (context.get("params") or {}).get("call_date")
     if override:
         try:
-            if DATE_PATTERN.fullmatch(str(override)):
+            if DAY_PATTERN.fullmatch(str(override)):
                 return dt.date.fromisoformat(str(override))
         except ValueError:
             pass

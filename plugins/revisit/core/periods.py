@@ -19,6 +19,7 @@ import re
 
 import pandas as pd
 
+DAY_PATTERN = re.compile(r"^\d{4}-\d{2}-\d{2}$")  # a call date's shape; a real day: fromisoformat
 MONTH_PATTERN = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 QUARTER_PATTERN = re.compile(r"^(\d{4})-Q([1-4])$")
 MONTH, QUARTER = "M", "Q"  # the units of period labels (period_unit)
@@ -98,6 +99,6 @@ def trend_months(month: str, count: int) -> list[str]:
             for k in range(count - 1, -1, -1)]
 
 
-__all__ = ["MONTH", "MONTH_PATTERN", "QUARTER", "QUARTER_PATTERN", "ends_quarter",
+__all__ = ["DAY_PATTERN", "MONTH", "MONTH_PATTERN", "QUARTER", "QUARTER_PATTERN", "ends_quarter",
            "month_cutoff_date", "month_end", "month_start", "next_month", "period_unit",
            "previous_month", "quarter_months", "quarter_of", "trend_months"]

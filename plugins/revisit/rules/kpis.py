@@ -56,7 +56,15 @@ import pyarrow as pa
 
 from revisit.config.policy import Policy
 from revisit.config.schema import PRIORITIES
-from revisit.core.periods import MONTH, QUARTER, month_end, month_start, period_unit, trend_months
+from revisit.core.periods import (
+    MONTH,
+    QUARTER,
+    month_end,
+    month_start,
+    period_unit,
+    quarter_of,
+    trend_months,
+)
 from revisit.core.phones import mask_phone
 from revisit.rules.calendar import BusinessCalendar
 from revisit.rules.visits import (
@@ -100,9 +108,10 @@ def _month_of(stamps: pd.Series, unit: str = MONTH) -> pd.Series:
         number = number // 3  # quarters since 1970-Q1
     low = number[known].min()
     span = np.arange(low, number[known].max() + 1)
-    labels = (np.array([f"{1970 + q // 4}-Q{q % 4 + 1}" for q in span.tolist()])
-              if unit == QUARTER else
-              np.datetime_as_string(span.astype("datetime64[M]"), unit="M"))
+    first_months = (span * 3 if unit == QUARTER else span).astype("datetime64[M]")
+    labels = np.datetime_as_string(first_months, unit="M")
+    if unit == QUARTER:  # one label per quarter of the span, not per value
+        labels = np.array([quarter_of(m) for m in labels.tolist()])
     codes = pa.array(np.where(known, number - low, 0).astype(np.int32), mask=~known)
     text = pa.DictionaryArray.from_arrays(codes, pa.array(labels)).cast(pa.large_string())
     return pd.Series(pd.arrays.ArrowStringArray(text), index=stamps.index, dtype="string")

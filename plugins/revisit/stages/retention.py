@@ -28,19 +28,17 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import os
-import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from revisit.core.periods import MONTH_PATTERN, QUARTER_PATTERN, month_cutoff_date
+from revisit.core.periods import DAY_PATTERN, MONTH_PATTERN, QUARTER_PATTERN, month_cutoff_date
 
 log = logging.getLogger(__name__)
 
 # Per kind of partition: the output-root folders that hold it (see the module docstring).
 DAY_FOLDERS = ("snapshots", "clean", "handoff", "quality", "call_lists", "sla")
 MONTH_FOLDERS = ("snapshots", "quality", "report_data")
-_DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 TRASH_SUFFIX = ".expired.tmp"  # .<name>.<pid>.expired.tmp: hidden, like atomic_dir's temps
 
 
@@ -63,7 +61,7 @@ def partition_age(name: str, today: dt.date) -> int | None:
 
 def _reference_day(name: str) -> dt.date | None:
     try:
-        if _DAY.fullmatch(name):
+        if DAY_PATTERN.fullmatch(name):
             return dt.date.fromisoformat(name)
     except ValueError:  # 2026-02-30: not a day
         return None
@@ -84,7 +82,7 @@ def expired_partitions(root: Path, today: dt.date, keep_days: int) -> list[Expir
             name = path.name
             if not path.is_dir() or path.is_symlink() or name.startswith("."):
                 continue
-            kinds = DAY_FOLDERS if _DAY.fullmatch(name) else MONTH_FOLDERS
+            kinds = DAY_FOLDERS if DAY_PATTERN.fullmatch(name) else MONTH_FOLDERS
             if folder not in kinds:
                 continue
             age = partition_age(name, today)
