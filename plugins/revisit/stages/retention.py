@@ -13,10 +13,15 @@ What goes (every one holds customers' names, phones or CRM text):
   aged from M's cut-off, the 1st of M+1 (the day that snapshot was taken as of); likewise a
   quarter's report_data/<YYYY>-Q<n> (the company report's data), aged from the 1st after it.
 
-What stays: reports/M (the delivered PDFs, kpis.csv, agents.csv: the monthly review itself),
-the results database (ids and verdicts, no names or phones), and everything under replays/
-(a replay is made and removed by a person). A folder that is no partition name (a date
-YYYY-MM-DD or a month YYYY-MM) is never touched, nor today's partition or a newer one.
+A replay, replays/<replay_id>/, holds a copy of what its period's run holds (clean frames,
+call lists): it goes whole with its period, aged like the period it replayed (its replay.json
+says which; else the id's leading day or month, as the default ids begin; a replay folder
+that says neither is kept and named in the log).
+
+What stays: reports/M (the delivered PDFs, kpis.csv, agents.csv: the monthly review itself)
+and the results database (ids and verdicts, no names or phones). A folder that is no
+partition name (a date YYYY-MM-DD or a month YYYY-MM) is never touched, nor today's partition
+or a newer one.
 
 Each partition goes atomically: renamed to a hidden trash name first (one rename: readers and
 snapshot_exists stop seeing it at once), then deleted; a crash between the two leaves only the
@@ -26,8 +31,10 @@ trash, which the next run removes. A rerun finds nothing more to delete.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import os
+import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +46,8 @@ log = logging.getLogger(__name__)
 # Per kind of partition: the output-root folders that hold it (see the module docstring).
 DAY_FOLDERS = ("snapshots", "clean", "handoff", "quality", "call_lists", "sla")
 MONTH_FOLDERS = ("snapshots", "quality", "report_data")
+REPLAYS = "replays"  # replays/<replay_id>/: aged by the period each replayed
+_LEADING_PERIOD = re.compile(r"^(\d{4}-\d{2}-\d{2}|\d{4}-\d{2}|\d{4}-Q[1-4])(?:_|$)")
 TRASH_SUFFIX = ".expired.tmp"  # .<name>.<pid>.expired.tmp: hidden, like atomic_dir's temps
 
 
@@ -92,6 +101,34 @@ def expired_partitions(root: Path, today: dt.date, keep_days: int) -> list[Expir
     return found
 
 
+def expired_replays(root: Path, today: dt.date, keep_days: int) -> list[Expired]:
+    """The replays under `root` whose replayed period is older than `keep_days` on `today`."""
+    base = root / REPLAYS
+    found = []
+    for path in sorted(base.iterdir()) if base.is_dir() else []:
+        if not path.is_dir() or path.is_symlink() or path.name.startswith("."):
+            continue
+        period = _replayed_period(path)
+        age = partition_age(period, today) if period else None
+        if age is None:
+            log.warning("retention: replay %s names no period (replay.json): kept", path.name)
+        elif age > keep_days:
+            found.append(Expired(path, REPLAYS, path.name))
+    return found
+
+
+def _replayed_period(folder: Path) -> str | None:
+    record = folder / "replay.json"
+    try:
+        period = json.loads(record.read_text(encoding="utf-8")).get("period")
+    except (OSError, ValueError, AttributeError):
+        period = None
+    if isinstance(period, str) and partition_age(period, dt.date.today()) is not None:
+        return period
+    leading = _LEADING_PERIOD.match(folder.name)
+    return leading.group(1) if leading else None
+
+
 def delete_partition(partition: Expired) -> None:
     """Rename the partition to its trash name (atomic), then delete the trash."""
     trash = partition.path.with_name(f".{partition.name}.{os.getpid()}{TRASH_SUFFIX}")
@@ -102,7 +139,7 @@ def delete_partition(partition: Expired) -> None:
 def remove_trash(root: Path) -> int:
     """Delete what an interrupted retention left renamed but not yet deleted."""
     removed = 0
-    for folder in sorted(set(DAY_FOLDERS) | set(MONTH_FOLDERS)):
+    for folder in sorted(set(DAY_FOLDERS) | set(MONTH_FOLDERS) | {REPLAYS}):
         base = root / folder
         if not base.is_dir():
             continue
@@ -113,12 +150,14 @@ def remove_trash(root: Path) -> int:
 
 
 def apply_retention(root: Path, today: dt.date, keep_days: int) -> dict:
-    """Delete every expired partition under `root` (not under replays/); counts per folder,
-    logged. `today`: the run's call date D, so a rerun of D deletes what D's first run did."""
+    """Delete every expired partition under `root` and every expired replay (whole, never a
+    partition inside one); counts per folder, logged. `today`: the run's call date D, so a
+    rerun of D deletes what D's first run did."""
     leftovers = remove_trash(root)
-    expired = expired_partitions(root, today, keep_days)
+    expired = [*expired_partitions(root, today, keep_days),
+               *expired_replays(root, today, keep_days)]
     deleted: dict[str, int] = {folder: 0 for folder in sorted(set(DAY_FOLDERS) |
-                                                              set(MONTH_FOLDERS))}
+                                                              set(MONTH_FOLDERS) | {REPLAYS})}
     for partition in expired:
         delete_partition(partition)
         deleted[partition.folder] += 1
@@ -130,5 +169,15 @@ def apply_retention(root: Path, today: dt.date, keep_days: int) -> dict:
             "keep_days": keep_days, "trash_removed": leftovers}
 
 
-__all__ = ["DAY_FOLDERS", "MONTH_FOLDERS", "Expired", "apply_retention", "delete_partition",
-           "expired_partitions", "partition_age", "remove_trash"]
+__all__ = [
+    "DAY_FOLDERS",
+    "MONTH_FOLDERS",
+    "REPLAYS",
+    "Expired",
+    "apply_retention",
+    "delete_partition",
+    "expired_partitions",
+    "expired_replays",
+    "partition_age",
+    "remove_trash",
+]

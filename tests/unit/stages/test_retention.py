@@ -10,6 +10,7 @@ Tree around the boundary for D = 2026-11-20 and 62 days: 2026-09-19 is 62 days o
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import os
 
@@ -47,8 +48,14 @@ def _tree(root):
     for month in OLD_MONTHS:  # reports/M: the delivered review stays
         (root / "reports" / month).mkdir(parents=True)
         (root / "reports" / month / "D01.pdf").write_bytes(b"%PDF")
-    for folder in ("snapshots", "call_lists"):  # a replay's own tree is never touched
-        (root / "replays" / "r1" / folder / "2020-01-01").mkdir(parents=True)
+    for folder in ("snapshots", "call_lists"):  # a replay goes whole with its period, or stays
+        (root / "replays" / "r1" / folder / "2020-01-01").mkdir(parents=True)  # no period: kept
+    (root / "replays" / "2026-09-18_after-sales-handbook_0123456789ab" / "clean").mkdir(
+        parents=True)  # the default id's period: 63 days -> gone
+    (root / "replays" / "2026-10_x").mkdir(parents=True)  # a month, cut-off 11-01: kept
+    for name, period in (("old-what-if", "2026-08"), ("new-what-if", "2026-11-01")):
+        (root / "replays" / name).mkdir(parents=True)  # replay.json says: 80 days / 19 days
+        (root / "replays" / name / "replay.json").write_text(json.dumps({"period": period}))
     (root / "results.sqlite").write_bytes(b"")
 
 
@@ -86,13 +93,14 @@ def test_retention_deletes_exactly_the_expired_partitions(tmp_path):
     assert _names(root / "reports") == list(OLD_MONTHS)
     assert (root / "replays" / "r1" / "snapshots" / "2020-01-01").is_dir()
     assert (root / "replays" / "r1" / "call_lists" / "2020-01-01").is_dir()
+    assert _names(root / "replays") == ["2026-10_x", "new-what-if", "r1"]
     assert (root / "results.sqlite").is_file()
     # No trash left, and the counts per folder say what went.
     assert not [p for p in root.rglob(".*")]
     assert set(_names(root / "report_data")) == set(KEPT_MONTHS) | {"2026-Q3"}
     assert result["deleted"] == {
         "call_lists": 3, "clean": 3, "handoff": 3, "quality": 3 + 2, "report_data": 2 + 1,
-        "sla": 3, "snapshots": 3 + 2}
+        "replays": 2, "sla": 3, "snapshots": 3 + 2}
     assert result["total"] == sum(result["deleted"].values())
     assert result["kept_from"] == "2026-09-19"
 
