@@ -51,6 +51,13 @@ when a run has not finished by the policy's `schedule.call_lists_ready_by` (08:3
 
 Idempotent: a rerun of the same D replaces D's partition atomically. XCom carries only paths and
 counts. Rules and numbers: `include/config/policy.yaml`; contract: DESIGN.md.
+
+Reruns reproduce: a rerun reads the period's stored snapshot (`params.refresh_snapshot = true`
+re-extracts the CRM); every partition's `run.json` says which policy, snapshot and code made it.
+`params.policy_profile` picks a policy profile (`include/config/profiles/`). What-if:
+`params.replay = true` recomputes the period from its stored snapshot under that profile into
+`replays/<replay_id>/` with `changes.csv` and `summary.md`, and sends and publishes nothing
+(docs/operations.md "What-if replay"; `python -m revisit replay` without Airflow).
 """
 
 

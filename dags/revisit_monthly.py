@@ -23,8 +23,10 @@ Reviews month **M**: by default the month before the run's date in the business 
 
 1. **extract** — the CRM (connection `crm_db`) as it stood at the end of M (cut-off: the 1st of
    M+1, 00:00 local), snapshotted under `snapshots/M/` in the output root.
-2. **kpis** — the KPIs of M and the five months before, per department and for the company
-   (`ALL`): `reports/M/kpis.csv`, plus one report-data file per department in `report_data/M/`;
+2. **kpis** — the KPIs of M (trends: the five months before), per department and for the
+   company (`ALL`): `reports/M/kpis.csv`, `agents.csv` (per-agent credit, for appraisal),
+   `sla_status.csv` (the verdicts the SLA KPIs count), the results tables `kpis` and
+   `agent_kpis` (M replaced), and one report-data file per department in `report_data/M/`;
    **departments** lists the department ids to fan out over.
 3. **department** (one mapped task group per department, dynamic task mapping):
    **render** `reports/M/<department_id>.pdf`, then **send** it to the department head
@@ -48,6 +50,13 @@ sending.
 
 Idempotent: a rerun of the same month replaces its files atomically; XCom carries only paths,
 ids and counts. Rules and report settings: `include/config/policy.yaml`; contract: DESIGN.md.
+
+Reruns reproduce: a rerun reads the period's stored snapshot (`params.refresh_snapshot = true`
+re-extracts the CRM); every partition's `run.json` says which policy, snapshot and code made it.
+`params.policy_profile` picks a policy profile (`include/config/profiles/`). What-if:
+`params.replay = true` recomputes the period from its stored snapshot under that profile into
+`replays/<replay_id>/` with `changes.csv` and `summary.md`, and sends and publishes nothing
+(docs/operations.md "What-if replay"; `python -m revisit replay` without Airflow).
 """
 
 
