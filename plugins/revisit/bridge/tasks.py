@@ -177,6 +177,10 @@ def _snapshot(parts: DayPartitions | MonthPartitions, policy: Policy,
 
     if parts.replay or (not refresh and snapshot_exists(parts.snapshot)):
         return _stored_snapshot(parts)
+    if isinstance(parts, MonthPartitions) and not refresh:
+        reused = _day_snapshot_of_cutoff(parts, policy)
+        if reused is not None:
+            return reused
     from revisit.bridge.connections import airflow_sqlalchemy_url
 
     counts = extract_snapshot(airflow_sqlalchemy_url(CRM_CONN_ID), parts.cutoff_date,
@@ -185,6 +189,22 @@ def _snapshot(parts: DayPartitions | MonthPartitions, policy: Policy,
     log.info("snapshot %s (CRM as of %s 00:00): %s", parts.period, parts.cutoff_date, counts)
     return {"partition": parts.period, "path": str(parts.snapshot), "rows": counts,
             "extracted": True}
+
+
+def _day_snapshot_of_cutoff(parts: MonthPartitions, policy: Policy) -> dict[str, Any] | None:
+    """M's snapshot from the daily run of M's cut-off day (the 1st of M+1) when that one saw
+    the CRM at the same instant (revisit.io.extract.same_cutoff), else None (extract)."""
+    from revisit.io.extract import copy_snapshot, same_cutoff
+
+    day = DayPartitions(parts.root, parts.cutoff_date)
+    if not same_cutoff(day.snapshot, parts.cutoff_date, policy.calendar.timezone,
+                       policy.source_tz):
+        return None
+    counts = copy_snapshot(day.snapshot, parts.snapshot)
+    log.info("snapshot %s: the daily snapshot of %s (the same cut-off), not extracted again",
+             parts.period, day.period)
+    return {"partition": parts.period, "path": str(parts.snapshot), "rows": counts,
+            "extracted": False, "from": day.period}
 
 
 def _stored_snapshot(parts: DayPartitions | MonthPartitions) -> dict[str, Any]:

@@ -132,6 +132,34 @@ def snapshot_manifest(folder: Path) -> dict[str, Any]:
     return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
 
 
+def same_cutoff(folder: Path, cutoff_date: dt.date, business_tz: str, source_tz: str) -> bool:
+    """Whether the complete snapshot at `folder` saw the CRM as of `cutoff_date` 00:00 in the
+    same zones (its manifest says so; a snapshot without one is never taken for another)."""
+    manifest = snapshot_manifest(folder) if snapshot_exists(folder) else {}
+    return (manifest.get("cutoff") == cutoff_date.isoformat()
+            and manifest.get("business_tz") == business_tz
+            and manifest.get("source_tz") == source_tz)
+
+
+def copy_snapshot(source: Path, target: Path) -> dict[str, int]:
+    """The snapshot at `source` as `target` (atomic): hard links where the file system allows,
+    else copies; returns its row counts.
+
+    Why: the monthly run of M sees the CRM as of the 1st of M+1 00:00 — exactly what that
+    day's daily run snapshotted a few hours before; extracting again reads the whole CRM for
+    the same rows."""
+    import shutil
+
+    with atomic_dir(target) as tmp:
+        for path in sorted(source.iterdir()):
+            if path.is_file():
+                try:
+                    os.link(path, tmp / path.name)
+                except OSError:  # another file system, or links not allowed
+                    shutil.copy2(path, tmp / path.name)
+    return dict(snapshot_manifest(target).get("rows", {}))
+
+
 def snapshot_dir(output_root: Path, partition: str) -> Path:
     """snapshots/<partition>: a call date (2026-10-16) or a report month (2026-10)."""
     return output_root / "snapshots" / partition
@@ -616,7 +644,7 @@ def extract_snapshot(
                 raise
             if child is not None:
                 counts[LARGEST_TABLE] = _finish_worker(child)
-            _write_manifest(tmp, cutoff_date, business_tz, counts)
+            _write_manifest(tmp, cutoff_date, business_tz, source_tz, counts)
     finally:
         engine.dispose()
     counts = {name: counts[name] for name in TABLES}
@@ -625,12 +653,13 @@ def extract_snapshot(
     return counts
 
 
-def _write_manifest(folder: Path, cutoff_date: dt.date, business_tz: str,
+def _write_manifest(folder: Path, cutoff_date: dt.date, business_tz: str, source_tz: str,
                     counts: dict[str, int]) -> None:
     from zoneinfo import ZoneInfo
 
     taken = dt.datetime.now(ZoneInfo(business_tz)).isoformat(timespec="seconds")
     manifest = {"extracted_at": taken, "cutoff": cutoff_date.isoformat(),
+                "business_tz": business_tz, "source_tz": source_tz,
                 "rows": {name: counts[name] for name in TABLES}}
     (folder / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
 

@@ -5,6 +5,7 @@ replay reads the original snapshot, writes under replays/<replay_id>/ and sends 
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 import pendulum
 import pytest
@@ -113,3 +114,33 @@ def test_a_monthly_replays_summary_compares_and_never_opens_the_results_database
     context = {"params": {"month": "2026-10", "replay": True, "replay_id": "m"}}
     assert tasks.summary(context) == {"month": "2026-10", "replay": {"changes": 0}}
     assert compared == ["2026-10"] and not (root / "results.sqlite").exists()
+
+
+def _daily_snapshot(root, day: str, business_tz: str = "Asia/Shanghai"):
+    folder = root / "snapshots" / day
+    folder.mkdir(parents=True)
+    for name in TABLES:
+        (folder / f"{name}.parquet").write_bytes(name.encode())
+    (folder / "snapshot.json").write_text(json.dumps({
+        "extracted_at": f"{day}T06:00:04+08:00", "cutoff": day, "business_tz": business_tz,
+        "source_tz": business_tz, "rows": {name: 1 for name in TABLES}}))
+    return folder
+
+
+def test_the_monthly_run_takes_the_daily_snapshot_of_its_cut_off_instead_of_extracting(
+        root, extracted):
+    """October's run sees the CRM as of 11-01 00:00, as the daily run of 11-01 did."""
+    daily = _daily_snapshot(root, "2026-11-01")
+    result = tasks.extract_monthly({"params": {"month": "2026-10"}})
+    month = root / "snapshots" / "2026-10"
+    assert extracted == [] and result["from"] == "2026-11-01" and result["extracted"] is False
+    assert sorted(p.name for p in month.iterdir()) == sorted(p.name for p in daily.iterdir())
+    assert (month / "visits.parquet").read_bytes() == b"visits"
+    assert (month / "visits.parquet").stat().st_ino == (daily / "visits.parquet").stat().st_ino
+
+
+def test_a_daily_snapshot_of_another_zone_or_day_is_not_taken_for_the_month(root, extracted):
+    _daily_snapshot(root, "2026-11-01", business_tz="Europe/Berlin")  # another instant
+    _daily_snapshot(root, "2026-10-31")  # another day
+    tasks.extract_monthly({"params": {"month": "2026-10"}})
+    assert extracted == [dt.date(2026, 11, 1)]
