@@ -338,19 +338,23 @@ def run_cmp_engine(cfg: Config, ctx: dict, probes: Probes) -> tuple[int, dict]:
     return len(created), {"calendar_build_seconds": round(built, 3)}
 
 
-def _btd_rules(policy):
+def _btd_rules(policy, years: tuple[int, int] | None = None):
     """businesstimedelta configured like the policy: the working-hours interval(s) on Mon-Fri
     and on China's official adjusted working days, minus the public holidays (both from the
-    `holidays` package, the same years as BusinessCalendar)."""
+    `holidays` package, the same years as BusinessCalendar; `years` given, revisit.rules.calendar
+    and with it numpy/pandas is not imported: bench.sla_fair's businesstimedelta process)."""
     import holidays
     import pytz
     from businesstimedelta import HolidayRule, Rules, WorkDayRule
     from businesstimedelta.rules import Rule
 
-    from revisit.rules.calendar import DEFAULT_YEARS
+    if years is None:
+        from revisit.rules.calendar import DEFAULT_YEARS
+
+        years = DEFAULT_YEARS
 
     tz = pytz.timezone(policy.calendar.timezone)
-    years = range(DEFAULT_YEARS[0], DEFAULT_YEARS[1] + 1)
+    years = range(years[0], years[1] + 1)
     country = holidays.country_holidays(policy.calendar.country, years=list(years))
     closed = frozenset(country) | frozenset(policy.calendar.extra_holidays)
     opened = sorted((set(getattr(country, "weekend_workdays", ()))
@@ -496,6 +500,16 @@ def missing_requirements(stage: Stage) -> list[str]:
     return [m for m in stage.requires if importlib.util.find_spec(m) is None]
 
 
+def _source() -> str | None:
+    """The plugins/ folder `revisit` was imported from (A/B runs: which revision ran)."""
+    module = sys.modules.get("revisit")
+    where = getattr(module, "__file__", None) or next(iter(getattr(module, "__path__", [])), None)
+    if where is None:
+        return None
+    where = Path(where).resolve()
+    return str(where.parents[1] if where.name == "__init__.py" else where.parent)
+
+
 # ================================================================= child entry point
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.stages")
@@ -516,6 +530,7 @@ def main(argv: list[str] | None = None) -> int:
         import pyarrow  # noqa: F401
 
         ctx = _policy_and_calendar(cfg)
+        report["source"] = _source()
         report["setup_seconds"] = round(time.perf_counter() - began, 3)
         report["base_rss"] = current_rss()
         report["setup_peak_rss"] = peak_rss()
