@@ -1,6 +1,6 @@
 """The monthly stages end to end against a real SMTP server (aiosmtpd, tooling.mailsink):
-one message per department head with the PDF attached, never a second one, a refused send
-retried, an uncertain one held back."""
+one message per department head with the PDF and the per-agent XLSX attached, never a second
+one, a refused send retried, an uncertain one held back."""
 
 from __future__ import annotations
 
@@ -102,8 +102,13 @@ def test_one_message_per_head_with_the_pdf_and_never_twice(env, sink):
         html = message.get_body(("html",)).get_content()
         assert "回访及时率" in text and "回访及时率" in html
         attachments = list(message.iter_attachments())
-        assert len(attachments) == 1
-        attachment = attachments[0]
+        assert len(attachments) == 2  # the PDF, and beside it every agent as an XLSX
+        attachment, sheet = attachments
+        assert sheet.get_content_type() == ("application/vnd.openxmlformats-officedocument"
+                                            ".spreadsheetml.sheet")
+        assert sheet.get_filename() == f"revisit-agents-{MONTH}-{department}.xlsx"
+        assert sheet.get_content() == (env / "reports" / MONTH
+                                       / f"{department}_agents.xlsx").read_bytes()
         assert attachment.get_content_type() == "application/pdf"
         assert attachment.get_filename() == f"revisit-report-{MONTH}-{department}.pdf"
         pdf = attachment.get_content()

@@ -388,6 +388,11 @@ class ReportPolicy(_Model):
     # Rows per table of the action page (agents with open visits, open SLA breaches): the
     # most urgent first; the page states the totals beyond them.
     action_rows: int = Field(default=10, ge=1, le=100)
+    # The PDF's agent section: the strongest and the weakest this many agents by visit
+    # timeliness (all of them when there are at most twice as many); the full table travels
+    # as reports/M/<department_id>_agents.xlsx. Bounded: the page count, hence the render
+    # time, grows with the rows (401 agents took 13 pages and 4 s).
+    agent_rows: int = Field(default=5, ge=1, le=50)
     targets: ReportTargets
     highlights: ReportHighlights = ReportHighlights()
     # Every CRM text in the PDF and the e-mails is cut to this many characters ("…" marks

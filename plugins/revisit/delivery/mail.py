@@ -232,8 +232,9 @@ def email_content(data: dict[str, Any], policy, locale: str | None = None
 
 
 def build_message(data: dict[str, Any], policy, pdf: bytes, sender: str,
-                  locale: str | None = None) -> EmailMessage:
-    """The head's message: short text + HTML alternative, the PDF attached."""
+                  locale: str | None = None, xlsx: bytes | None = None) -> EmailMessage:
+    """The head's message: short text + HTML alternative, the PDF attached, and beside it the
+    full per-agent table `xlsx` (the PDF shows only the strongest and weakest agents)."""
     dept = data["department"]
     subject, text, html = email_content(data, policy, locale)
     msg = new_message(subject, sender, dept["head_email"], data["month"], dept["department_id"])
@@ -241,12 +242,24 @@ def build_message(data: dict[str, Any], policy, pdf: bytes, sender: str,
     msg.add_alternative(html, subtype="html")
     msg.add_attachment(pdf, maintype="application", subtype="pdf",
                        filename=attachment_name(data["month"], dept["department_id"]))
+    if xlsx is not None:
+        msg.add_attachment(xlsx, maintype="application", subtype=XLSX_SUBTYPE,
+                           filename=agents_attachment_name(data["month"], dept["department_id"]))
     return msg
 
 
 def attachment_name(month: str, department_id: str) -> str:
     safe = re.sub(r"[^A-Za-z0-9_-]", "_", department_id)
     return f"revisit-report-{month}-{safe}.pdf"
+
+
+XLSX_SUBTYPE = "vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+
+def agents_attachment_name(month: str, department_id: str) -> str:
+    """The per-agent XLSX's file name in the head's e-mail (ASCII, as the PDF's)."""
+    return attachment_name(month, department_id).replace("revisit-report-", "revisit-agents-",
+                                                         1).removesuffix(".pdf") + ".xlsx"
 
 
 # ================================================================= one message, once
@@ -297,12 +310,14 @@ def send_once(ledger: DeliveryLedger, period: str, department_id: str, recipient
 
 
 def deliver(ledger: DeliveryLedger, data: dict[str, Any], pdf_path: Path, policy,
-            transport: Transport) -> dict[str, Any]:
-    """Send one department's monthly report (see send_once)."""
+            transport: Transport, xlsx_path: Path | None = None) -> dict[str, Any]:
+    """Send one department's monthly report (see send_once), with the per-agent XLSX at
+    `xlsx_path` attached beside the PDF."""
     dept = data["department"]
 
     def compose(sender: str) -> EmailMessage:
-        return build_message(data, policy, Path(pdf_path).read_bytes(), sender)
+        xlsx = None if xlsx_path is None else Path(xlsx_path).read_bytes()
+        return build_message(data, policy, Path(pdf_path).read_bytes(), sender, xlsx=xlsx)
 
     return send_once(ledger, data["month"], str(dept["department_id"]), dept.get("head_email"),
                      compose, transport)
@@ -337,6 +352,7 @@ __all__ = [
     "DeliveryLedger",
     "DeliveryRefused",
     "DeliveryUncertain",
+    "agents_attachment_name",
     "attachment_name",
     "build_message",
     "deliver",

@@ -24,6 +24,10 @@ overdue and missed visits, open SLA breaches (the top `report.action_rows` of ea
 totals), the largest KPI moves (`kpi_moves`, the highlights' own ranking) — and the appendix
 defines every KPI in the locale (`appendix`, phrases `definitions.<kpi>`).
 
+The agent section shows the strongest and the weakest `report.agent_rows` agents by visit
+timeliness (`agent_section`; every agent when few): the PDF stays a few pages whatever the
+department's size, and the full table is `agents_workbook`'s XLSX, attached beside it.
+
 Charts are inline SVG drawn by the template from coordinates computed here: vector, no image
 files, no matplotlib. The e-mail that carries the PDF is revisit.delivery.mail's (it reuses
 `build_context`).
@@ -489,8 +493,39 @@ def build_context(data: dict[str, Any], policy, locale: str | None = None,
         "charts": charts,
         "quality": quality_lines(data["quality"], tr, limit),
         "actions": action_context(data, fmt, policy, first_next),
+        "agents": agent_section(data["agents"], policy.report.agent_rows),
         "appendix": appendix(fmt, targets),
     }
+
+
+def _timeliness(row: dict[str, Any]) -> float:
+    return row["visits_on_time"] / row["visits_due"]
+
+
+def agent_section(agents: list[dict[str, Any]], rows: int) -> dict[str, Any]:
+    """What the PDF's agent section shows: every agent when there are at most 2 × `rows`
+    (`split` False), else the strongest and the weakest `rows` by visit timeliness; the full
+    table travels as the XLSX beside the PDF (`agents_workbook`), so the PDF's length (and
+    its render time, 4 s for 401 agents) no longer grows with the department.
+
+    Ranked: only agents with visits due (a rate of nothing says nothing; `unranked` counts
+    the others). A tie on the rate goes to the agent with more visits due (10 of 10 is
+    stronger than 1 of 1, 0 of 10 weaker than 0 of 1), then to the lower agent id, so the
+    choice is stable. The strongest are active agents only (nobody appraises a departed
+    agent); an inactive agent may be among the weakest, marked as such (the visits were late
+    all the same). Nobody is in both lists."""
+    total = len(agents)
+    if total <= 2 * rows:
+        return {"split": False, "all": agents, "total": total}
+    due = [row for row in agents if (row.get("visits_due") or 0) > 0]
+    strongest = sorted((row for row in due if row.get("active")),
+                       key=lambda r: (-_timeliness(r), -r["visits_due"], str(r["agent_id"])))
+    strongest = strongest[:rows]
+    chosen = {id(row) for row in strongest}
+    weakest = sorted((row for row in due if id(row) not in chosen),
+                     key=lambda r: (_timeliness(r), -r["visits_due"], str(r["agent_id"])))
+    return {"split": True, "strongest": strongest, "weakest": weakest[:rows], "total": total,
+            "unranked": total - len(due)}
 
 
 def action_context(data: dict[str, Any], fmt: Formats, policy,
@@ -694,6 +729,50 @@ def render_report(data: dict[str, Any], policy, target: Path, locale: str | None
     return write_bytes(target, render_pdf(html, timeout=policy.report.render_timeout_seconds))
 
 
+# The XLSX's columns (report data's agent rows), in the PDF table's order.
+XLSX_AGENT_COLUMNS = ("agent_id", "name", "role", "status", "home_department_id", "visits_due",
+                      "visits_on_time", "visit_timeliness_rate", "visits_made", "visits_reached",
+                      "avg_visit_satisfaction", "tickets_handled", "sla_breaches")
+XLSX_NUMBER_FORMATS = {"visit_timeliness_rate": "0.0%", "avg_visit_satisfaction": "0.0"}
+
+
+def agents_workbook(data: dict[str, Any], policy, target: Path, locale: str | None = None
+                    ) -> Path:
+    """The department's full per-agent table as an XLSX (revisit.io.spreadsheet.write_xlsx:
+    atomic, text never a formula), headers in the report's locale as in the PDF's table.
+
+    From the report data, the same rows and numbers as agents.csv; texts are not shortened
+    (a spreadsheet has no WeasyPrint to stall) but neutralised (a name "=cmd|..." stays
+    text); counts and rates are numbers, so the head can sort and filter them."""
+    import pandas as pd
+
+    from revisit.io.spreadsheet import neutralise, write_xlsx
+
+    locale = locale or policy.report.locale
+    tr = load_translations(locale)
+    words, columns = tr["agents_xlsx"], tr["columns"]
+    frame = pd.DataFrame(data["agents"]).reindex(
+        columns=[c for c in XLSX_AGENT_COLUMNS if c != "status"] + ["active"])
+    frame["role"] = [tr["roles"].get(r, r) if isinstance(r, str) else r for r in frame["role"]]
+    frame.insert(3, "status", [words["active"] if a else tr["inactive"]
+                               for a in frame.pop("active")])
+    numeric = list(XLSX_AGENT_COLUMNS[5:])
+    frame[numeric] = frame[numeric].apply(pd.to_numeric, errors="coerce")
+    headers = {"agent_id": words["agent_id"], "name": words["name"], "role": columns["role"],
+               "status": words["status"], "home_department_id": words["home_department"],
+               "visits_due": columns["visits_due"], "visits_on_time": columns["visits_on_time"],
+               "visit_timeliness_rate": columns["timeliness"],
+               "visits_made": columns["visits_made"],
+               "visits_reached": columns["visits_reached"],
+               "avg_visit_satisfaction": columns["satisfaction"],
+               "tickets_handled": columns["tickets_handled"], "sla_breaches": columns["breaches"]}
+    dept = data["department"]
+    title = words["title"].format(department=dept.get("name") or dept["department_id"],
+                                  month=Formats(tr, locale).month(data["month"]))
+    return write_xlsx(neutralise(frame), target, sheet=words["sheet"], headers=headers,
+                      title=title, number_formats=XLSX_NUMBER_FORMATS)
+
+
 __all__ = [
     "APPENDIX_KPIS",
     "MOVES_SHOWN",
@@ -704,6 +783,8 @@ __all__ = [
     "RenderFailed",
     "RenderTimeout",
     "action_context",
+    "agent_section",
+    "agents_workbook",
     "appendix",
     "build_context",
     "highlights",

@@ -220,6 +220,16 @@ def _row_height(lines: int) -> float:
     return max(DEFAULT_ROW_HEIGHT, LINE_HEIGHT * lines + 3)
 
 
+def _formatted(value: object, code: str) -> object:
+    """About what a spreadsheet shows for `value` in a simple number format ("0.0%", "0.00"),
+    to fit the column: 0.7878787878 is shown as 78.8%, not 18 characters wide."""
+    if not isinstance(value, (int, float, np.number)) or pd.isna(value):
+        return value
+    decimals = len(code.split(".", 1)[1].rstrip("%")) if "." in code else 0
+    percent = code.endswith("%")
+    return f"{value * 100 if percent else value:,.{decimals}f}" + ("%" if percent else "")
+
+
 def _page_text(text: str) -> str:
     """Text for a printed page header: '&' starts a control code there."""
     return text.replace("&", "&&")
@@ -227,13 +237,16 @@ def _page_text(text: str) -> str:
 
 def write_xlsx(frame: pd.DataFrame, target: Path, sheet: str = "call_list", *,
                headers: Mapping[str, str] | None = None, entries: Sequence[Entry] = (),
-               wrap: Mapping[str, float] | None = None, title: str = "") -> Path:
+               wrap: Mapping[str, float] | None = None, title: str = "",
+               number_formats: Mapping[str, str] | None = None) -> Path:
     """Formatted XLSX a person works through, on screen or on paper.
 
     headers: the header shown per column (default: the column's name); entries: empty
     columns after the data for the reader to fill in, with their checks; wrap: columns whose
     text wraps, each fitted to its content up to the given width (the others up to
-    MAX_COLUMN_WIDTH); title: printed at the top of every page.
+    MAX_COLUMN_WIDTH); title: printed at the top of every page; number_formats: an Excel
+    number format per numeric column (e.g. "0.0%": a rate stays a number the reader can sort
+    and sum, shown as the PDF shows it).
 
     Bold header row, frozen, repeated on every printed page, with an auto-filter; A4
     landscape, one page wide. Every text cell is written with write_string (never a
@@ -266,6 +279,8 @@ def write_xlsx(frame: pd.DataFrame, target: Path, sheet: str = "call_list", *,
                                          "border_color": "#A6A6A6"})
         entry_wrap_fmt = workbook.add_format({**font, "bg_color": "#FFF8DC", "border": 1,
                                               "border_color": "#A6A6A6", "text_wrap": True})
+        shown_as = {name: workbook.add_format({**font, "num_format": code})
+                    for name, code in (number_formats or {}).items()}
         widths = []
         lines = [1] * (len(frame) + 1)  # per row, the header's first
         for c, name in enumerate(columns):
@@ -279,10 +294,12 @@ def write_xlsx(frame: pd.DataFrame, target: Path, sheet: str = "call_list", *,
                     stamp = stamp.tz_localize(None) if stamp.tzinfo else stamp
                     ws.write_datetime(r, c, stamp.to_pydatetime(), date_fmt)
                 elif isinstance(value, (int, float, np.number)) and not isinstance(value, bool):
-                    ws.write_number(r, c, value, number_fmt)
+                    ws.write_number(r, c, value, shown_as.get(name, number_fmt))
                 else:
                     ws.write_string(r, c, str(value), text)
-            widths.append(_fitted_width(shown[c], values, wrap.get(name, MAX_COLUMN_WIDTH)))
+            measured = values if name not in shown_as else [
+                _formatted(v, number_formats[name]) for v in values]
+            widths.append(_fitted_width(shown[c], measured, wrap.get(name, MAX_COLUMN_WIDTH)))
             if name in wrap:
                 for r, value in enumerate(values, start=1):
                     lines[r] = max(lines[r], _line_count(value, widths[c]))

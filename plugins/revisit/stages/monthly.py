@@ -4,7 +4,9 @@ took from the task context (as it does for revisit.stages.daily).
 
 - `compute_kpis`: the snapshot of M -> reports/M/kpis.csv and one JSON of report data per
   department in report_data/M/ (so each render task reads a small file, not the snapshot);
-- `render_department`: report_data/M/<department_id>.json -> reports/M/<department_id>.pdf;
+- `render_department`: report_data/M/<department_id>.json -> reports/M/<department_id>.pdf
+  and reports/M/<department_id>_agents.xlsx (every agent; the PDF shows the strongest and
+  weakest);
 - `send_department`: the PDF to the department head, at most once (revisit.delivery.mail ledger);
 - `summarize`: the delivery ledger of M -> reports/M/delivery.json; raises ReportsNotDelivered
   when a department's report was not delivered, naming it.
@@ -239,14 +241,22 @@ def _load_data(parts: MonthPartitions, department_id: str) -> dict[str, Any]:
 
 def render_department(parts: MonthPartitions, policy: Policy,
                       department_id: str) -> dict[str, Any]:
-    """reports/M/<department_id>.pdf from the department's report data (atomic write)."""
-    from revisit.delivery.report import render_report
+    """reports/M/<department_id>.pdf and <department_id>_agents.xlsx (the full per-agent table
+    the PDF leaves out) from the department's report data, each written atomically.
+
+    Here, not in compute_kpis: the XLSX is in the report's locale, like the PDF it travels
+    with, and is made from the same report data, so a rerun of one department's render remakes
+    both (the send task attaches both)."""
+    from revisit.delivery.report import agents_workbook, render_report
 
     started = time.perf_counter()
-    target = render_report(_load_data(parts, department_id), policy, parts.pdf(department_id))
+    data = _load_data(parts, department_id)
+    target = render_report(data, policy, parts.pdf(department_id))
+    xlsx = agents_workbook(data, policy, parts.agents_xlsx(department_id))
     seconds = round(time.perf_counter() - started, 2)
-    log.info("rendered %s in %.2f s", target, seconds)
-    return {"department_id": department_id, "pdf": str(target), "seconds": seconds}
+    log.info("rendered %s and %s in %.2f s", target, xlsx.name, seconds)
+    return {"department_id": department_id, "pdf": str(target), "xlsx": str(xlsx),
+            "seconds": seconds}
 
 
 def _ledger(policy: Policy, results_url: str, kind: str | None = None):
@@ -262,18 +272,20 @@ def _ledger(policy: Policy, results_url: str, kind: str | None = None):
 
 def send_department(parts: MonthPartitions, policy: Policy, department_id: str,
                     results_url: str, transport) -> dict[str, Any]:
-    """E-mail the department's PDF to its head, unless the delivery ledger says it was already
-    sent (or may have been). Raises revisit.delivery.mail.DeliveryError when this attempt did
-    not deliver; its `retryable` says whether another try may."""
+    """E-mail the department's PDF and its per-agent XLSX to its head, unless the delivery
+    ledger says it was already sent (or may have been). Raises
+    revisit.delivery.mail.DeliveryError when this attempt did not deliver; its `retryable`
+    says whether another try may."""
     from revisit.delivery.mail import deliver
 
     data = _load_data(parts, department_id)
-    pdf = parts.pdf(department_id)
-    if not pdf.exists():
-        raise FileNotFoundError(f"no report {pdf} (run the render task first)")
+    pdf, xlsx = parts.pdf(department_id), parts.agents_xlsx(department_id)
+    for path in (pdf, xlsx):  # the PDF promises the XLSX: never one without the other
+        if not path.exists():
+            raise FileNotFoundError(f"no {path} (run the render task first)")
     ledger = _ledger(policy, results_url)
     try:
-        return deliver(ledger, data, pdf, policy, transport)
+        return deliver(ledger, data, pdf, policy, transport, xlsx_path=xlsx)
     finally:
         ledger.engine.dispose()
 

@@ -112,5 +112,12 @@ class MonthPartitions:
     def pdf(self, department_id: str) -> Path:
         return self.reports / f"{department_id}.pdf"
 
+    def agents_xlsx(self, department_id: str) -> Path:
+        """reports/M/<department_id>_agents.xlsx: the department's full per-agent table. No
+        collision with another department's file: only this method writes .xlsx into
+        reports/M/, and appending a fixed suffix maps distinct ids to distinct names (the
+        XLSX of a department "D_agents" is D_agents_agents.xlsx; D_agents.pdf is its PDF)."""
+        return self.reports / f"{department_id}_agents.xlsx"
+
 
 __all__ = ["DayPartitions", "MonthPartitions"]
