@@ -61,7 +61,8 @@ demo: done. Outputs of call date $CALL_DATE and month $MONTH under $OUT:
                sms_notice.csv, carried_over.csv, not_listed.csv
   quality      quality/$CALL_DATE/summary.md (quarantine.csv: every rejected row and why)
   SLA          sla/$CALL_DATE/sla_status.csv, digest_<department_id>.csv
-  reports      reports/$MONTH/<department_id>.pdf ($PDFS departments), kpis.csv, agents.csv,
+  reports      reports/$MONTH/<department_id>.pdf ($PDFS departments) with <department_id>_agents.xlsx
+               (the full per-agent table, attached to the head's e-mail), kpis.csv, agents.csv,
                sla_status.csv (the verdicts the SLA KPIs count), delivery.json
   leadership   reports/$MONTH/company/company.pdf (every department side by side; after a
                quarter's last month also reports/<YYYY>-Q<n>/: kpis.csv, agents.csv, company/)
