@@ -8,7 +8,7 @@ import pendulum
 from airflow.sdk import AsyncCallback, DeadlineAlert, DeadlineReference, Param, dag, task
 
 from revisit.bridge.alerts import TaskFailed
-from revisit.bridge.params import rerun_params
+from revisit.bridge.params import RERUN_DOC, rerun_params
 
 SCHEDULE = "0 6 * * *"  # 06:00 in the business time zone
 # policy.yaml schedule.call_lists_ready_by (08:30) - 06:00; tests/dags checks they agree.
@@ -52,12 +52,6 @@ when a run has not finished by the policy's `schedule.call_lists_ready_by` (08:3
 Idempotent: a rerun of the same D replaces D's partition atomically. XCom carries only paths and
 counts. Rules and numbers: `include/config/policy.yaml`; contract: DESIGN.md.
 
-Reruns reproduce: a rerun reads the period's stored snapshot (`params.refresh_snapshot = true`
-re-extracts the CRM); every partition's `run.json` says which policy, snapshot and code made it.
-`params.policy_profile` picks a policy profile (`include/config/profiles/`). What-if:
-`params.replay = true` recomputes the period from its stored snapshot under that profile into
-`replays/<replay_id>/` with `changes.csv` and `summary.md`, and sends and publishes nothing
-(docs/operations.md "What-if replay"; `python -m revisit replay` without Airflow).
 """
 
 
@@ -68,7 +62,7 @@ re-extracts the CRM); every partition's `run.json` says which policy, snapshot a
     catchup=False,
     max_active_runs=1,
     tags=["revisit", "daily", "crm"],
-    doc_md=DOC,
+    doc_md=DOC + RERUN_DOC,
     deadline=DeadlineAlert(
         reference=DeadlineReference.DAGRUN_LOGICAL_DATE,
         interval=CALL_LISTS_READY_AFTER,

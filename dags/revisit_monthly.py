@@ -8,7 +8,7 @@ import pendulum
 from airflow.sdk import Param, dag, task, task_group
 
 from revisit.bridge.alerts import TaskFailed
-from revisit.bridge.params import rerun_params
+from revisit.bridge.params import RERUN_DOC, rerun_params
 
 # The label of a mapped department task in the UI: its department id. Inside the mapped task
 # group `department_id` is an op_kwarg, resolved before the template is rendered.
@@ -51,12 +51,6 @@ sending.
 Idempotent: a rerun of the same month replaces its files atomically; XCom carries only paths,
 ids and counts. Rules and report settings: `include/config/policy.yaml`; contract: DESIGN.md.
 
-Reruns reproduce: a rerun reads the period's stored snapshot (`params.refresh_snapshot = true`
-re-extracts the CRM); every partition's `run.json` says which policy, snapshot and code made it.
-`params.policy_profile` picks a policy profile (`include/config/profiles/`). What-if:
-`params.replay = true` recomputes the period from its stored snapshot under that profile into
-`replays/<replay_id>/` with `changes.csv` and `summary.md`, and sends and publishes nothing
-(docs/operations.md "What-if replay"; `python -m revisit replay` without Airflow).
 """
 
 
@@ -67,7 +61,7 @@ re-extracts the CRM); every partition's `run.json` says which policy, snapshot a
     catchup=False,
     max_active_runs=1,
     tags=["revisit", "monthly", "report"],
-    doc_md=DOC,
+    doc_md=DOC + RERUN_DOC,
     default_args={
         "owner": "data-team",
         "retries": 2,

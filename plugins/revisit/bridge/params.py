@@ -6,6 +6,16 @@ from __future__ import annotations
 
 from airflow.sdk import Param
 
+# What both DAGs' doc_md say about these params.
+RERUN_DOC = """
+Reruns reproduce: a rerun reads the period's stored snapshot (`params.refresh_snapshot = true`
+re-extracts the CRM); every partition's `run.json` says which policy, snapshot and code made it.
+`params.policy_profile` picks a policy profile (`include/config/profiles/`). What-if:
+`params.replay = true` recomputes the period from its stored snapshot under that profile into
+`replays/<replay_id>/` with `changes.csv` and `summary.md`, and sends and publishes nothing
+(docs/operations.md "What-if replay"; `python -m revisit replay` without Airflow).
+"""
+
 # = revisit.stages.replay's replay id rule (a folder name; tests/dags checks they agree)
 REPLAY_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$"
 
@@ -28,4 +38,4 @@ def rerun_params() -> dict[str, Param]:
     }
 
 
-__all__ = ["REPLAY_ID_PATTERN", "rerun_params"]
+__all__ = ["REPLAY_ID_PATTERN", "RERUN_DOC", "rerun_params"]
