@@ -125,3 +125,17 @@ def hand_built_frames() -> dict[str, pd.DataFrame]:
         ]),
         "ticket_pauses": frame("ticket_pauses", []),
     }
+
+
+def write_snapshot(folder, frames: dict[str, pd.DataFrame] | None = None,
+                   manifest: dict | None = None):
+    """`frames` (default: hand_built_frames()) as a stored snapshot in `folder`, as the
+    extract writes one (a table per Parquet file; `manifest`: its snapshot.json)."""
+    import json
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, rows in (hand_built_frames() if frames is None else frames).items():
+        rows.to_parquet(folder / f"{name}.parquet", index=False)
+    if manifest is not None:
+        (folder / "snapshot.json").write_text(json.dumps(manifest), encoding="utf-8")
+    return folder

@@ -11,7 +11,7 @@ import pytest
 from pypdf import PdfReader
 
 from revisit.io.extract import snapshot_dir
-from tests.monthly_fixtures import hand_built_frames
+from tests.monthly_fixtures import hand_built_frames, write_snapshot
 from tooling.mailsink import MailSink, free_port
 
 MONTH = "2026-10"
@@ -34,12 +34,9 @@ def sink(tmp_path):
 def env(tmp_path, monkeypatch, sink):
     """An output root holding the hand-built snapshot of M, SMTP pointed at the sink."""
     root = tmp_path / "out"
-    folder = snapshot_dir(root, MONTH)
-    folder.mkdir(parents=True)
     frames = hand_built_frames()
     frames["departments"].loc[:, "head_email"] = ["head.d1@example.com", "head.d2@example.com"]
-    for name, frame in frames.items():
-        frame.to_parquet(folder / f"{name}.parquet", index=False)
+    write_snapshot(snapshot_dir(root, MONTH), frames)
     monkeypatch.setenv("REVISIT_OUTPUT_DIR", str(root))
     monkeypatch.setenv("AIRFLOW_HOME", str(tmp_path / "airflow_home"))
     monkeypatch.setenv("AIRFLOW_CONN_SMTP_DEFAULT", smtp_connection(sink.port))
@@ -283,10 +280,7 @@ def test_after_a_quarter_s_last_month_leadership_also_gets_the_quarter_once(env,
     from revisit.bridge import tasks
 
     month, quarter = "2026-09", "2026-Q3"
-    folder = snapshot_dir(env, month)  # the hand-built CRM, as the run of September sees it
-    folder.mkdir(parents=True)
-    for name, frame in hand_built_frames().items():
-        frame.to_parquet(folder / f"{name}.parquet", index=False)
+    write_snapshot(snapshot_dir(env, month))  # the hand-built CRM, as September's run sees it
     context = {"params": {"month": month}}
     assert tasks.company_periods(context) == [month, quarter]
     run_month(context=context)

@@ -21,7 +21,7 @@ from revisit.stages.company import (
 )
 from revisit.stages.monthly import compute_kpis
 from revisit.stages.partitions import MonthPartitions
-from tests.monthly_fixtures import frame, hand_built_frames, ticket
+from tests.monthly_fixtures import frame, hand_built_frames, ticket, write_snapshot
 
 QUARTER = "2026-Q3"
 
@@ -59,10 +59,7 @@ def quarter_frames() -> dict:
 def _month_run(tmp_path, frames, month, policy):
     """An output root with `frames` as M's snapshot, after M's kpis task."""
     root = tmp_path / "out"
-    folder = snapshot_dir(root, month)
-    folder.mkdir(parents=True)
-    for name, table in frames.items():
-        table.to_parquet(folder / f"{name}.parquet", index=False)
+    write_snapshot(snapshot_dir(root, month), frames)
     parts = MonthPartitions(root, month)
     url = default_results_url(root)
     compute_kpis(parts, policy, url)

@@ -7,7 +7,7 @@ import pandas as pd
 from revisit.quality.gate import gate_or_stop
 from revisit.rules.kpis import COMPANY
 from revisit.stages.monthly import left_out_by_gate
-from tests.monthly_fixtures import frame, hand_built_frames, visit
+from tests.monthly_fixtures import frame, hand_built_frames, visit, write_snapshot
 
 MONTH = "2026-10"
 
@@ -47,12 +47,9 @@ def test_the_kpis_stage_credits_from_the_call_list_history_and_replaces_its_mont
     post_resolution (both missed). A rerun writes agents.csv and M's kpis / agent_kpis rows
     again, without duplicates."""
     import datetime as dt
-    import json
 
     from sqlalchemy import create_engine, text
 
-    from revisit.config.schema import TABLES
-    from revisit.io.extract import MANIFEST
     from revisit.io.results import ensure_schema, replace_partition
     from revisit.rules.kpis import AGENT_COLUMNS, KPI_NAMES
     from revisit.stages.monthly import compute_kpis
@@ -61,12 +58,8 @@ def test_the_kpis_stage_credits_from_the_call_list_history_and_replaces_its_mont
     loose = policy.model_copy(update={"quality": policy.quality.model_copy(
         update={"max_failure_share": 0.5})})
     parts = MonthPartitions(tmp_path / "out", MONTH)
-    parts.snapshot.mkdir(parents=True)
-    frames = hand_built_frames()
-    for name in TABLES:
-        frames[name].to_parquet(parts.snapshot / f"{name}.parquet", index=False)
-    (parts.snapshot / MANIFEST).write_text(json.dumps(
-        {"extracted_at": "2026-11-01T07:00:01+08:00", "cutoff": "2026-11-01", "rows": {}}))
+    write_snapshot(parts.snapshot, manifest={
+        "extracted_at": "2026-11-01T07:00:01+08:00", "cutoff": "2026-11-01", "rows": {}})
     url = f"sqlite:///{tmp_path / 'results.sqlite'}"
     engine = create_engine(url)
     ensure_schema(engine)
@@ -118,9 +111,7 @@ def test_the_months_sla_verdicts_are_written_beside_the_kpis_they_make(policy, t
     from revisit.stages.partitions import MonthPartitions
 
     root = tmp_path / "out"
-    (root / "snapshots" / MONTH).mkdir(parents=True)
-    for name, rows in hand_built_frames().items():
-        rows.to_parquet(root / "snapshots" / MONTH / f"{name}.parquet", index=False)
+    write_snapshot(root / "snapshots" / MONTH)
     compute_kpis(MonthPartitions(root, MONTH), policy, default_results_url(root))
     verdicts = pd.read_csv(root / "reports" / MONTH / "sla_status.csv", dtype=str)
     assert list(verdicts.columns) == list(STATUS_COLUMNS)

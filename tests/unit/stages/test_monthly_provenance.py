@@ -9,23 +9,17 @@ from pathlib import Path
 
 from pypdf import PdfReader
 
-from revisit.config.schema import TABLES
-from revisit.io.extract import MANIFEST
 from revisit.stages.monthly import compute_kpis, render_department
 from revisit.stages.partitions import MonthPartitions
-from tests.monthly_fixtures import hand_built_frames
+from tests.monthly_fixtures import write_snapshot
 
 MONTH = "2026-10"
 
 
 def _snapshot(parts: MonthPartitions) -> None:
     """The hand-built month as a stored snapshot of M, with its manifest."""
-    parts.snapshot.mkdir(parents=True)
-    frames = hand_built_frames()
-    for name in TABLES:
-        frames[name].to_parquet(parts.snapshot / f"{name}.parquet", index=False)
-    (parts.snapshot / MANIFEST).write_text(json.dumps(
-        {"extracted_at": "2026-11-02T07:00:01+08:00", "cutoff": "2026-11-01", "rows": {}}))
+    write_snapshot(parts.snapshot, manifest={
+        "extracted_at": "2026-11-02T07:00:01+08:00", "cutoff": "2026-11-01", "rows": {}})
 
 
 def test_reports_and_quality_of_m_say_what_made_them_and_the_pdf_shows_it(policy, tmp_path):

@@ -29,7 +29,7 @@ from revisit.config.policy import DEFAULT_POLICY_PATH, load_policy
 from revisit.stages.partitions import MonthPartitions
 from revisit.stages.replay import CHANGE_COLUMNS
 from tests.crm_fixtures import minimal_rows, sqlite_crm
-from tests.monthly_fixtures import hand_built_frames
+from tests.monthly_fixtures import write_snapshot
 
 D = "2026-10-21"  # a Wednesday; the run sees the CRM as of 21 Oct 00:00
 DAILY = ("extract_daily", "quality_gate", "call_lists", "sla", "sla_digest", "agent_mail",
@@ -241,10 +241,7 @@ def test_a_month_replay_compares_kpis_the_agent_table_and_the_months_verdicts(
     from revisit.stages.monthly import compute_kpis
 
     root = tmp_path / "out"
-    snapshot = root / "snapshots" / "2026-10"
-    snapshot.mkdir(parents=True)
-    for name, rows in hand_built_frames().items():
-        rows.to_parquet(snapshot / f"{name}.parquet", index=False)
+    write_snapshot(root / "snapshots" / "2026-10")
     compute_kpis(MonthPartitions(root, "2026-10"), policy, default_results_url(root))
     before, counts = fingerprint(root), row_counts(root / "results.sqlite")
 
