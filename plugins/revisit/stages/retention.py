@@ -123,7 +123,7 @@ def _replayed_period(folder: Path) -> str | None:
         period = json.loads(record.read_text(encoding="utf-8")).get("period")
     except (OSError, ValueError, AttributeError):
         period = None
-    if isinstance(period, str) and partition_age(period, dt.date.today()) is not None:
+    if isinstance(period, str) and _reference_day(period) is not None:
         return period
     leading = _LEADING_PERIOD.match(folder.name)
     return leading.group(1) if leading else None
