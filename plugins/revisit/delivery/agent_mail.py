@@ -45,6 +45,7 @@ from revisit.delivery.mail import (
     FAILED,
     SENT,
     UNKNOWN,
+    XLSX_TYPE,
     DeliveryError,
     DeliveryLedger,
     DeliveryRefused,
@@ -59,7 +60,6 @@ from revisit.rules.calllist import REASON_ORDER, REASON_SEPARATOR
 
 log = logging.getLogger(__name__)
 
-XLSX_TYPE = ("application", "vnd.openxmlformats-officedocument.spreadsheetml.sheet")
 # The bracketed part of a reason phrase that names an id: "（订单 {order_id}）", "(ticket {id})".
 _ID_PART = re.compile(r"\s*[(（][^()（）]*\{[^{}]*\}[^()（）]*[)）]")
 

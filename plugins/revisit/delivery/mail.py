@@ -243,23 +243,25 @@ def build_message(data: dict[str, Any], policy, pdf: bytes, sender: str,
     msg.add_attachment(pdf, maintype="application", subtype="pdf",
                        filename=attachment_name(data["month"], dept["department_id"]))
     if xlsx is not None:
-        msg.add_attachment(xlsx, maintype="application", subtype=XLSX_SUBTYPE,
+        msg.add_attachment(xlsx, maintype=XLSX_TYPE[0], subtype=XLSX_TYPE[1],
                            filename=agents_attachment_name(data["month"], dept["department_id"]))
     return msg
 
 
-def attachment_name(month: str, department_id: str) -> str:
+def attachment_name(month: str, department_id: str, what: str = "report",
+                    suffix: str = ".pdf") -> str:
+    """An attachment's file name in the head's e-mail: ASCII, the department id made safe
+    (`what` = report for the PDF, agents for the per-agent XLSX)."""
     safe = re.sub(r"[^A-Za-z0-9_-]", "_", department_id)
-    return f"revisit-report-{month}-{safe}.pdf"
+    return f"revisit-{what}-{month}-{safe}{suffix}"
 
 
-XLSX_SUBTYPE = "vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+XLSX_TYPE = ("application", "vnd.openxmlformats-officedocument.spreadsheetml.sheet")
 
 
 def agents_attachment_name(month: str, department_id: str) -> str:
-    """The per-agent XLSX's file name in the head's e-mail (ASCII, as the PDF's)."""
-    return attachment_name(month, department_id).replace("revisit-report-", "revisit-agents-",
-                                                         1).removesuffix(".pdf") + ".xlsx"
+    """The per-agent XLSX's file name in the head's e-mail."""
+    return attachment_name(month, department_id, "agents", ".xlsx")
 
 
 # ================================================================= one message, once
@@ -347,6 +349,7 @@ __all__ = [
     "STATES",
     "TAGS",
     "UNKNOWN",
+    "XLSX_TYPE",
     "Claim",
     "DeliveryError",
     "DeliveryLedger",
