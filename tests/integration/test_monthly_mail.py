@@ -273,7 +273,7 @@ def test_the_company_report_reaches_leadership_once_and_a_rerun_sends_nothing(en
     tasks.summary(CONTEXT)  # everything delivered: no failure
     delivery = json.loads((env / "reports" / MONTH / "delivery.json").read_text("utf-8"))
     assert [(d["period"], d["recipient"], d["state"], d["pdf"]) for d in delivery["leadership"]] \
-        == [(MONTH, LEADERSHIP, "sent", str(pdf))]
+        == [(MONTH, LEADERSHIP, "sent", f"reports/{MONTH}/company/company.pdf")]
 
 
 def test_after_a_quarter_s_last_month_leadership_also_gets_the_quarter_once(env, sink):

@@ -28,7 +28,6 @@ send-once ledger of revisit.delivery.mail (kind COMPANY_REPORT, key `recipient_k
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 from email.message import EmailMessage
 from pathlib import Path
@@ -46,7 +45,13 @@ from revisit.delivery.mail import (
     new_message,
     send_once,
 )
-from revisit.delivery.report import APPENDIX_KPIS, TARGET_KPIS, Formats, render_pdf
+from revisit.delivery.report import (
+    APPENDIX_KPIS,
+    TARGET_KPIS,
+    Formats,
+    extracted_minute,
+    render_pdf,
+)
 from revisit.delivery.templating import render
 
 HIGHER, LOWER = "higher", "lower"  # which way a KPI is better
@@ -82,6 +87,7 @@ def company_data(departments: list[dict[str, Any]]) -> dict[str, Any]:
     return {
         "kind": "company",
         "period": first["month"],
+        "extracted_at": first.get("extracted_at"),  # the snapshot's, as each department's
         "periods": list(first["months"]),
         "departments": [{"department_id": i, "name": d["department"].get("name")}
                         for i, d in zip(ids, departments, strict=True)],
@@ -120,17 +126,14 @@ def period_short(label: str, fmt: Formats) -> str:
     return fmt.month_short(label)
 
 
-def build_company_context(data: dict[str, Any], policy, locale: str | None = None,
-                          generated_at: dt.datetime | None = None) -> dict[str, Any]:
+def build_company_context(data: dict[str, Any], policy, locale: str | None = None
+                          ) -> dict[str, Any]:
     """What company.html.j2 and the e-mail bodies show: the side-by-side rows, the trend
     tables, the period and cut-off, in the locale."""
-    from zoneinfo import ZoneInfo
-
     locale = locale or policy.report.locale
     tr = load_translations(locale)
     fmt = Formats(tr, locale)
     tz = policy.calendar.timezone
-    generated_at = generated_at or dt.datetime.now(dt.UTC)
     columns = [*[d["department_id"] for d in data["departments"]], COMPANY]
     return {
         "tr": tr, "fmt": fmt, "locale": locale, "lang": locale.replace("_", "-"),
@@ -140,7 +143,7 @@ def build_company_context(data: dict[str, Any], policy, locale: str | None = Non
         "quarterly": period_unit(data["period"]) == QUARTER,
         "cutoff": tr["cut_off"].format(
             cutoff=f"{month_cutoff_date(data['period']).isoformat()} 00:00 ({tz})"),
-        "generated": generated_at.astimezone(ZoneInfo(tz)).strftime("%Y-%m-%d %H:%M"),
+        "extracted": extracted_minute(data.get("extracted_at"), tz),
         "rows": side_by_side(data, fmt, columns),
         "trends": trend_tables(data, fmt, columns),
         "leaders": leaders(data, fmt, policy.report.max_text_chars),
@@ -207,9 +210,8 @@ def leaders(data: dict[str, Any], fmt: Formats, limit: int = DEFAULT_MAX_TEXT_CH
     return out
 
 
-def render_company_html(data: dict[str, Any], policy, locale: str | None = None,
-                        generated_at: dt.datetime | None = None) -> str:
-    return render("company.html.j2", build_company_context(data, policy, locale, generated_at))
+def render_company_html(data: dict[str, Any], policy, locale: str | None = None) -> str:
+    return render("company.html.j2", build_company_context(data, policy, locale))
 
 
 def render_company_report(data: dict[str, Any], policy, target: Path,

@@ -454,8 +454,21 @@ def _axis_label(name: str, value: float) -> str:
 
 
 # ================================================================= the HTML
-def build_context(data: dict[str, Any], policy, locale: str | None = None,
-                  generated_at: dt.datetime | None = None) -> dict[str, Any]:
+def extracted_minute(extracted_at: str | None, tz: str) -> str:
+    """When the snapshot behind the numbers was read from the CRM, to the minute in the
+    business zone ('–' when unknown). The report shows this, not the wall clock of its
+    rendering: a rerun from the same snapshot gives the same bytes."""
+    from zoneinfo import ZoneInfo
+
+    if not extracted_at:
+        return "–"
+    instant = dt.datetime.fromisoformat(extracted_at)
+    if instant.tzinfo is not None:
+        instant = instant.astimezone(ZoneInfo(tz))
+    return instant.strftime("%Y-%m-%d %H:%M")
+
+
+def build_context(data: dict[str, Any], policy, locale: str | None = None) -> dict[str, Any]:
     locale = locale or policy.report.locale
     tr = load_translations(locale)
     fmt = Formats(tr, locale)
@@ -468,10 +481,7 @@ def build_context(data: dict[str, Any], policy, locale: str | None = None,
                "chart": line_chart(name, data["series"][name], labels, targets.get(name), fmt,
                                    company=data["company_series"][name])}
               for name in TARGET_KPIS]
-    generated_at = generated_at or dt.datetime.now(dt.UTC)
     tz = policy.calendar.timezone
-    from zoneinfo import ZoneInfo
-
     series = data["series"]
     counts = tr["tile"]["counts"].format(
         due=_int(series["visits_due"][-1]), on_time=_int(series["visits_on_time"][-1]),
@@ -484,7 +494,7 @@ def build_context(data: dict[str, Any], policy, locale: str | None = None,
         "data": data, "department": data["department"],
         "period": fmt.month(data["month"]),
         "cutoff": tr["cut_off"].format(cutoff=f"{first_next.isoformat()} 00:00 ({tz})"),
-        "generated": generated_at.astimezone(ZoneInfo(tz)).strftime("%Y-%m-%d %H:%M"),
+        "extracted": extracted_minute(data.get("extracted_at"), tz),
         # Which policy made the numbers (the footer; run.json of reports/M says the same).
         "policy_version": policy.version, "profile": policy.profile,
         "tiles": tiles(data, targets, fmt),
@@ -607,9 +617,8 @@ def quality_lines(quality: dict[str, Any], tr: dict[str, Any], max_text_chars: i
     return lines
 
 
-def render_html(data: dict[str, Any], policy, locale: str | None = None,
-                generated_at: dt.datetime | None = None) -> str:
-    return render("report.html.j2", build_context(data, policy, locale, generated_at))
+def render_html(data: dict[str, Any], policy, locale: str | None = None) -> str:
+    return render("report.html.j2", build_context(data, policy, locale))
 
 
 # ================================================================= PDF

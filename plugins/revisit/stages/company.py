@@ -114,10 +114,11 @@ def _quarter_departments(parts: MonthPartitions, policy: Policy, quarter: str,
         raise QualityStop(f"quality gate stopped the run for {parts.month}: "
                           f"{gate.stop_reason} (see {parts.quality})")
     kpis = period_kpis(gate.clean, policy, quarter, results_url)
-    write_period_files(period_parts(parts, quarter).reports, kpis,
-                       run_info(policy, parts.snapshot, quarter))
+    info = run_info(policy, parts.snapshot, quarter)
+    write_period_files(period_parts(parts, quarter).reports, kpis, info)
     departments = [d for d in kpis.departments["department_id"].astype(str) if safe_name(d)]
-    return [report_data(kpis, d) for d in departments]
+    return [{**report_data(kpis, d), "extracted_at": info["snapshot"]["extracted_at"]}
+            for d in departments]
 
 
 # ================================================================= render and send
@@ -183,7 +184,8 @@ def leadership_deliveries(parts: MonthPartitions, policy: Policy, results_url: s
     for period, by_key in rows.items():
         pdf = company_pdf(period_parts(parts, period))
         out += [{"period": period, "recipient": address,
-                 **delivery_state(by_key.get(recipient_key(address)), pdf, policy)}
+                 **delivery_state(by_key.get(recipient_key(address)), pdf, parts.root,
+                                 policy)}
                 for address in policy.notify.leadership]
     return out
 

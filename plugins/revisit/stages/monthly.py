@@ -20,6 +20,7 @@ import datetime as dt
 import json
 import logging
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -156,7 +157,7 @@ def compute_kpis(parts: MonthPartitions, policy: Policy, results_url: str) -> di
     with atomic_dir(parts.data) as tmp:
         for department_id in departments:
             _write_report_data(tmp / f"{department_id}.json", kpis, department_id, quarantined,
-                               left_out)
+                               left_out, info["snapshot"]["extracted_at"])
     files = write_period_files(parts.reports, kpis, info)
     published = None if parts.replay else publish_kpis(results_url, kpis)
     _log_company_kpis(kpis, parts.month, len(departments))
@@ -211,12 +212,15 @@ def publish_kpis(results_url: str, kpis) -> dict[str, int]:
 
 
 def _write_report_data(path, kpis, department_id: str, quarantined: dict | None,
-                       left_out: dict[str, dict[str, int]]) -> None:
+                       left_out: dict[str, dict[str, int]], extracted_at: str | None) -> None:
+    """report_data/M/<department_id>.json; `extracted_at`: when M's snapshot was read (the
+    report shows it instead of its rendering time, so a rerun gives the same PDF)."""
     from revisit.delivery.report import report_data
 
     count = None if quarantined is None else quarantined.get(department_id, 0)
     counts = {kind: left_out.get(department_id, {}).get(kind, 0) for kind in LEFT_OUT}
     data = report_data(kpis, department_id, quarantined=count, left_out=counts)
+    data["extracted_at"] = extracted_at
     path.write_text(json.dumps(data, ensure_ascii=False, indent=1), encoding="utf-8")
 
 
@@ -342,15 +346,17 @@ def _deliveries(parts: MonthPartitions, policy: Policy, results_url: str) -> lis
     finally:
         ledger.engine.dispose()
     return [{"department_id": department_id,
-             **delivery_state(rows.get(department_id), parts.pdf(department_id), policy)}
+             **delivery_state(rows.get(department_id), parts.pdf(department_id), parts.root,
+                              policy)}
             for department_id in departments]
 
 
-def delivery_state(row: dict | None, pdf, policy: Policy) -> dict[str, Any]:
-    """One delivery of delivery.json: its PDF and what the ledger row (None: no attempt) says."""
+def delivery_state(row: dict | None, pdf: Path, root: Path, policy: Policy) -> dict[str, Any]:
+    """One delivery of delivery.json: its PDF (its path under the output root `root`, the
+    same wherever the root is) and what the ledger row (None: no attempt) says."""
     row = row or {}
     return {
-        "pdf": str(pdf) if pdf.exists() else None,
+        "pdf": pdf.relative_to(root).as_posix() if pdf.exists() else None,
         "state": row.get("state", "not_attempted"),
         "attempts": row.get("attempts", 0),
         "sent_at": _iso(row.get("sent_at"), policy.calendar.timezone),

@@ -445,3 +445,13 @@ def test_agents_csv_holds_the_numbers_of_the_reports_agent_table(kpis, english_p
     assert "Due On time Timeliness Visits made Reached Visit rating Tickets handled Breaches" \
         in text
     assert "A1 Agent 4 1 25.0% 2 2 70.0 1 1" in text
+
+
+def test_the_report_shows_when_its_snapshot_was_read_not_when_it_was_rendered(kpis, policy):
+    """A rerun from the same snapshot must give the same PDF: the cover names the snapshot's
+    extraction minute (business zone), never the clock of the rendering."""
+    data = {**report_data(kpis, "D1"), "extracted_at": "2026-11-01T00:07:41+08:00"}
+    assert build_context(data, policy, "en")["extracted"] == "2026-11-01 00:07"
+    utc = {**data, "extracted_at": "2026-10-31T16:07:41+00:00"}
+    assert build_context(utc, policy, "en")["extracted"] == "2026-11-01 00:07"
+    assert build_context(report_data(kpis, "D1"), policy, "en")["extracted"] == "–"
