@@ -23,9 +23,10 @@ and the results database (ids and verdicts, no names or phones). A folder that i
 partition name (a date YYYY-MM-DD or a month YYYY-MM) is never touched, nor today's partition
 or a newer one.
 
-Each partition goes atomically: renamed to a hidden trash name first (one rename: readers and
-snapshot_exists stop seeing it at once), then deleted; a crash between the two leaves only the
-trash, which the next run removes. A rerun finds nothing more to delete.
+Each partition goes atomically: on a disk renamed to a hidden trash name first (one rename:
+readers and snapshot_exists stop seeing it at once), then deleted, a crash between the two
+leaving only the trash, which the next run removes; on object storage its manifest goes first
+(revisit.bridge.object_store). A rerun finds nothing more to delete.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from revisit.core.periods import DAY_PATTERN, MONTH_PATTERN, QUARTER_PATTERN, month_cutoff_date
 
@@ -49,15 +51,75 @@ MONTH_FOLDERS = ("snapshots", "quality", "report_data")
 REPLAYS = "replays"  # replays/<replay_id>/: aged by the period each replayed
 _LEADING_PERIOD = re.compile(r"^(\d{4}-\d{2}-\d{2}|\d{4}-\d{2}|\d{4}-Q[1-4])(?:_|$)")
 TRASH_SUFFIX = ".expired.tmp"  # .<name>.<pid>.expired.tmp: hidden, like atomic_dir's temps
+ALL_FOLDERS = tuple(sorted(set(DAY_FOLDERS) | set(MONTH_FOLDERS) | {REPLAYS}))
+
+
+class Tree(Protocol):
+    """The output root as retention sees it: folders by relative POSIX path."""
+
+    def folders(self, rel: str) -> list[str]:
+        """The names of the partition folders directly under `rel` (no hidden one, no
+        symlink), sorted; [] when `rel` does not exist."""
+
+    def read_text(self, rel: str) -> str | None:
+        """A small file's text, None when it cannot be read."""
+
+    def delete(self, rel: str) -> None:
+        """Delete folder `rel` whole, invisible to readers in one step first."""
+
+    def remove_trash(self) -> int:
+        """Delete what an interrupted delete left; the number removed."""
+
+
+@dataclass(frozen=True)
+class LocalTree:
+    """A local output root: a partition goes by one rename to a hidden trash name (readers
+    and snapshot_exists stop seeing it at once), then is deleted; a crash between the two
+    leaves only the trash, which the next run removes."""
+
+    root: Path
+
+    def folders(self, rel: str) -> list[str]:
+        base = self.root / rel
+        if not base.is_dir():
+            return []
+        return sorted(p.name for p in base.iterdir()
+                      if p.is_dir() and not p.is_symlink() and not p.name.startswith("."))
+
+    def read_text(self, rel: str) -> str | None:
+        try:
+            return (self.root / rel).read_text(encoding="utf-8")
+        except (OSError, ValueError):
+            return None
+
+    def delete(self, rel: str) -> None:
+        path = self.root / rel
+        trash = path.with_name(f".{path.name}.{os.getpid()}{TRASH_SUFFIX}")
+        os.replace(path, trash)
+        shutil.rmtree(trash)
+
+    def remove_trash(self) -> int:
+        removed = 0
+        for folder in ALL_FOLDERS:
+            base = self.root / folder
+            if not base.is_dir():
+                continue
+            for trash in sorted(base.glob(f".*{TRASH_SUFFIX}")):
+                shutil.rmtree(trash, ignore_errors=True)
+                removed += 1
+        return removed
 
 
 @dataclass(frozen=True)
 class Expired:
     """One partition past its retention: `folder` (snapshots, quality ...) / `name`."""
 
-    path: Path
     folder: str
     name: str
+
+    @property
+    def rel(self) -> str:
+        return f"{self.folder}/{self.name}"
 
 
 def partition_age(name: str, today: dt.date) -> int | None:
@@ -79,87 +141,65 @@ def _reference_day(name: str) -> dt.date | None:
     return None
 
 
-def expired_partitions(root: Path, today: dt.date, keep_days: int) -> list[Expired]:
+def _tree(root: Path | Tree) -> Tree:
+    return LocalTree(root) if isinstance(root, Path) else root
+
+
+def expired_partitions(root: Path | Tree, today: dt.date, keep_days: int) -> list[Expired]:
     """The partitions under the output root `root` older than `keep_days` on `today` (age >
     keep_days), never today's or a newer one, in a stable order."""
+    tree = _tree(root)
     found = []
     for folder in sorted(set(DAY_FOLDERS) | set(MONTH_FOLDERS)):
-        base = root / folder
-        if not base.is_dir():
-            continue
-        for path in sorted(base.iterdir()):
-            name = path.name
-            if not path.is_dir() or path.is_symlink() or name.startswith("."):
-                continue
+        for name in tree.folders(folder):
             kinds = DAY_FOLDERS if DAY_PATTERN.fullmatch(name) else MONTH_FOLDERS
             if folder not in kinds:
                 continue
             age = partition_age(name, today)
             if age is None or age <= 0 or age <= keep_days:  # never today's nor a newer one
                 continue
-            found.append(Expired(path, folder, name))
+            found.append(Expired(folder, name))
     return found
 
 
-def expired_replays(root: Path, today: dt.date, keep_days: int) -> list[Expired]:
+def expired_replays(root: Path | Tree, today: dt.date, keep_days: int) -> list[Expired]:
     """The replays under `root` whose replayed period is older than `keep_days` on `today`."""
-    base = root / REPLAYS
+    tree = _tree(root)
     found = []
-    for path in sorted(base.iterdir()) if base.is_dir() else []:
-        if not path.is_dir() or path.is_symlink() or path.name.startswith("."):
-            continue
-        period = _replayed_period(path)
+    for name in tree.folders(REPLAYS):
+        period = _replayed_period(tree, name)
         age = partition_age(period, today) if period else None
         if age is None:
-            log.warning("retention: replay %s names no period (replay.json): kept", path.name)
+            log.warning("retention: replay %s names no period (replay.json): kept", name)
         elif age > keep_days:
-            found.append(Expired(path, REPLAYS, path.name))
+            found.append(Expired(REPLAYS, name))
     return found
 
 
-def _replayed_period(folder: Path) -> str | None:
-    record = folder / "replay.json"
+def _replayed_period(tree: Tree, name: str) -> str | None:
+    text = tree.read_text(f"{REPLAYS}/{name}/replay.json")
     try:
-        period = json.loads(record.read_text(encoding="utf-8")).get("period")
-    except (OSError, ValueError, AttributeError):
+        period = json.loads(text).get("period") if text is not None else None
+    except (ValueError, AttributeError):
         period = None
     if isinstance(period, str) and _reference_day(period) is not None:
         return period
-    leading = _LEADING_PERIOD.match(folder.name)
+    leading = _LEADING_PERIOD.match(name)
     return leading.group(1) if leading else None
 
 
-def delete_partition(partition: Expired) -> None:
-    """Rename the partition to its trash name (atomic), then delete the trash."""
-    trash = partition.path.with_name(f".{partition.name}.{os.getpid()}{TRASH_SUFFIX}")
-    os.replace(partition.path, trash)
-    shutil.rmtree(trash)
-
-
-def remove_trash(root: Path) -> int:
-    """Delete what an interrupted retention left renamed but not yet deleted."""
-    removed = 0
-    for folder in sorted(set(DAY_FOLDERS) | set(MONTH_FOLDERS) | {REPLAYS}):
-        base = root / folder
-        if not base.is_dir():
-            continue
-        for trash in sorted(base.glob(f".*{TRASH_SUFFIX}")):
-            shutil.rmtree(trash, ignore_errors=True)
-            removed += 1
-    return removed
-
-
-def apply_retention(root: Path, today: dt.date, keep_days: int) -> dict:
-    """Delete every expired partition under `root` and every expired replay (whole, never a
-    partition inside one); counts per folder, logged. `today`: the run's call date D, so a
-    rerun of D deletes what D's first run did."""
-    leftovers = remove_trash(root)
-    expired = [*expired_partitions(root, today, keep_days),
-               *expired_replays(root, today, keep_days)]
-    deleted: dict[str, int] = {folder: 0 for folder in sorted(set(DAY_FOLDERS) |
-                                                              set(MONTH_FOLDERS) | {REPLAYS})}
+def apply_retention(root: Path | Tree, today: dt.date, keep_days: int) -> dict:
+    """Delete every expired partition under `root` (a local folder, or any Tree such as the
+    object store's) and every expired replay (whole, never a partition inside one); counts
+    per folder, logged. `today`: the run's call date D, so a rerun of D deletes what D's
+    first run did."""
+    tree = _tree(root)
+    leftovers = tree.remove_trash()
+    expired = [*expired_partitions(tree, today, keep_days),
+               *expired_replays(tree, today, keep_days)]
+    deleted: dict[str, int] = {folder: 0 for folder in ALL_FOLDERS}
     for partition in expired:
-        delete_partition(partition)
+        tree.delete(partition.rel)
         deleted[partition.folder] += 1
     kept_from = today - dt.timedelta(days=keep_days)
     for folder, count in deleted.items():
@@ -170,14 +210,15 @@ def apply_retention(root: Path, today: dt.date, keep_days: int) -> dict:
 
 
 __all__ = [
+    "ALL_FOLDERS",
     "DAY_FOLDERS",
     "MONTH_FOLDERS",
     "REPLAYS",
     "Expired",
+    "LocalTree",
+    "Tree",
     "apply_retention",
-    "delete_partition",
     "expired_partitions",
     "expired_replays",
     "partition_age",
-    "remove_trash",
 ]
