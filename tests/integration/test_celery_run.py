@@ -1,15 +1,18 @@
-"""The production shape for real, without Docker: the daily DAG run by a scheduler and a Celery
-worker over Redis, with Airflow metadata, the CRM and the results database in PostgreSQL; and the
-same call lists from a MariaDB CRM as from a SQLite one.
+"""The production shape for real, without Docker: the daily DAG run by a scheduler and two Celery
+workers over Redis, with Airflow metadata, the CRM and the results database in PostgreSQL and the
+output root on object storage; and the same call lists from a MariaDB CRM as from a SQLite one.
 
-The Celery test starts `airflow api-server`, `airflow dag-processor`, `airflow scheduler` and
-`airflow celery worker` as subprocesses (each in its own process group, logs to files) with a
+The Celery test starts `airflow api-server`, `airflow dag-processor`, `airflow scheduler` and two
+`airflow celery worker`s as subprocesses (each in its own process group, logs to files) with a
 temporary AIRFLOW_HOME, free ports and a fresh JWT secret; the Celery broker is the local Redis
-under a unique key prefix. It triggers revisit_daily for call date 2026-11-20, waits for the run,
-and checks the outputs and that every task instance went through Celery (its Celery task id is
-in the result backend). Afterwards every process group is stopped, every scratch database dropped
-and every Redis key under the prefix deleted, whether the test passed or not; on a failure the
-end of every process log and task log is in the assertion message.
+under a unique key prefix. The workers share nothing but the object store (an S3 server, moto,
+started here: s3://revisit_s3@<bucket>/out): each has its own working directory, temp directory
+and REVISIT_WORK_DIR, and no output folder on disk exists at all. It triggers revisit_daily for
+call date 2026-11-20, waits for the run, and checks the outputs (read back from the store), that
+every task instance went through Celery (its Celery task id is in the result backend) and that
+both workers ran tasks. Afterwards every process group is stopped, every scratch database dropped,
+the bucket and every Redis key under the prefix deleted, whether the test passed or not; on a
+failure the end of every process log and task log is in the assertion message.
 
 Servers: PostgreSQL 127.0.0.1:5432 (REVISIT_TEST_POSTGRES_URL), MariaDB 127.0.0.1:3306
 (REVISIT_TEST_MARIADB_URL), Redis 127.0.0.1:6379 (REVISIT_TEST_REDIS_URL). A server that cannot
@@ -44,6 +47,8 @@ from sqlalchemy.engine import make_url
 from tests.conftest import service_unavailable
 from tests.e2e.conftest import DAGS_TEST, airflow_env, project_airflow_env
 from tests.integration.crm_databases import scratch_database
+from tests.s3_server import CONN_ID as S3_CONN_ID
+from tests.s3_server import s3_server
 
 ROOT = Path(__file__).resolve().parents[2]
 AIRFLOW = Path(sys.executable).with_name("airflow")
@@ -56,6 +61,18 @@ START_TIMEOUT = 240    # seconds for the api-server to answer and the DAG to be 
 CLI_TIMEOUT = 300
 REDIS_URL = os.environ.get("REVISIT_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 SIDE_FILES = {"sms_notice", "carried_over", "not_listed"}
+WORKERS = ("worker-a", "worker-b")
+
+
+@contextlib.contextmanager
+def _s3_connection(s3) -> Iterator[None]:
+    """The S3 connection in this process, for reading the store back."""
+    name = f"AIRFLOW_CONN_{S3_CONN_ID.upper()}"
+    os.environ[name] = s3.connection()
+    try:
+        yield
+    finally:
+        os.environ.pop(name, None)
 
 
 def _free_port() -> int:
@@ -84,11 +101,12 @@ class Stack:
     def logs(self) -> Path:
         return self.home / "process-logs"
 
-    def start(self, name: str, *args: str) -> None:
+    def start(self, name: str, *args: str, env: dict[str, str] | None = None,
+              cwd: Path = ROOT) -> None:
         self.logs.mkdir(parents=True, exist_ok=True)
         with open(self.logs / f"{name}.log", "wb") as out:
             self.procs[name] = subprocess.Popen(
-                [str(AIRFLOW), *args], env=self.env, cwd=ROOT, stdout=out,
+                [str(AIRFLOW), *args], env={**self.env, **(env or {})}, cwd=cwd, stdout=out,
                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
             )
 
@@ -158,8 +176,8 @@ def smtp_connection(host: str, port: int) -> str:
         "retry_limit": 0, "timeout": 10}})
 
 
-def _stack_env(home: Path, output: Path, metadata_url: str, crm_url: str, results_url: str,
-               prefix: str, smtp: str) -> dict[str, str]:
+def _stack_env(home: Path, output: Path | str, metadata_url: str, crm_url: str,
+               results_url: str, prefix: str, smtp: str) -> dict[str, str]:
     api_port = _free_port()
     env = project_airflow_env(home, output, crm_url)
     env.update({
@@ -248,7 +266,7 @@ class CeleryRun:
     celery_results: pd.DataFrame
     states_listing: str
     results_counts: dict[str, int]
-    worker_log: str
+    worker_logs: dict[str, str]
 
 
 @pytest.fixture(scope="module")
@@ -266,11 +284,15 @@ def celery_run(tmp_path_factory) -> Iterator[CeleryRun]:
         crm = cleanup.enter_context(scratch_database("postgresql", root))
         results = cleanup.enter_context(scratch_database("postgresql", root))
         build_demo_crm(crm, customers=CUSTOMERS, as_of=dt.date.fromisoformat(D))
+        s3 = cleanup.enter_context(s3_server())
+        bucket = cleanup.enter_context(s3.bucket())
+        store_url = f"s3://{S3_CONN_ID}@{bucket}/out"
 
-        home, output = root / "airflow_home", root / "output"
+        home = root / "airflow_home"
         home.mkdir()
-        env = _stack_env(home, output, metadata, _airflow_conn_uri(crm),
+        env = _stack_env(home, store_url, metadata, _airflow_conn_uri(crm),
                          _airflow_conn_uri(results), prefix, smtp_connection(sink.host, sink.port))
+        env[f"AIRFLOW_CONN_{S3_CONN_ID.upper()}"] = s3.connection()
         stack = Stack(home, env)
         cleanup.callback(stack.stop)  # runs before the databases are dropped
         stack.cli("db", "migrate")
@@ -278,9 +300,14 @@ def celery_run(tmp_path_factory) -> Iterator[CeleryRun]:
         stack.start("api-server", "api-server")
         stack.start("dag-processor", "dag-processor")
         stack.start("scheduler", "scheduler")
-        stack.start("celery-worker", "celery", "worker", "--concurrency", "2",
-                    "--celery-hostname", f"revisit-test-{uuid.uuid4().hex[:8]}@%h",
-                    "--without-gossip", "--without-mingle")
+        for worker in WORKERS:  # nothing shared on disk: own cwd, temp and mirror folders
+            place = root / worker
+            (place / "tmp").mkdir(parents=True)
+            stack.start(worker, "celery", "worker", "--concurrency", "1",
+                        "--celery-hostname", f"{worker}-{uuid.uuid4().hex[:8]}@%h",
+                        "--without-gossip", "--without-mingle", cwd=place,
+                        env={"TMPDIR": str(place / "tmp"),
+                             "REVISIT_WORK_DIR": str(place / "mirrors")})
 
         meta = create_engine(metadata)
         cleanup.callback(meta.dispose)
@@ -332,9 +359,15 @@ def celery_run(tmp_path_factory) -> Iterator[CeleryRun]:
                           for t in ("call_list", "sla_status")}
         finally:
             engine.dispose()
+        output = root / "read-back"
+        with _s3_connection(s3):
+            from revisit.bridge.object_store import ObjectStore
+
+            ObjectStore(store_url).materialise(output)
         yield CeleryRun(stack, output, run_id, state, sink.messages(), task_instances,
                         celery_results, listing, counts,
-                        (stack.logs / "celery-worker.log").read_text(errors="replace"))
+                        {w: (stack.logs / f"{w}.log").read_text(errors="replace")
+                         for w in WORKERS})
 
 
 def test_the_pinned_celery_works_with_the_celery_provider(tmp_path):
@@ -442,7 +475,24 @@ def test_daily_dag_runs_on_celery_workers_with_postgres_metadata(celery_run: Cel
     assert (tis["queue"] == "default").all(), tis
     for task_id in DAILY_TASKS:
         assert task_id in run.states_listing
-    assert "succeeded" in run.worker_log or "success" in run.worker_log.lower()
+
+
+@pytest.mark.postgres
+@pytest.mark.celery
+@pytest.mark.slow
+def test_both_workers_run_tasks_sharing_nothing_but_the_object_store(celery_run: CeleryRun):
+    """Each worker executed tasks of the run (its log names their ids), and no worker left a
+    mirror behind: whatever one task read of another's output came through the store."""
+    executed = {worker: set(re.findall(r"task_id='([a-z_]+)'", log))
+                for worker, log in celery_run.worker_logs.items()}
+    assert all(executed.values()), {w: sorted(t) for w, t in executed.items()}
+    assert set().union(*executed.values()) >= DAILY_TASKS
+    root = celery_run.output.parent
+    for worker in WORKERS:
+        mirrors = root / worker / "mirrors"
+        assert mirrors.is_dir() and not any(mirrors.iterdir()), worker
+    # no output root on any disk: the only call lists on this machine are the read-back copy
+    assert [p for p in root.rglob("call_lists") if not p.is_relative_to(celery_run.output)] == []
 
 
 @pytest.mark.postgres

@@ -123,7 +123,7 @@ def test_every_airflow_container_gets_every_connection_the_dags_use(services):
         env = _env(services[name])
         for conn_id in CONNECTIONS:
             assert env.get(f"AIRFLOW_CONN_{conn_id.upper()}"), (name, conn_id)
-        assert env["REVISIT_OUTPUT_DIR"] == "/opt/airflow/output", name
+        assert _interpolate(env["REVISIT_OUTPUT_DIR"], {}) == "/opt/airflow/output", name
         assert env["PYTHONPATH"] == "/opt/airflow/plugins", name
 
 
@@ -233,3 +233,19 @@ def test_the_demo_crm_seed_uses_the_demo_crm_cli(services):
     init = _interpolate(" ".join(services["airflow-init"]["command"]), {})
     assert "/entrypoint airflow version" in init
     assert _env(services["airflow-init"])["_AIRFLOW_DB_MIGRATE"] == "true"
+
+
+def test_the_s3_profile_runs_the_s3_server_the_tests_run_natively(services):
+    """The object-store option (profile s3) is moto in server mode at the version the tests
+    start (requirements-dev.txt), and its bucket is made before anything writes there."""
+    pins = dict(line.strip().split("==") for line in
+                (ROOT / "requirements-dev.txt").read_text(encoding="utf-8").splitlines()
+                if "==" in line and not line.startswith("#"))
+    server, bucket = services["s3"], services["s3-bucket"]
+    assert server["image"] == f"motoserver/moto:{pins['moto']}"
+    assert server["profiles"] == bucket["profiles"] == ["s3"]
+    assert server["healthcheck"]["test"]
+    assert bucket["depends_on"]["s3"]["condition"] == "service_healthy"
+    assert "REVISIT_S3_BUCKET" in _env(bucket)
+    for name in AIRFLOW_SERVICES:
+        assert "AIRFLOW_CONN_REVISIT_S3" in _env(services[name]), name

@@ -15,7 +15,7 @@ DEV = ROOT / "requirements-dev.txt"
 INCLUDE = "-r requirements.txt"
 # Test, lint and bench tools: never in the image.
 DEV_ONLY = {"pytest", "ruff", "hypothesis", "py-spy", "pyinstrument", "import-linter", "grimp",
-            "businesstimedelta"}
+            "businesstimedelta", "moto"}
 PIN = re.compile(r"(?P<name>[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?)"
                  r"==(?P<version>[A-Za-z0-9.+!_-]+)")
 

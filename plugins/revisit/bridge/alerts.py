@@ -88,6 +88,17 @@ def gate_table(context: Mapping[str, Any], dag_id: str) -> tuple[str | None, lis
     """(period, the gate's numbers per table) of the run, from quality/<period>/summary.csv:
     a header row, then table, rows, failed, share, limit, verdict. ([], period) when the
     summary cannot be read (the error line still has the stop's numbers)."""
+    from revisit.bridge.workspace import workspace
+
+    try:
+        with workspace():  # an output root on object storage: the summary is fetched
+            return _gate_table(context, dag_id)
+    except Exception:  # the store unreachable, no room for a mirror: alert without the table
+        log.exception("cannot read the quality summary for the quality-stop alert")
+        return None, []
+
+
+def _gate_table(context: Mapping[str, Any], dag_id: str) -> tuple[str | None, list[list[str]]]:
     from revisit.bridge import tasks
 
     try:
@@ -97,9 +108,11 @@ def gate_table(context: Mapping[str, Any], dag_id: str) -> tuple[str | None, lis
         log.exception("cannot tell the run's period for the quality-stop alert")
         return None, []
     limit = policy.quality.max_failure_share
+    summary = parts.quality / "summary.csv"
     try:
-        text = (parts.quality / "summary.csv").read_text(encoding="utf-8")
-    except OSError as error:
+        tasks.needs(summary)
+        text = summary.read_text(encoding="utf-8")
+    except Exception as error:  # missing, unreadable, or the store unreachable
         log.warning("quality summary of %s not readable for the alert: %s", parts.period, error)
         return parts.period, []
     table = [["table", "rows", "failed", "share", "limit", ""]]

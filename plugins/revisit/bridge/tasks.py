@@ -32,14 +32,39 @@ RESULTS_CONN_ID = "revisit_results"
 Result = TypeVar("Result")
 
 
+class ResultsDatabaseMissing(RevisitError):
+    """An object-store output root without connection revisit_results."""
+
+    retryable = False
+
+    def __init__(self) -> None:
+        super().__init__(f"the output root is on object storage: define connection "
+                         f"{RESULTS_CONN_ID} (a SQLAlchemy database such as PostgreSQL) for the "
+                         "results database and the delivery ledger")
+
+
 def fail_fast(task: Callable[..., Result]) -> Callable[..., Result]:
-    """A stage's error that another try cannot fix fails the task without retries (Airflow's
-    AirflowFailException); a retryable one is re-raised for Airflow to retry."""
+    """Every task's body: it runs in the task's workspace (revisit.bridge.workspace: the
+    output root as a local folder, mirrored from object storage when the root is there), its
+    result names store URLs rather than the mirror's paths, and a stage's error that another
+    try cannot fix fails the task without retries (Airflow's AirflowFailException); a
+    retryable one is re-raised for Airflow to retry."""
 
     @functools.wraps(task)
     def run(*args: Any, **kwargs: Any) -> Result:
+        from revisit.bridge.workspace import workspace
+        from revisit.io.files import shown
+
         try:
-            return task(*args, **kwargs)
+            with workspace() as place:
+                if place.store is not None:
+                    results_url()  # no results database: every task says so at once
+                try:
+                    return place.locate(task(*args, **kwargs))
+                except RevisitError as error:  # its message names the store, not the mirror
+                    error.args = tuple(shown(a) if isinstance(a, str) else a
+                                       for a in error.args)
+                    raise
         except RevisitError as error:
             if error.retryable:
                 raise
@@ -48,6 +73,24 @@ def fail_fast(task: Callable[..., Result]) -> Callable[..., Result]:
             raise AirflowFailException(str(error)) from error
 
     return run
+
+
+def _root() -> Path:
+    """The output root the stages see: the running task's workspace (a local folder)."""
+    from revisit.bridge.workspace import current
+
+    place = current()
+    return place.root if place is not None else output_root()
+
+
+def needs(*paths: Path) -> None:
+    """The task reads these partitions, folders or files: fetched when the root is on object
+    storage (a no-op on a local root)."""
+    from revisit.bridge.workspace import current
+
+    place = current()
+    if place is not None:
+        place.needs(*paths)
 
 
 # ================================================================= what a run is about
@@ -116,7 +159,7 @@ def replay_root(context: dict[str, Any], period: str, policy: Policy) -> Path:
     `python -m revisit replay` uses too), so a replay of the same thing lands in one place."""
     from revisit.stages import replay
 
-    return replay.replay_root(output_root(),
+    return replay.replay_root(_root(),
                               replay.replay_id(period, policy, _param(context, "replay_id")))
 
 
@@ -125,8 +168,8 @@ def day_partitions(context: dict[str, Any]) -> tuple[DayPartitions, Policy]:
     day = call_date(context, policy)
     if replaying(context):
         root = replay_root(context, day.isoformat(), policy)
-        return DayPartitions(root, day, source=output_root()), policy
-    return DayPartitions(output_root(), day), policy
+        return DayPartitions(root, day, source=_root()), policy
+    return DayPartitions(_root(), day), policy
 
 
 def month_partitions(context: dict[str, Any]) -> tuple[MonthPartitions, Policy]:
@@ -134,8 +177,8 @@ def month_partitions(context: dict[str, Any]) -> tuple[MonthPartitions, Policy]:
     month = report_month(context, policy)
     if replaying(context):
         return MonthPartitions(replay_root(context, month, policy), month,
-                               source=output_root()), policy
-    return MonthPartitions(output_root(), month), policy
+                               source=_root()), policy
+    return MonthPartitions(_root(), month), policy
 
 
 def sending(context: dict[str, Any]) -> bool:
@@ -145,13 +188,18 @@ def sending(context: dict[str, Any]) -> bool:
 
 
 def results_url() -> str:
-    """Connection revisit_results when defined, else results.sqlite under the output root."""
+    """Connection revisit_results when defined, else results.sqlite under a local output
+    root. A root on object storage has no place for a database file: there the connection
+    must be defined (a clear error, not retried, says so)."""
     from revisit.bridge.connections import ConnectionMissingError, airflow_sqlalchemy_url
+    from revisit.config.paths import on_object_store, output_location
     from revisit.io.results import default_results_url
 
     try:
         return airflow_sqlalchemy_url(RESULTS_CONN_ID).render_as_string(hide_password=False)
     except ConnectionMissingError:
+        if on_object_store(output_location()):
+            raise ResultsDatabaseMissing() from None
         return default_results_url(output_root())
 
 
@@ -173,9 +221,9 @@ def _snapshot(parts: DayPartitions | MonthPartitions, policy: Policy,
     """The CRM (connection crm_db) as of the period's cut-off 00:00 into snapshots/<period>;
     a period that has its snapshot keeps it (a rerun reproduces the first run) unless
     `refresh`. A replay never extracts: its snapshot must be there."""
-    from revisit.io.extract import extract_snapshot, snapshot_exists
+    from revisit.io.extract import extract_snapshot
 
-    if parts.replay or (not refresh and snapshot_exists(parts.snapshot)):
+    if parts.replay or (not refresh and _has_snapshot(parts.snapshot)):
         return _stored_snapshot(parts)
     if isinstance(parts, MonthPartitions) and not refresh:
         reused = _day_snapshot_of_cutoff(parts, policy)
@@ -197,6 +245,9 @@ def _day_snapshot_of_cutoff(parts: MonthPartitions, policy: Policy) -> dict[str,
     from revisit.io.extract import copy_snapshot, same_cutoff
 
     day = DayPartitions(parts.root, parts.cutoff_date)
+    if not _has_snapshot(day.snapshot):
+        return None
+    needs(day.snapshot)
     if not same_cutoff(day.snapshot, parts.cutoff_date, policy.calendar.timezone,
                        policy.source_tz):
         return None
@@ -207,10 +258,24 @@ def _day_snapshot_of_cutoff(parts: MonthPartitions, policy: Policy) -> dict[str,
             "extracted": False, "from": day.period}
 
 
-def _stored_snapshot(parts: DayPartitions | MonthPartitions) -> dict[str, Any]:
-    from revisit.io.extract import SnapshotMissing, snapshot_exists
+def _has_snapshot(folder: Path) -> bool:
+    """Whether a complete snapshot is at `folder`; on object storage its manifest says so
+    (no download just to look)."""
+    from revisit.bridge.workspace import current
+    from revisit.config.schema import TABLES
+    from revisit.io.extract import snapshot_exists
 
-    if not snapshot_exists(parts.snapshot):
+    place = current()
+    if place is None or place.store is None or folder.exists():
+        return snapshot_exists(folder)
+    manifest = place.store.manifest(folder.relative_to(place.root).as_posix())
+    return manifest is not None and all(f"{t}.parquet" in manifest.files for t in TABLES)
+
+
+def _stored_snapshot(parts: DayPartitions | MonthPartitions) -> dict[str, Any]:
+    from revisit.io.extract import SnapshotMissing
+
+    if not _has_snapshot(parts.snapshot):
         raise SnapshotMissing(parts.period, parts.snapshot)
     log.info("snapshot %s: the stored one (params.refresh_snapshot re-extracts)", parts.period)
     return {"partition": parts.period, "path": str(parts.snapshot), "extracted": False}
@@ -226,13 +291,51 @@ def extract_monthly(context: dict[str, Any]) -> dict[str, Any]:
     return _snapshot(*month_partitions(context), refreshing(context))
 
 
+# ================================================================= what each task reads
+def _manifest_of(parts: DayPartitions | MonthPartitions) -> Path:
+    """The snapshot's snapshot.json: what run.json's provenance reads of it."""
+    from revisit.io.extract import MANIFEST
+
+    return parts.snapshot / MANIFEST
+
+
+def _clean_tables(parts: DayPartitions, *names: str) -> list[Path]:
+    return [parts.clean / f"{name}.parquet" for name in names]
+
+
+def _quality_summaries(parts: DayPartitions) -> list[Path]:
+    from revisit.quality.summary import OUTPUT_FILES
+
+    return [parts.quality / OUTPUT_FILES[key] for key in ("summary_md", "summary_html")]
+
+
+def _company_file(parts: MonthPartitions, period: str, kind: str) -> Path:
+    from revisit.stages.company import company_json, company_pdf, period_parts
+
+    target = period_parts(parts, period)
+    return company_json(target) if kind == "json" else company_pdf(target)
+
+
+def _company_pdfs(parts: MonthPartitions) -> list[Path]:
+    from revisit.stages.company import company_periods
+
+    return [_company_file(parts, period, "pdf") for period in company_periods(parts.month)]
+
+
+def _departments_of(parts: MonthPartitions) -> list[str]:
+    """The departments with report data of M (report_data/M/*.json, fetched first)."""
+    return sorted(p.stem for p in parts.data.glob("*.json"))
+
+
 # ================================================================= revisit_daily
 @fail_fast
 def quality_gate(context: dict[str, Any]) -> dict[str, Any]:
     """Quality gate; a stop fails the task without retries (the data will not change)."""
     from revisit.stages.daily import run_quality
 
-    return run_quality(*day_partitions(context))
+    parts, policy = day_partitions(context)
+    needs(parts.snapshot)
+    return run_quality(parts, policy)
 
 
 @fail_fast
@@ -240,6 +343,7 @@ def call_lists(context: dict[str, Any]) -> dict[str, Any]:
     from revisit.stages.daily import run_call_lists
 
     parts, policy = day_partitions(context)
+    needs(parts.clean, _manifest_of(parts))
     return run_call_lists(parts, policy, _calendar(policy))
 
 
@@ -248,6 +352,9 @@ def sla(context: dict[str, Any]) -> dict[str, Any]:
     from revisit.stages.daily import run_sla
 
     parts, policy = day_partitions(context)
+    # quality/D's summaries gain the "SLA verdicts unknown" section
+    needs(*_clean_tables(parts, "tickets", "ticket_pauses", "customers"), _manifest_of(parts),
+          *_quality_summaries(parts))
     return run_sla(parts, policy, _calendar(policy))
 
 
@@ -260,6 +367,7 @@ def sla_digest(context: dict[str, Any]) -> dict[str, Any]:
     if not sending(context):
         log.info("params.send_email is off: no digest is sent for %s", parts.day)
         return {"sent": False}
+    needs(parts.sla, *_clean_tables(parts, "departments", "agents"))
     return send_sla_digests(parts, policy, results_url(), _transport())
 
 
@@ -273,6 +381,7 @@ def agent_mail(context: dict[str, Any], transport=None) -> dict[str, Any]:
     if not sending(context):
         log.info("params.send_email is off: no call list is e-mailed for %s", parts.day)
         return {"sent": False}
+    needs(parts.call_lists, parts.sla, *_clean_tables(parts, "agents"))
     result = send_call_lists(parts, policy, results_url(), transport or _transport())
     if result.get("no_address"):
         _tell_lists_not_mailed(context, parts, policy, result["no_address"])
@@ -304,9 +413,12 @@ def publish(context: dict[str, Any]) -> dict[str, Any]:
     if parts.replay:
         from revisit.stages.replay import compare_day
 
+        original = DayPartitions(parts.source, parts.day)  # type: ignore[arg-type]
+        needs(parts.sla, parts.call_lists, original.sla, original.call_lists)
         return compare_day(parts, policy)
     from revisit.stages.daily import publish_results
 
+    needs(parts.handoff, parts.quality / "quarantine.parquet")
     return publish_results(parts, results_url())
 
 
@@ -327,7 +439,11 @@ def retention(context: dict[str, Any]) -> dict[str, Any]:
     if day != parts.day:
         log.warning("call date %s is after today (%s): retention ages partitions from today",
                     parts.day, day)
-    return apply_retention(parts.root, day, policy.retention.snapshot_days)
+    from revisit.bridge.workspace import current
+
+    place = current()
+    tree = place.store if place is not None and place.store is not None else parts.root
+    return apply_retention(tree, day, policy.retention.snapshot_days)
 
 
 # ================================================================= revisit_monthly
@@ -336,6 +452,7 @@ def monthly_kpis(context: dict[str, Any]) -> dict[str, Any]:
     from revisit.stages.monthly import compute_kpis
 
     parts, policy = month_partitions(context)
+    needs(parts.snapshot)
     return compute_kpis(parts, policy, results_url())
 
 
@@ -344,6 +461,7 @@ def render(context: dict[str, Any], department_id: str) -> dict[str, Any]:
     from revisit.stages.monthly import render_department
 
     parts, policy = month_partitions(context)
+    needs(parts.data_file(department_id))
     return render_department(parts, policy, department_id)
 
 
@@ -356,6 +474,8 @@ def send(context: dict[str, Any], department_id: str, transport=None) -> dict[st
     if not sending(context):
         log.info("params.send_email is off: the report for %s is not sent", department_id)
         return {"department_id": department_id, "state": "not_sent", "sent": False}
+    needs(parts.data_file(department_id), parts.pdf(department_id),
+           parts.agents_xlsx(department_id))
     return send_department(parts, policy, department_id, results_url(),
                            transport or _transport())
 
@@ -368,7 +488,13 @@ def summary(context: dict[str, Any]) -> dict[str, Any]:
     if parts.replay:  # nothing was sent: what the other policy changes in M instead
         from revisit.stages.replay import compare_month
 
+        original = MonthPartitions(parts.source, parts.month)  # type: ignore[arg-type]
+        needs(*[folder / name for folder in (parts.reports, original.reports)
+                for name in ("kpis.csv", "agents.csv", "sla_status.csv", "run.json")])
         return {"month": parts.month, "replay": compare_month(parts, policy)}
+    needs(parts.data, *_company_pdfs(parts))
+    for department_id in _departments_of(parts):
+        needs(parts.pdf(department_id))
     return summarize(parts, policy, results_url(), sending=sending(context))
 
 
@@ -388,6 +514,7 @@ def company_data(context: dict[str, Any], period: str) -> dict[str, Any]:
     from revisit.stages.company import write_company_data
 
     parts, policy = month_partitions(context)
+    needs(parts.data if period == parts.month else parts.snapshot)
     return write_company_data(parts, policy, period, results_url())
 
 
@@ -396,6 +523,7 @@ def company_render(context: dict[str, Any], period: str) -> dict[str, Any]:
     from revisit.stages.company import render_company
 
     parts, policy = month_partitions(context)
+    needs(_company_file(parts, period, "json"))
     return render_company(parts, policy, period)
 
 
@@ -409,6 +537,7 @@ def company_send(context: dict[str, Any], period: str, transport=None) -> dict[s
     if not sending(context):
         log.info("params.send_email is off: the company report of %s is not sent", period)
         return {"period": period, "sent": 0, "state": "not_sent"}
+    needs(_company_file(parts, period, "json"), _company_file(parts, period, "pdf"))
     return send_company(parts, policy, period, results_url(), transport or _transport())
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import os
 import shutil
 import tempfile
@@ -15,6 +16,53 @@ DIR_MODE = 0o750
 # An id that names a file (call_lists/D/<agent_id>.csv, reports/M/<department_id>.pdf) must
 # stay inside its folder: no '/', '\\', control characters, and not '.' or '..'.
 SAFE_NAME_PATTERN = r"^(?!\.\.?$)[^/\\\x00-\x1f\x7f]+$"
+
+# What a task wrote, for an output root on object storage (revisit.bridge.workspace publishes
+# each completed write there): ("dir", folder) from atomic_dir, ("file", path) from atomic_path.
+DIR, FILE = "dir", "file"
+_journal: contextvars.ContextVar[list[tuple[str, Path]] | None] = contextvars.ContextVar(
+    "revisit_writes", default=None)
+
+
+@contextlib.contextmanager
+def recording_writes() -> Iterator[list[tuple[str, Path]]]:
+    """Record every atomic write completed inside the block, in order."""
+    writes: list[tuple[str, Path]] = []
+    token = _journal.set(writes)
+    try:
+        yield writes
+    finally:
+        _journal.reset(token)
+
+
+def _record(kind: str, target: Path) -> None:
+    writes = _journal.get()
+    if writes is not None:
+        writes.append((kind, target))
+
+
+# Where the output root lives for its users, when the stages work on a local mirror of it
+# (revisit.bridge.workspace): (mirror folder, the root's URL).
+_shown_root: contextvars.ContextVar[tuple[str, str] | None] = contextvars.ContextVar(
+    "revisit_shown_root", default=None)
+
+
+@contextlib.contextmanager
+def showing(mirror: Path, url: str) -> Iterator[None]:
+    """Inside the block, shown() names paths under `mirror` by `url` instead."""
+    token = _shown_root.set((str(mirror), url))
+    try:
+        yield
+    finally:
+        _shown_root.reset(token)
+
+
+def shown(text: str | Path) -> str:
+    """A path (or a message naming paths) as its users find it: a mirror's paths as the
+    output root's URL; unchanged on a local root."""
+    text = str(text)
+    mapping = _shown_root.get()
+    return text if mapping is None else text.replace(mapping[0], mapping[1])
 
 
 def safe_name(name: str) -> bool:
@@ -84,6 +132,7 @@ def atomic_path(target: Path) -> Iterator[Path]:
         with open(tmp_path, "rb") as handle:
             os.fsync(handle.fileno())
         os.replace(tmp_path, target)
+        _record(FILE, target)
     finally:
         tmp_path.unlink(missing_ok=True)
 
@@ -122,6 +171,7 @@ def atomic_dir(target: Path) -> Iterator[Path]:
         os.replace(tmp, target)
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
+        _record(DIR, target)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)

@@ -38,6 +38,7 @@ import pandas as pd
 
 from revisit.config.policy import Policy
 from revisit.core.errors import BadParam
+from revisit.io.files import shown
 from revisit.stages.partitions import DayPartitions, MonthPartitions
 
 REPLAY_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")  # names one folder
@@ -405,7 +406,7 @@ def _record(parts: DayPartitions | MonthPartitions, policy: Policy, original: di
     return {"replay_id": Path(parts.root).name, "period": parts.period,
             "kind": "day" if isinstance(parts, DayPartitions) else "month",
             "profile": policy.profile or None, "policy_version": policy.version,
-            "original": {"output_root": str(parts.source),
+            "original": {"output_root": shown(parts.source),
                          "profile": original.get("profile"),
                          "policy_version": versions or original.get("policy_version")}}
 
