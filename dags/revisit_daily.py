@@ -34,7 +34,10 @@ For call date **D** (the logical date in the business time zone, or `params.call
    own XLSX attached and a summary (customers, overdue, by reason; no phone in the body), at
    most once per day (the `mail_delivery` ledger). An agent without a valid address is logged
    and returned by id; the others still get theirs. `params.send_email = false` sends nothing.
-5. **sla** — status of every ticket's SLA metrics in `sla/D/sla_status.csv` and the per-department
+5. **shards → sla_shard (mapped) → sla** — the tickets cut into shards (whole departments up to
+   `scale.max_customers_per_shard` customers, hash buckets of a larger one), each shard's SLA
+   status computed by its own mapped task, merged into the status of every ticket's SLA
+   metrics in `sla/D/sla_status.csv` (the same bytes as unsharded) and the per-department
    breach digests `sla/D/digest_<department_id>.csv` (phones masked).
 6. **sla_digest** — each department head with a new breach or an at-risk ticket gets the digest
    by e-mail (connection `smtp_default`), at most once per day: the `mail_delivery` ledger in the
@@ -113,10 +116,22 @@ def revisit_daily() -> None:
         return tasks.call_lists(context)
 
     @task
-    def sla(**context) -> dict:
+    def shards(**context) -> list[str]:
         from revisit.bridge import tasks
 
-        return tasks.sla(context)
+        return tasks.shards(context)
+
+    @task(map_index_template="{{ task.op_kwargs['shard'] }}")  # the UI names each shard
+    def sla_shard(shard: str, **context) -> dict:
+        from revisit.bridge import tasks
+
+        return tasks.sla_shard(context, shard)
+
+    @task
+    def sla(shard_ids: list[str], **context) -> dict:
+        from revisit.bridge import tasks
+
+        return tasks.sla(context, shard_ids)
 
     @task
     def sla_digest(**context) -> dict:
@@ -144,8 +159,11 @@ def revisit_daily() -> None:
 
     gate = quality_gate()
     lists = call_lists()
-    statuses = sla()
-    extract() >> gate >> [lists, statuses] >> publish() >> retention()
+    shard_ids = shards()
+    statuses = sla(shard_ids)  # the merge of the mapped per-shard statuses
+    extract() >> gate >> [lists, shard_ids]
+    sla_shard.expand(shard=shard_ids) >> statuses
+    [lists, statuses] >> publish() >> retention()
     statuses >> sla_digest()
     [lists, statuses] >> agent_mail()  # the e-mail lists the agent's due-today tickets too
 

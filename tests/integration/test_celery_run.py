@@ -62,6 +62,7 @@ CLI_TIMEOUT = 300
 REDIS_URL = os.environ.get("REVISIT_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 SIDE_FILES = {"sms_notice", "carried_over", "not_listed"}
 WORKERS = ("worker-a", "worker-b")
+SHARD_CUSTOMERS = 60  # of the CUSTOMERS: several mapped sla_shard tasks for the two workers
 
 
 @contextlib.contextmanager
@@ -174,6 +175,16 @@ def smtp_connection(host: str, port: int) -> str:
     return json.dumps({"conn_type": "smtp", "host": host, "port": port, "extra": {
         "disable_tls": True, "disable_ssl": True, "from_email": "revisit@example.com",
         "retry_limit": 0, "timeout": 10}})
+
+
+def _sharding_policy(root: Path) -> Path:
+    """policy.yaml with shards of at most SHARD_CUSTOMERS customers: the run maps several."""
+    text = (ROOT / "include" / "config" / "policy.yaml").read_text(encoding="utf-8")
+    assert "max_customers_per_shard: 250000" in text
+    path = root / "policy.yaml"
+    path.write_text(text.replace("max_customers_per_shard: 250000",
+                                 f"max_customers_per_shard: {SHARD_CUSTOMERS}"), "utf-8")
+    return path
 
 
 def _stack_env(home: Path, output: Path | str, metadata_url: str, crm_url: str,
@@ -293,6 +304,7 @@ def celery_run(tmp_path_factory) -> Iterator[CeleryRun]:
         env = _stack_env(home, store_url, metadata, _airflow_conn_uri(crm),
                          _airflow_conn_uri(results), prefix, smtp_connection(sink.host, sink.port))
         env[f"AIRFLOW_CONN_{S3_CONN_ID.upper()}"] = s3.connection()
+        env["REVISIT_POLICY"] = str(_sharding_policy(root))
         stack = Stack(home, env)
         cleanup.callback(stack.stop)  # runs before the databases are dropped
         stack.cli("db", "migrate")
@@ -486,7 +498,9 @@ def test_both_workers_run_tasks_sharing_nothing_but_the_object_store(celery_run:
     executed = {worker: set(re.findall(r"task_id='([a-z_]+)'", log))
                 for worker, log in celery_run.worker_logs.items()}
     assert all(executed.values()), {w: sorted(t) for w, t in executed.items()}
-    assert set().union(*executed.values()) >= DAILY_TASKS
+    assert set().union(*executed.values()) >= DAILY_TASKS | {"shards", "sla_shard"}
+    mapped = celery_run.task_instances[celery_run.task_instances["task_id"] == "sla_shard"]
+    assert len(mapped) > 2 and (mapped["state"] == "success").all(), mapped
     root = celery_run.output.parent
     for worker in WORKERS:
         mirrors = root / worker / "mirrors"

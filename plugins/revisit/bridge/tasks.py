@@ -348,14 +348,39 @@ def call_lists(context: dict[str, Any]) -> dict[str, Any]:
 
 
 @fail_fast
-def sla(context: dict[str, Any]) -> dict[str, Any]:
-    from revisit.stages.daily import run_sla
+def shards(context: dict[str, Any]) -> list[str]:
+    """The shard ids of D (revisit.rules.shards): what the mapped tasks run over."""
+    from revisit.stages.daily import shard_plan
+
+    parts, policy = day_partitions(context)
+    needs(*_clean_tables(parts, "departments", "customers"))
+    ids = shard_plan(parts, policy).shard_ids
+    log.info("%d shard(s) of at most %d customers for %s", len(ids),
+             policy.scale.max_customers_per_shard, parts.day)
+    return ids
+
+
+@fail_fast
+def sla_shard(context: dict[str, Any], shard: str) -> dict[str, Any]:
+    from revisit.stages.daily import run_sla_shard
+
+    parts, policy = day_partitions(context)
+    needs(*_clean_tables(parts, "departments", "customers", "tickets", "ticket_pauses"))
+    return run_sla_shard(parts, policy, _calendar(policy), shard)
+
+
+@fail_fast
+def sla(context: dict[str, Any], shard_ids: list[str] | None = None) -> dict[str, Any]:
+    """D's SLA status: the merge of `shard_ids`' statuses (sla_shard), or computed whole."""
+    from revisit.stages.daily import SLA_SHARDS, run_sla
 
     parts, policy = day_partitions(context)
     # quality/D's summaries gain the "SLA verdicts unknown" section
     needs(*_clean_tables(parts, "tickets", "ticket_pauses", "customers"), _manifest_of(parts),
-          *_quality_summaries(parts))
-    return run_sla(parts, policy, _calendar(policy))
+          *_quality_summaries(parts),
+          *[parts.handoff / SLA_SHARDS / f"{shard}.parquet" for shard in shard_ids or ()])
+    return run_sla(parts, policy, _calendar(policy),
+                   None if shard_ids is None else list(shard_ids))
 
 
 @fail_fast

@@ -431,6 +431,13 @@ class RetentionPolicy(_Model):
     snapshot_days: int = Field(default=62, ge=1, le=MAX_DAYS)
 
 
+class ScalePolicy(_Model):
+    """How the work that grows with the customer base is cut into mapped tasks
+    (revisit.rules.shards); the default and why: policy.yaml `scale`."""
+
+    max_customers_per_shard: int = Field(default=250_000, ge=1)
+
+
 class Policy(_Model):
     calendar: CalendarPolicy
     source_timezone: str | None = None
@@ -444,6 +451,7 @@ class Policy(_Model):
     report: ReportPolicy
     retention: RetentionPolicy = RetentionPolicy()
     notify: NotifyPolicy = NotifyPolicy()
+    scale: ScalePolicy = ScalePolicy()
 
     @field_validator("source_timezone")
     @classmethod

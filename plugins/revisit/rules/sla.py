@@ -357,6 +357,17 @@ def sla_status(tickets: pd.DataFrame, pauses: pd.DataFrame | None, policy: Polic
     return out.loc[:, list(STATUS_COLUMNS)]
 
 
+def merge_status(shards: list[pd.DataFrame], policy: Policy) -> pd.DataFrame:
+    """The status of several shards (each sla_status over a disjoint set of tickets) as
+    sla_status over all of them gives it: rows by ticket_id, then metric in the policy's
+    order."""
+    order = {metric: pos for pos, metric in enumerate(policy.sla.metrics)}
+    rows = pd.concat(shards, ignore_index=True)
+    rows["_metric"] = rows["metric"].map(order)
+    rows = rows.sort_values(["ticket_id", "_metric"], kind="stable", ignore_index=True)
+    return rows.loc[:, list(STATUS_COLUMNS)]
+
+
 def new_breaches(status: pd.DataFrame, cutoff: pd.Timestamp,
                  previous_cutoff: pd.Timestamp) -> pd.DataFrame:
     """Breached rows that became known in [previous_cutoff, cutoff): those whose deadline

@@ -169,16 +169,66 @@ def _xlsx_ready(rows: pd.DataFrame, locale: str) -> tuple[pd.DataFrame, dict, st
     return out, layout, sheet["title"]
 
 
-def run_sla(parts: DayPartitions, policy: Policy, calendar: BusinessCalendar) -> dict:
-    """SLA status of every ticket metric as of D 00:00, and the per-department digests."""
+# ================================================================= shards (DESIGN.md scale-out)
+SLA_SHARDS = "sla_shards"  # handoff/D/sla_shards/<shard>.parquet: one shard's SLA status
+
+
+def shard_plan(parts: DayPartitions, policy: Policy):
+    """D's shard plan (revisit.rules.shards) from its clean departments and customers: the
+    same in every task that asks."""
+    from revisit.rules.shards import day_plan
+
+    departments = pd.read_parquet(parts.clean / "departments.parquet",
+                                  columns=["department_id"])
+    customers = pd.read_parquet(parts.clean / "customers.parquet",
+                                columns=["customer_id", "department_id"])
+    return day_plan(departments, customers, policy.scale.max_customers_per_shard)
+
+
+def run_sla_shard(parts: DayPartitions, policy: Policy, calendar: BusinessCalendar,
+                  shard: str) -> dict:
+    """The SLA status of one shard's tickets (by the ticket's department and customer) as of
+    D 00:00, for the sla task to merge."""
+    from revisit.rules.sla import sla_status
+
+    plan = shard_plan(parts, policy)
+    if shard not in plan.shard_ids:
+        raise RevisitError(f"shard {shard!r} is not in the plan of {parts.day} "
+                           f"({len(plan.shard_ids)} shards)", retryable=False)
+    frames = read_clean(parts, ("tickets", "ticket_pauses"))
+    tickets = frames["tickets"]
+    tickets = tickets[(plan.shard_of(tickets["department_id"], tickets["customer_id"])
+                       == shard).to_numpy(bool)].reset_index(drop=True)
+    pauses = frames.get("ticket_pauses")
+    if pauses is not None:
+        pauses = pauses[pauses["ticket_id"].isin(tickets["ticket_id"])].reset_index(drop=True)
+    status = sla_status(tickets, pauses, policy, calendar, cutoff_of(parts.day, policy))
+    write_handoff(parts, f"{SLA_SHARDS}/{shard}", status)
+    return {"shard": shard, "tickets": len(tickets), "rows": len(status)}
+
+
+def _merged_sla(parts: DayPartitions, policy: Policy, shards: list[str]) -> pd.DataFrame:
+    from revisit.rules.sla import merge_status
+
+    return merge_status([read_handoff(parts, f"{SLA_SHARDS}/{shard}") for shard in shards],
+                        policy)
+
+
+def run_sla(parts: DayPartitions, policy: Policy, calendar: BusinessCalendar,
+            shards: list[str] | None = None) -> dict:
+    """SLA status of every ticket metric as of D 00:00, and the per-department digests;
+    with `shards`, the status is the merge of those shards' (run_sla_shard), the same rows."""
     from revisit.delivery.digest import DIGEST_PREFIX
     from revisit.io.spreadsheet import write_csv
     from revisit.quality.summary import write_sla_unknown_section
     from revisit.rules.sla import UNKNOWN, breach_digest, sla_status, write_status_csv
 
-    frames = read_clean(parts, ("tickets", "ticket_pauses", "customers"))
+    frames = read_clean(parts, ("tickets", "customers") if shards is not None
+                        else ("tickets", "ticket_pauses", "customers"))
     cutoff = cutoff_of(parts.day, policy)
-    status = sla_status(frames["tickets"], frames.get("ticket_pauses"), policy, calendar, cutoff)
+    status = (_merged_sla(parts, policy, shards) if shards is not None else
+              sla_status(frames["tickets"], frames.get("ticket_pauses"), policy, calendar,
+                         cutoff))
     previous = cutoff_of(parts.day - dt.timedelta(days=1), policy)
     digests = breach_digest(status, frames["tickets"], frames["customers"], cutoff, previous)
     with atomic_dir(parts.sla) as tmp:  # the CSV says true / false; the handoff keeps bool

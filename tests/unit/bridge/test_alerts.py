@@ -329,7 +329,8 @@ def test_every_task_emails_its_failure_once(dagbag, dag_id):
     dag = dagbag.dags[dag_id]
     assert not dag.on_failure_callback  # a DAG-level one would tell the same failure twice
     for task in dag.tasks:
-        callbacks = list(task.on_failure_callback or [])
+        callbacks = task.on_failure_callback or []  # a mapped task keeps it as given
+        callbacks = list(callbacks) if isinstance(callbacks, list | tuple) else [callbacks]
         assert len(callbacks) == 1 and isinstance(callbacks[0], TaskFailed), task.task_id
         assert not task.on_retry_callback, task.task_id  # a retried try is not a failure
 

@@ -1,0 +1,80 @@
+"""A sharded run gives the same bytes as an unsharded one (DESIGN.md "Deployment": scale-out):
+the SLA status computed per shard (whole departments up to scale.max_customers_per_shard
+customers, hash buckets of a larger one) and merged is sla/D, the handoff and the quality
+summary's SLA section byte for byte, on the demo CRM and on one with entry errors the gate
+quarantines (missing stamps, unknown priorities: unknown verdicts), for shard sizes from one
+customer (every department cut into buckets) to one shard for everything."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from pathlib import Path
+
+import pytest
+
+from revisit.stages.daily import run_quality, run_sla, run_sla_shard, shard_plan
+from revisit.stages.partitions import DayPartitions
+from tests.reliability.conftest import D, copy_crm
+
+SIZES = (1, 37, 150, 10**6)  # customers per shard; the demo has 800 in 6 departments
+
+
+def _digests(root: Path) -> dict[str, str]:
+    folders = [root / "sla" / D.isoformat(), root / "quality" / D.isoformat(),
+               root / "handoff" / D.isoformat() / "sla_status.parquet"]
+    files = [p for f in folders for p in ([f] if f.is_file() else sorted(f.rglob("*")))]
+    return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in files if p.is_file()}
+
+
+@pytest.fixture(scope="module", params=[0.0, 0.01], ids=["demo", "entry-errors"])
+def gated(request, demo_crm_file, tmp_path_factory, policy):
+    """The day's snapshot and gate, once per CRM (shared by every shard size)."""
+    from revisit.io.extract import extract_snapshot
+    from tooling.demo_crm import add_entry_errors
+
+    folder = tmp_path_factory.mktemp(f"gated-{request.param_index}")
+    crm = copy_crm(demo_crm_file, folder / "crm", drop_keys=False)
+    add_entry_errors(f"sqlite:///{crm}", request.param)
+    parts = DayPartitions(folder / "gated", D)
+    extract_snapshot(f"sqlite:///{crm}", D, parts.snapshot,
+                     business_tz=policy.calendar.timezone, source_tz=policy.source_tz)
+    run_quality(parts, policy)
+    return parts
+
+
+@pytest.fixture(scope="module")
+def unsharded(gated, tmp_path_factory, policy, calendar) -> Path:
+    root = tmp_path_factory.mktemp("unsharded") / "out"
+    shutil.copytree(gated.root, root)
+    run_sla(DayPartitions(root, D), policy, calendar)
+    return root
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_a_sharded_sla_gives_the_bytes_of_an_unsharded_one(size, gated, unsharded, tmp_path,
+                                                           policy, calendar):
+    sharded_policy = policy.model_copy(update={"scale": policy.scale.model_copy(
+        update={"max_customers_per_shard": size})})
+    root = tmp_path / "out"
+    shutil.copytree(gated.root, root)
+    parts = DayPartitions(root, D)
+    shards = shard_plan(parts, sharded_policy).shard_ids
+    rows = sum(run_sla_shard(parts, sharded_policy, calendar, s)["rows"] for s in shards)
+    run_sla(parts, sharded_policy, calendar, shards)
+    assert _digests(root) == _digests(unsharded)
+    assert rows > 0
+    if size == 1:
+        assert len(shards) > 50  # every department in buckets: the merge really merges
+    if size == 10**6:
+        assert shards == ["000"]
+
+
+def test_a_shard_outside_the_day_s_plan_is_refused(gated, policy, calendar, tmp_path):
+    from revisit.core.errors import RevisitError
+
+    root = tmp_path / "out"
+    shutil.copytree(gated.root, root)
+    with pytest.raises(RevisitError, match="not in the plan"):
+        run_sla_shard(DayPartitions(root, D), policy, calendar, "999")
