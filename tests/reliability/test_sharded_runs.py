@@ -78,3 +78,20 @@ def test_a_shard_outside_the_day_s_plan_is_refused(gated, policy, calendar, tmp_
     shutil.copytree(gated.root, root)
     with pytest.raises(RevisitError, match="not in the plan"):
         run_sla_shard(DayPartitions(root, D), policy, calendar, "999")
+
+
+def test_a_day_whose_crm_has_no_department_yet_has_one_empty_shard(policy, calendar,
+                                                                   tmp_path):
+    import pandas as pd
+
+    from revisit.io.files import atomic_dir
+    from revisit.rules.visits import empty_table
+
+    parts = DayPartitions(tmp_path / "out", D)
+    with atomic_dir(parts.clean) as tmp:
+        for name in ("departments", "customers", "tickets", "ticket_pauses"):
+            empty_table(name).to_parquet(tmp / f"{name}.parquet", index=False)
+    assert shard_plan(parts, policy).shard_ids == ["000"]
+    assert run_sla_shard(parts, policy, calendar, "000")["rows"] == 0
+    merged = pd.read_parquet(parts.handoff / "sla_shards" / "000.parquet")
+    assert merged.empty

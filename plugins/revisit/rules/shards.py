@@ -35,6 +35,11 @@ class ShardPlan:
             ids += [stem] if buckets == 1 else [f"{stem}.{k}" for k in range(buckets)]
         return sorted(set(ids)) or [EMPTY_SHARD]  # a CRM without departments: one, empty
 
+    def departments_of(self, shard: str) -> list[str]:
+        """The departments whose rows may be in `shard` (one, for a bucket of a split one)."""
+        stem = shard.split(".", 1)[0]
+        return sorted(d for d, (s, _) in self.departments.items() if s == stem)
+
     def shard_of(self, department_id: pd.Series, customer_id: pd.Series) -> pd.Series:
         """Each row's shard id from its department and customer (vectorised); a department
         the plan does not know is an error, never a silently dropped row."""

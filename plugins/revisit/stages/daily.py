@@ -41,10 +41,11 @@ UNREAD_COLUMNS = {"visits": ("visit_id", "agent_id", "method", "notes"),
                   "tickets": ("description",)}
 
 
-def read_clean(parts: DayPartitions, tables: tuple[str, ...] | None = None
-               ) -> dict[str, pd.DataFrame]:
+def read_clean(parts: DayPartitions, tables: tuple[str, ...] | None = None,
+               filters: dict[str, list] | None = None) -> dict[str, pd.DataFrame]:
     """The clean tables of D (all of them, or `tables`), without the UNREAD_COLUMNS:
-    each task holds only what its rules read."""
+    each task holds only what its rules read. `filters` {table: pyarrow filters}: only
+    those rows are ever in memory (a shard's, revisit.rules.shards)."""
     if not parts.clean.exists():
         raise FileNotFoundError(f"no clean data for {parts.day}: {parts.clean} is missing "
                                 "(run the quality gate first)")
@@ -54,7 +55,8 @@ def read_clean(parts: DayPartitions, tables: tuple[str, ...] | None = None
             continue
         skip = UNREAD_COLUMNS.get(path.stem, ())
         names = [n for n in pq.read_schema(path).names if n not in skip]
-        frames[path.stem] = pd.read_parquet(path, columns=names)
+        frames[path.stem] = pd.read_parquet(path, columns=names,
+                                            filters=(filters or {}).get(path.stem))
     return frames
 
 
@@ -195,13 +197,17 @@ def run_sla_shard(parts: DayPartitions, policy: Policy, calendar: BusinessCalend
     if shard not in plan.shard_ids:
         raise RevisitError(f"shard {shard!r} is not in the plan of {parts.day} "
                            f"({len(plan.shard_ids)} shards)", retryable=False)
-    frames = read_clean(parts, ("tickets", "ticket_pauses"))
-    tickets = frames["tickets"]
+    # Only the shard's departments' tickets are read (a split department's, then its bucket).
+    departments = plan.departments_of(shard)  # none: a CRM without departments, no tickets
+    tickets = read_clean(parts, ("tickets",), {"tickets": [
+        ("department_id", "in", departments)]} if departments else None)["tickets"]
     tickets = tickets[(plan.shard_of(tickets["department_id"], tickets["customer_id"])
                        == shard).to_numpy(bool)].reset_index(drop=True)
-    pauses = frames.get("ticket_pauses")
-    if pauses is not None:
-        pauses = pauses[pauses["ticket_id"].isin(tickets["ticket_id"])].reset_index(drop=True)
+    ids = tickets["ticket_id"].dropna().astype(str).tolist()
+    pauses = read_clean(parts, ("ticket_pauses",), {"ticket_pauses": [
+        ("ticket_id", "in", ids)] if ids else None}).get("ticket_pauses")
+    if pauses is not None and not ids:
+        pauses = pauses.iloc[0:0]
     status = sla_status(tickets, pauses, policy, calendar, cutoff_of(parts.day, policy))
     write_handoff(parts, f"{SLA_SHARDS}/{shard}", status)
     return {"shard": shard, "tickets": len(tickets), "rows": len(status)}
