@@ -27,7 +27,9 @@ For call date **D** (the logical date in the business time zone, or `params.call
 2. **quality_gate** — Great Expectations checks; failing rows are quarantined with their reason
    in `quality/D/`. A table failing beyond `quality.max_failure_share` stops the run here:
    no list or e-mail goes out.
-3. **call_lists** — one XLSX + CSV per agent in `call_lists/D/`, plus `sms_notice.csv`,
+3. **shards → obligations_shard (mapped) → call_lists** — each shard's visit obligations
+   computed by its own mapped task (its customers' orders, tickets and visits only), merged;
+   then one XLSX + CSV per agent in `call_lists/D/`, plus `sms_notice.csv`,
    `carried_over.csv` (no capacity left) and `not_listed.csv` (reported instead of listed;
    rule: `revisit.rules.calllist._reported`).
 4. **agent_mail** — each agent with a non-empty list gets one e-mail at `agents.email` with their
@@ -109,11 +111,17 @@ def revisit_daily() -> None:
 
         return tasks.quality_gate(context)
 
-    @task
-    def call_lists(**context) -> dict:
+    @task(map_index_template="{{ task.op_kwargs['shard'] }}")  # the UI names each shard
+    def obligations_shard(shard: str, **context) -> dict:
         from revisit.bridge import tasks
 
-        return tasks.call_lists(context)
+        return tasks.obligations_shard(context, shard)
+
+    @task
+    def call_lists(shard_ids: list[str], **context) -> dict:
+        from revisit.bridge import tasks
+
+        return tasks.call_lists(context, shard_ids)
 
     @task
     def shards(**context) -> list[str]:
@@ -158,10 +166,11 @@ def revisit_daily() -> None:
         return tasks.retention(context)
 
     gate = quality_gate()
-    lists = call_lists()
     shard_ids = shards()
-    statuses = sla(shard_ids)  # the merge of the mapped per-shard statuses
-    extract() >> gate >> [lists, shard_ids]
+    lists = call_lists(shard_ids)  # the merges of the mapped per-shard obligations ...
+    statuses = sla(shard_ids)  # ... and statuses
+    extract() >> gate >> shard_ids
+    obligations_shard.expand(shard=shard_ids) >> lists
     sla_shard.expand(shard=shard_ids) >> statuses
     [lists, statuses] >> publish() >> retention()
     statuses >> sla_digest()

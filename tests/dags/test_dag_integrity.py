@@ -231,12 +231,15 @@ def test_retention_is_the_last_daily_task_and_runs_whatever_publish_did(dagbag):
     assert task.trigger_rule == "all_done"
 
 
-def test_the_daily_sla_runs_per_shard_and_merges_before_anything_reads_it(dagbag):
+@pytest.mark.parametrize("mapped, merge", [("sla_shard", "sla"),
+                                           ("obligations_shard", "call_lists")])
+def test_the_daily_work_runs_per_shard_and_merges_before_anything_reads_it(dagbag, mapped,
+                                                                           merge):
     dag = dagbag.dags["revisit_daily"]
     assert dag.get_task("shards").upstream_task_ids == {"quality_gate"}
-    shard = dag.get_task("sla_shard")
+    shard = dag.get_task(mapped)
     assert shard.upstream_task_ids == {"shards"}
     assert shard.map_index_template == "{{ task.op_kwargs['shard'] }}"
-    assert dag.get_task("sla").upstream_task_ids == {"shards", "sla_shard"}
-    for reader in ("sla_digest", "agent_mail", "publish"):
-        assert "sla" in dag.get_task(reader).upstream_task_ids, reader
+    assert dag.get_task(merge).upstream_task_ids == {"shards", mapped}
+    for reader in ("agent_mail", "publish"):
+        assert merge in dag.get_task(reader).upstream_task_ids, reader

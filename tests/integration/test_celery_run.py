@@ -498,9 +498,11 @@ def test_both_workers_run_tasks_sharing_nothing_but_the_object_store(celery_run:
     executed = {worker: set(re.findall(r"task_id='([a-z_]+)'", log))
                 for worker, log in celery_run.worker_logs.items()}
     assert all(executed.values()), {w: sorted(t) for w, t in executed.items()}
-    assert set().union(*executed.values()) >= DAILY_TASKS | {"shards", "sla_shard"}
-    mapped = celery_run.task_instances[celery_run.task_instances["task_id"] == "sla_shard"]
-    assert len(mapped) > 2 and (mapped["state"] == "success").all(), mapped
+    assert set().union(*executed.values()) >= DAILY_TASKS | {"shards", "sla_shard",
+                                                             "obligations_shard"}
+    for task_id in ("sla_shard", "obligations_shard"):
+        mapped = celery_run.task_instances[celery_run.task_instances["task_id"] == task_id]
+        assert len(mapped) > 2 and (mapped["state"] == "success").all(), mapped
     root = celery_run.output.parent
     for worker in WORKERS:
         mirrors = root / worker / "mirrors"

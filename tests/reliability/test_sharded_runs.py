@@ -1,8 +1,8 @@
 """A sharded run gives the same bytes as an unsharded one (DESIGN.md "Deployment": scale-out):
-the SLA status computed per shard (whole departments up to scale.max_customers_per_shard
-customers, hash buckets of a larger one) and merged is sla/D, the handoff and the quality
-summary's SLA section byte for byte, on the demo CRM and on one with entry errors the gate
-quarantines (missing stamps, unknown priorities: unknown verdicts), for shard sizes from one
+the SLA status and the visit obligations computed per shard (whole departments up to
+scale.max_customers_per_shard customers, hash buckets of a larger one) and merged give
+sla/D, call_lists/D, their handoffs and the quality summary's SLA section byte for byte, on
+the demo CRM and on one with entry errors the gate quarantines, for shard sizes from one
 customer (every department cut into buckets) to one shard for everything."""
 
 from __future__ import annotations
@@ -13,7 +13,14 @@ from pathlib import Path
 
 import pytest
 
-from revisit.stages.daily import run_quality, run_sla, run_sla_shard, shard_plan
+from revisit.stages.daily import (
+    run_call_lists,
+    run_obligations_shard,
+    run_quality,
+    run_sla,
+    run_sla_shard,
+    shard_plan,
+)
 from revisit.stages.partitions import DayPartitions
 from tests.reliability.conftest import D, copy_crm
 
@@ -21,8 +28,10 @@ SIZES = (1, 37, 150, 10**6)  # customers per shard; the demo has 800 in 6 depart
 
 
 def _digests(root: Path) -> dict[str, str]:
-    folders = [root / "sla" / D.isoformat(), root / "quality" / D.isoformat(),
-               root / "handoff" / D.isoformat() / "sla_status.parquet"]
+    day = D.isoformat()
+    folders = [root / "sla" / day, root / "quality" / day, root / "call_lists" / day,
+               root / "handoff" / day / "sla_status.parquet",
+               root / "handoff" / day / "call_list.parquet"]
     files = [p for f in folders for p in ([f] if f.is_file() else sorted(f.rglob("*")))]
     return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
             for p in files if p.is_file()}
@@ -49,11 +58,12 @@ def unsharded(gated, tmp_path_factory, policy, calendar) -> Path:
     root = tmp_path_factory.mktemp("unsharded") / "out"
     shutil.copytree(gated.root, root)
     run_sla(DayPartitions(root, D), policy, calendar)
+    run_call_lists(DayPartitions(root, D), policy, calendar)
     return root
 
 
 @pytest.mark.parametrize("size", SIZES)
-def test_a_sharded_sla_gives_the_bytes_of_an_unsharded_one(size, gated, unsharded, tmp_path,
+def test_a_sharded_run_gives_the_bytes_of_an_unsharded_one(size, gated, unsharded, tmp_path,
                                                            policy, calendar):
     sharded_policy = policy.model_copy(update={"scale": policy.scale.model_copy(
         update={"max_customers_per_shard": size})})
@@ -63,6 +73,10 @@ def test_a_sharded_sla_gives_the_bytes_of_an_unsharded_one(size, gated, unsharde
     shards = shard_plan(parts, sharded_policy).shard_ids
     rows = sum(run_sla_shard(parts, sharded_policy, calendar, s)["rows"] for s in shards)
     run_sla(parts, sharded_policy, calendar, shards)
+    obligations = sum(run_obligations_shard(parts, sharded_policy, calendar, s)["obligations"]
+                      for s in shards)
+    run_call_lists(parts, sharded_policy, calendar, shards)
+    assert obligations > 0
     assert _digests(root) == _digests(unsharded)
     assert rows > 0
     if size == 1:
@@ -71,13 +85,15 @@ def test_a_sharded_sla_gives_the_bytes_of_an_unsharded_one(size, gated, unsharde
         assert shards == ["000"]
 
 
-def test_a_shard_outside_the_day_s_plan_is_refused(gated, policy, calendar, tmp_path):
+@pytest.mark.parametrize("run_shard", [run_sla_shard, run_obligations_shard])
+def test_a_shard_outside_the_day_s_plan_is_refused(run_shard, gated, policy, calendar,
+                                                   tmp_path):
     from revisit.core.errors import RevisitError
 
     root = tmp_path / "out"
     shutil.copytree(gated.root, root)
     with pytest.raises(RevisitError, match="not in the plan"):
-        run_sla_shard(DayPartitions(root, D), policy, calendar, "999")
+        run_shard(DayPartitions(root, D), policy, calendar, "999")
 
 
 def test_a_day_whose_crm_has_no_department_yet_has_one_empty_shard(policy, calendar,

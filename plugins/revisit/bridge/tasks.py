@@ -339,12 +339,25 @@ def quality_gate(context: dict[str, Any]) -> dict[str, Any]:
 
 
 @fail_fast
-def call_lists(context: dict[str, Any]) -> dict[str, Any]:
-    from revisit.stages.daily import run_call_lists
+def obligations_shard(context: dict[str, Any], shard: str) -> dict[str, Any]:
+    from revisit.stages.daily import OBLIGATION_TABLES, run_obligations_shard
 
     parts, policy = day_partitions(context)
-    needs(parts.clean, _manifest_of(parts))
-    return run_call_lists(parts, policy, _calendar(policy))
+    needs(*_clean_tables(parts, "departments", *OBLIGATION_TABLES))
+    return run_obligations_shard(parts, policy, _calendar(policy), shard)
+
+
+@fail_fast
+def call_lists(context: dict[str, Any], shard_ids: list[str] | None = None) -> dict[str, Any]:
+    """D's call lists from the merge of `shard_ids`' visit obligations (obligations_shard),
+    or from obligations computed whole."""
+    from revisit.stages.daily import OBLIGATION_SHARDS, run_call_lists
+
+    parts, policy = day_partitions(context)
+    needs(parts.clean, _manifest_of(parts),
+          *[parts.handoff / OBLIGATION_SHARDS / f"{shard}.parquet" for shard in shard_ids or ()])
+    return run_call_lists(parts, policy, _calendar(policy),
+                          None if shard_ids is None else list(shard_ids))
 
 
 @fail_fast

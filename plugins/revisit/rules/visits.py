@@ -928,6 +928,18 @@ def on_time(obligations: pd.DataFrame, policy: Policy) -> np.ndarray:
                         dates(obligations["window_end"]), policy)
 
 
+def merge_obligations(shards: list[pd.DataFrame]) -> pd.DataFrame:
+    """The obligations of several shards (each visit_obligations over a disjoint set of
+    customers) as visit_obligations over all of them gives them: a customer's rows stay in
+    their shard's order (customer_id, window_start, kind), the customers in id order."""
+    if not shards:
+        return empty_obligations()
+    rows = pd.concat(shards, ignore_index=True)
+    order = np.argsort(arrow_strings(rows["customer_id"]).to_numpy(zero_copy_only=False),
+                       kind="stable")
+    return rows.iloc[order].reset_index(drop=True).astype(OBLIGATION_COLUMNS)
+
+
 def visit_obligations(frames: dict[str, pd.DataFrame], policy: Policy,
                       calendar: BusinessCalendar, call_date: dt.date) -> pd.DataFrame:
     """Every visit obligation of every customer, with its window and status at call date D.

@@ -81,14 +81,19 @@ def run_quality(parts: DayPartitions, policy: Policy) -> dict:
     return summary
 
 
-def run_call_lists(parts: DayPartitions, policy: Policy, calendar: BusinessCalendar) -> dict:
-    """Per-agent call lists (XLSX + CSV), SMS pre-notice, carried-over and not-listed reports."""
+def run_call_lists(parts: DayPartitions, policy: Policy, calendar: BusinessCalendar,
+                   shards: list[str] | None = None) -> dict:
+    """Per-agent call lists (XLSX + CSV), SMS pre-notice, carried-over and not-listed reports;
+    with `shards`, the visit obligations are the merge of those shards'
+    (run_obligations_shard), the same rows."""
     from revisit.io.spreadsheet import csv_ready, write_csv, write_xlsx
     from revisit.rules.calllist import build_call_list
-    from revisit.rules.visits import visit_obligations
+    from revisit.rules.visits import merge_obligations, visit_obligations
 
     frames = read_clean(parts)
-    obligations = visit_obligations(frames, policy, calendar, parts.day)
+    obligations = (merge_obligations([read_handoff(parts, f"{OBLIGATION_SHARDS}/{shard}")
+                                      for shard in shards]) if shards is not None
+                   else visit_obligations(frames, policy, calendar, parts.day))
     result = build_call_list(obligations, frames, policy, calendar, parts.day)
     lists = result.lists
     # Cells are prepared once for all agents, then split: per-agent preparation cost more
@@ -187,16 +192,22 @@ def shard_plan(parts: DayPartitions, policy: Policy):
     return day_plan(departments, customers, policy.scale.max_customers_per_shard)
 
 
+def plan_of_shard(parts: DayPartitions, policy: Policy, shard: str):
+    """D's shard plan, which must know `shard` (a mapped task of another plan is refused)."""
+    plan = shard_plan(parts, policy)
+    if shard not in plan.shard_ids:
+        raise RevisitError(f"shard {shard!r} is not in the plan of {parts.day} "
+                           f"({len(plan.shard_ids)} shards)", retryable=False)
+    return plan
+
+
 def run_sla_shard(parts: DayPartitions, policy: Policy, calendar: BusinessCalendar,
                   shard: str) -> dict:
     """The SLA status of one shard's tickets (by the ticket's department and customer) as of
     D 00:00, for the sla task to merge."""
     from revisit.rules.sla import sla_status
 
-    plan = shard_plan(parts, policy)
-    if shard not in plan.shard_ids:
-        raise RevisitError(f"shard {shard!r} is not in the plan of {parts.day} "
-                           f"({len(plan.shard_ids)} shards)", retryable=False)
+    plan = plan_of_shard(parts, policy, shard)
     # Only the shard's departments' tickets are read (a split department's, then its bucket).
     departments = plan.departments_of(shard)  # none: a CRM without departments, no tickets
     tickets = read_clean(parts, ("tickets",), {"tickets": [
@@ -211,6 +222,35 @@ def run_sla_shard(parts: DayPartitions, policy: Policy, calendar: BusinessCalend
     status = sla_status(tickets, pauses, policy, calendar, cutoff_of(parts.day, policy))
     write_handoff(parts, f"{SLA_SHARDS}/{shard}", status)
     return {"shard": shard, "tickets": len(tickets), "rows": len(status)}
+
+
+OBLIGATION_SHARDS = "obligation_shards"  # handoff/D/obligation_shards/<shard>.parquet
+OBLIGATION_TABLES = ("customers", "orders", "tickets", "visits")  # what visit_obligations reads
+
+
+def run_obligations_shard(parts: DayPartitions, policy: Policy, calendar: BusinessCalendar,
+                          shard: str) -> dict:
+    """The visit obligations of one shard's customers at D (their orders, tickets and visits
+    only are read), for the call_lists task to merge."""
+    from revisit.rules.visits import visit_obligations
+
+    customers = _shard_customers(parts, policy, shard)
+    ids = customers.dropna().astype(str).tolist()
+    only = [("customer_id", "in", ids)] if ids else None
+    frames = read_clean(parts, OBLIGATION_TABLES, {name: only for name in OBLIGATION_TABLES})
+    if not ids:
+        frames = {name: frame.iloc[0:0] for name, frame in frames.items()}
+    obligations = visit_obligations(frames, policy, calendar, parts.day)
+    write_handoff(parts, f"{OBLIGATION_SHARDS}/{shard}", obligations)
+    return {"shard": shard, "customers": len(ids), "obligations": len(obligations)}
+
+
+def _shard_customers(parts: DayPartitions, policy: Policy, shard: str) -> pd.Series:
+    plan = plan_of_shard(parts, policy, shard)
+    customers = pd.read_parquet(parts.clean / "customers.parquet",
+                                columns=["customer_id", "department_id"])
+    mine = plan.shard_of(customers["department_id"], customers["customer_id"]) == shard
+    return customers["customer_id"][mine.to_numpy(bool)]
 
 
 def _merged_sla(parts: DayPartitions, policy: Policy, shards: list[str]) -> pd.DataFrame:
