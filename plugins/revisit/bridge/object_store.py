@@ -249,14 +249,6 @@ class ObjectStore:
             if not GLOB_CHARACTERS.isdisjoint(key):
                 self.fs.rm_file(key)
 
-    def remove(self, rel: str) -> None:
-        """Delete `rel` whole: a folder partition's manifest first (readers stop seeing it at
-        once), then every object under it."""
-        manifest_key = self.key(f"{rel}/{MANIFEST}")
-        if self._cat(manifest_key) is not None:
-            self.fs.rm_file(manifest_key)
-        self._delete(self._listing(rel))
-
     # ------------------------------------------------------------- retention's Tree
     def folders(self, rel: str) -> list[str]:
         """The names of the folders directly under `rel` (partitions of a kind, replays)."""
@@ -271,7 +263,12 @@ class ObjectStore:
         return sorted(n for n in names if not n.startswith("."))
 
     def delete(self, rel: str) -> None:
-        self.remove(rel)
+        """Delete `rel` whole: a folder partition's manifest first (readers stop seeing it at
+        once), then every object under it."""
+        manifest_key = self.key(f"{rel}/{MANIFEST}")
+        if self._cat(manifest_key) is not None:
+            self.fs.rm_file(manifest_key)
+        self._delete(self._listing(rel))
 
     def remove_trash(self, older_than_s: float = ORPHAN_AGE_S) -> int:
         """Delete versions no manifest names (left by a writer that died between its upload

@@ -309,22 +309,17 @@ def _quality_summaries(parts: DayPartitions) -> list[Path]:
     return [parts.quality / OUTPUT_FILES[key] for key in ("summary_md", "summary_html")]
 
 
-def _company_file(parts: MonthPartitions, period: str, kind: str) -> Path:
+def _company_files(parts: MonthPartitions, period: str) -> tuple[Path, Path]:
+    """The company report's data and PDF of `period`."""
     from revisit.stages.company import company_json, company_pdf, period_parts
 
     target = period_parts(parts, period)
-    return company_json(target) if kind == "json" else company_pdf(target)
+    return company_json(target), company_pdf(target)
 
 
-def _company_pdfs(parts: MonthPartitions) -> list[Path]:
-    from revisit.stages.company import company_periods
-
-    return [_company_file(parts, period, "pdf") for period in company_periods(parts.month)]
-
-
-def _departments_of(parts: MonthPartitions) -> list[str]:
-    """The departments with report data of M (report_data/M/*.json, fetched first)."""
-    return sorted(p.stem for p in parts.data.glob("*.json"))
+def _shard_files(parts: DayPartitions, folder: str, shard_ids: list[str] | None) -> list[Path]:
+    """What the mapped tasks of `shard_ids` handed over in handoff/D/<folder>/."""
+    return [parts.handoff / folder / f"{shard}.parquet" for shard in shard_ids or ()]
 
 
 # ================================================================= revisit_daily
@@ -354,8 +349,7 @@ def call_lists(context: dict[str, Any], shard_ids: list[str] | None = None) -> d
     from revisit.stages.daily import OBLIGATION_SHARDS, run_call_lists
 
     parts, policy = day_partitions(context)
-    needs(parts.clean, _manifest_of(parts),
-          *[parts.handoff / OBLIGATION_SHARDS / f"{shard}.parquet" for shard in shard_ids or ()])
+    needs(parts.clean, _manifest_of(parts), *_shard_files(parts, OBLIGATION_SHARDS, shard_ids))
     return run_call_lists(parts, policy, _calendar(policy),
                           None if shard_ids is None else list(shard_ids))
 
@@ -390,8 +384,7 @@ def sla(context: dict[str, Any], shard_ids: list[str] | None = None) -> dict[str
     parts, policy = day_partitions(context)
     # quality/D's summaries gain the "SLA verdicts unknown" section
     needs(*_clean_tables(parts, "tickets", "ticket_pauses", "customers"), _manifest_of(parts),
-          *_quality_summaries(parts),
-          *[parts.handoff / SLA_SHARDS / f"{shard}.parquet" for shard in shard_ids or ()])
+          *_quality_summaries(parts), *_shard_files(parts, SLA_SHARDS, shard_ids))
     return run_sla(parts, policy, _calendar(policy),
                    None if shard_ids is None else list(shard_ids))
 
@@ -530,9 +523,11 @@ def summary(context: dict[str, Any]) -> dict[str, Any]:
         needs(*[folder / name for folder in (parts.reports, original.reports)
                 for name in ("kpis.csv", "agents.csv", "sla_status.csv", "run.json")])
         return {"month": parts.month, "replay": compare_month(parts, policy)}
-    needs(parts.data, *_company_pdfs(parts))
-    for department_id in _departments_of(parts):
-        needs(parts.pdf(department_id))
+    from revisit.stages.company import company_periods as periods
+    from revisit.stages.monthly import departments_with_data
+
+    needs(parts.data, *[_company_files(parts, period)[1] for period in periods(parts.month)])
+    needs(*[parts.pdf(department_id) for department_id in departments_with_data(parts)])
     return summarize(parts, policy, results_url(), sending=sending(context))
 
 
@@ -561,7 +556,7 @@ def company_render(context: dict[str, Any], period: str) -> dict[str, Any]:
     from revisit.stages.company import render_company
 
     parts, policy = month_partitions(context)
-    needs(_company_file(parts, period, "json"))
+    needs(_company_files(parts, period)[0])
     return render_company(parts, policy, period)
 
 
@@ -575,7 +570,7 @@ def company_send(context: dict[str, Any], period: str, transport=None) -> dict[s
     if not sending(context):
         log.info("params.send_email is off: the company report of %s is not sent", period)
         return {"period": period, "sent": 0, "state": "not_sent"}
-    needs(_company_file(parts, period, "json"), _company_file(parts, period, "pdf"))
+    needs(*_company_files(parts, period))
     return send_company(parts, policy, period, results_url(), transport or _transport())
 
 

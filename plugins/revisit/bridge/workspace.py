@@ -49,21 +49,15 @@ class Workspace:
             count = self.store.fetch(rel, self.root)
             log.info("fetched %s (%d file(s))", self.store.location(rel), count)
 
-    def location(self, path: Path | str) -> str:
-        """Where a local path of the mirror lives for a user: its store URL."""
-        if self.store is None:
-            return str(path)
-        return self.store.location(Path(path).relative_to(self.root).as_posix())
-
     def locate(self, value: Any) -> Any:
-        """`value` (a task's small result) with every mirror path turned into its URL."""
+        """`value` (a task's small result) with every mirror path turned into its URL
+        (revisit.io.files.shown, which the mirror sets)."""
+        from revisit.io.files import shown
+
         if self.store is None:
             return value
         if isinstance(value, str):
-            root = str(self.root)
-            if value == root or value.startswith(root + os.sep):
-                return self.location(value)
-            return value
+            return shown(value)
         if isinstance(value, dict):
             return {k: self.locate(v) for k, v in value.items()}
         if isinstance(value, list | tuple):

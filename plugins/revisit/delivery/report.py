@@ -94,12 +94,15 @@ def _records(frame) -> list[dict[str, Any]]:
 
 
 def report_data(kpis, department_id: str, quarantined: int | None = None,
-                left_out: dict[str, int] | None = None) -> dict[str, Any]:
+                left_out: dict[str, int] | None = None,
+                extracted_at: str | None = None) -> dict[str, Any]:
     """Everything the PDF and the e-mail of one department show, as plain data (no frames).
 
     `kpis` is a revisit.rules.kpis.MonthlyKpis; `quarantined` the rows the daily quality gate
     quarantined for this department in M (None: unknown); `left_out` what this month's own
-    gate left out of the KPIs, by kind (revisit.stages.monthly.left_out_by_gate)."""
+    gate left out of the KPIs, by kind (revisit.stages.monthly.left_out_by_gate);
+    `extracted_at` when the snapshot behind them was read (its snapshot.json; the report
+    shows it instead of its rendering time, so a rerun gives the same PDF)."""
     from revisit.rules.kpis import COMPANY, KPI_NAMES
 
     dept = kpis.departments[kpis.departments["department_id"] == department_id]
@@ -139,6 +142,7 @@ def report_data(kpis, department_id: str, quarantined: int | None = None,
             "counts": {"agents": 0, "overdue": 0, "missed": 0, "breaches": 0,
                        **kpis.open_counts.get(department_id, {})},
         },
+        "extracted_at": extracted_at,
     }
 
 

@@ -117,7 +117,7 @@ def _quarter_departments(parts: MonthPartitions, policy: Policy, quarter: str,
     info = run_info(policy, parts.snapshot, quarter)
     write_period_files(period_parts(parts, quarter).reports, kpis, info)
     departments = [d for d in kpis.departments["department_id"].astype(str) if safe_name(d)]
-    return [{**report_data(kpis, d), "extracted_at": info["snapshot"]["extracted_at"]}
+    return [report_data(kpis, d, extracted_at=info["snapshot"]["extracted_at"])
             for d in departments]
 
 

@@ -11,6 +11,8 @@ import datetime as dt
 import logging
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from revisit.config.policy import Policy
@@ -42,10 +44,12 @@ UNREAD_COLUMNS = {"visits": ("visit_id", "agent_id", "method", "notes"),
 
 
 def read_clean(parts: DayPartitions, tables: tuple[str, ...] | None = None,
-               filters: dict[str, list] | None = None) -> dict[str, pd.DataFrame]:
+               only: dict[str, tuple[str, list[str]]] | None = None
+               ) -> dict[str, pd.DataFrame]:
     """The clean tables of D (all of them, or `tables`), without the UNREAD_COLUMNS:
-    each task holds only what its rules read. `filters` {table: pyarrow filters}: only
-    those rows are ever in memory (a shard's, revisit.rules.shards)."""
+    each task holds only what its rules read. `only` {table: (column, values)}: just the
+    rows whose column is one of the values are ever in memory (a shard's,
+    revisit.rules.shards); no values, no rows."""
     if not parts.clean.exists():
         raise FileNotFoundError(f"no clean data for {parts.day}: {parts.clean} is missing "
                                 "(run the quality gate first)")
@@ -54,9 +58,13 @@ def read_clean(parts: DayPartitions, tables: tuple[str, ...] | None = None,
         if tables is not None and path.stem not in tables:
             continue
         skip = UNREAD_COLUMNS.get(path.stem, ())
-        names = [n for n in pq.read_schema(path).names if n not in skip]
-        frames[path.stem] = pd.read_parquet(path, columns=names,
-                                            filters=(filters or {}).get(path.stem))
+        schema = pq.read_schema(path)
+        names = [n for n in schema.names if n not in skip]
+        rows = None
+        if only and path.stem in only:
+            column, values = only[path.stem]
+            rows = pc.field(column).isin(pa.array(values, type=schema.field(column).type))
+        frames[path.stem] = pd.read_parquet(path, columns=names, filters=rows)
     return frames
 
 
@@ -180,21 +188,28 @@ def _xlsx_ready(rows: pd.DataFrame, locale: str) -> tuple[pd.DataFrame, dict, st
 SLA_SHARDS = "sla_shards"  # handoff/D/sla_shards/<shard>.parquet: one shard's SLA status
 
 
-def shard_plan(parts: DayPartitions, policy: Policy):
-    """D's shard plan (revisit.rules.shards) from its clean departments and customers: the
-    same in every task that asks."""
+def _customer_departments(parts: DayPartitions) -> pd.DataFrame:
+    """customer_id and department_id of D's clean customers: what the shard plan reads."""
+    return pd.read_parquet(parts.clean / "customers.parquet",
+                           columns=["customer_id", "department_id"])
+
+
+def shard_plan(parts: DayPartitions, policy: Policy, customers: pd.DataFrame | None = None):
+    """D's shard plan (revisit.rules.shards) from its clean departments and customers
+    (`customers`: _customer_departments already read): the same in every task that asks."""
     from revisit.rules.shards import day_plan
 
     departments = pd.read_parquet(parts.clean / "departments.parquet",
                                   columns=["department_id"])
-    customers = pd.read_parquet(parts.clean / "customers.parquet",
-                                columns=["customer_id", "department_id"])
+    if customers is None:
+        customers = _customer_departments(parts)
     return day_plan(departments, customers, policy.scale.max_customers_per_shard)
 
 
-def plan_of_shard(parts: DayPartitions, policy: Policy, shard: str):
+def plan_of_shard(parts: DayPartitions, policy: Policy, shard: str,
+                  customers: pd.DataFrame | None = None):
     """D's shard plan, which must know `shard` (a mapped task of another plan is refused)."""
-    plan = shard_plan(parts, policy)
+    plan = shard_plan(parts, policy, customers)
     if shard not in plan.shard_ids:
         raise RevisitError(f"shard {shard!r} is not in the plan of {parts.day} "
                            f"({len(plan.shard_ids)} shards)", retryable=False)
@@ -209,16 +224,13 @@ def run_sla_shard(parts: DayPartitions, policy: Policy, calendar: BusinessCalend
 
     plan = plan_of_shard(parts, policy, shard)
     # Only the shard's departments' tickets are read (a split department's, then its bucket).
-    departments = plan.departments_of(shard)  # none: a CRM without departments, no tickets
-    tickets = read_clean(parts, ("tickets",), {"tickets": [
-        ("department_id", "in", departments)]} if departments else None)["tickets"]
+    tickets = read_clean(parts, ("tickets",), {
+        "tickets": ("department_id", plan.departments_of(shard))})["tickets"]
     tickets = tickets[(plan.shard_of(tickets["department_id"], tickets["customer_id"])
                        == shard).to_numpy(bool)].reset_index(drop=True)
     ids = tickets["ticket_id"].dropna().astype(str).tolist()
-    pauses = read_clean(parts, ("ticket_pauses",), {"ticket_pauses": [
-        ("ticket_id", "in", ids)] if ids else None}).get("ticket_pauses")
-    if pauses is not None and not ids:
-        pauses = pauses.iloc[0:0]
+    pauses = read_clean(parts, ("ticket_pauses",),
+                        {"ticket_pauses": ("ticket_id", ids)}).get("ticket_pauses")
     status = sla_status(tickets, pauses, policy, calendar, cutoff_of(parts.day, policy))
     write_handoff(parts, f"{SLA_SHARDS}/{shard}", status)
     return {"shard": shard, "tickets": len(tickets), "rows": len(status)}
@@ -234,21 +246,17 @@ def run_obligations_shard(parts: DayPartitions, policy: Policy, calendar: Busine
     only are read), for the call_lists task to merge."""
     from revisit.rules.visits import visit_obligations
 
-    customers = _shard_customers(parts, policy, shard)
-    ids = customers.dropna().astype(str).tolist()
-    only = [("customer_id", "in", ids)] if ids else None
-    frames = read_clean(parts, OBLIGATION_TABLES, {name: only for name in OBLIGATION_TABLES})
-    if not ids:
-        frames = {name: frame.iloc[0:0] for name, frame in frames.items()}
+    ids = _shard_customers(parts, policy, shard).dropna().astype(str).tolist()
+    frames = read_clean(parts, OBLIGATION_TABLES,
+                        dict.fromkeys(OBLIGATION_TABLES, ("customer_id", ids)))
     obligations = visit_obligations(frames, policy, calendar, parts.day)
     write_handoff(parts, f"{OBLIGATION_SHARDS}/{shard}", obligations)
     return {"shard": shard, "customers": len(ids), "obligations": len(obligations)}
 
 
 def _shard_customers(parts: DayPartitions, policy: Policy, shard: str) -> pd.Series:
-    plan = plan_of_shard(parts, policy, shard)
-    customers = pd.read_parquet(parts.clean / "customers.parquet",
-                                columns=["customer_id", "department_id"])
+    customers = _customer_departments(parts)
+    plan = plan_of_shard(parts, policy, shard, customers)
     mine = plan.shard_of(customers["department_id"], customers["customer_id"]) == shard
     return customers["customer_id"][mine.to_numpy(bool)]
 

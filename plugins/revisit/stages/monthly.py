@@ -213,14 +213,13 @@ def publish_kpis(results_url: str, kpis) -> dict[str, int]:
 
 def _write_report_data(path, kpis, department_id: str, quarantined: dict | None,
                        left_out: dict[str, dict[str, int]], extracted_at: str | None) -> None:
-    """report_data/M/<department_id>.json; `extracted_at`: when M's snapshot was read (the
-    report shows it instead of its rendering time, so a rerun gives the same PDF)."""
+    """report_data/M/<department_id>.json; `extracted_at`: when M's snapshot was read."""
     from revisit.delivery.report import report_data
 
     count = None if quarantined is None else quarantined.get(department_id, 0)
     counts = {kind: left_out.get(department_id, {}).get(kind, 0) for kind in LEFT_OUT}
-    data = report_data(kpis, department_id, quarantined=count, left_out=counts)
-    data["extracted_at"] = extracted_at
+    data = report_data(kpis, department_id, quarantined=count, left_out=counts,
+                       extracted_at=extracted_at)
     path.write_text(json.dumps(data, ensure_ascii=False, indent=1), encoding="utf-8")
 
 
@@ -337,9 +336,14 @@ def summarize(parts: MonthPartitions, policy: Policy, results_url: str, *,
 NO_PDF = "no PDF: the render failed or timed out (see the department's render task log)"
 
 
+def departments_with_data(parts: MonthPartitions) -> list[str]:
+    """The departments the kpis task wrote report data of M for (report_data/M/*.json)."""
+    return sorted(p.stem for p in parts.data.glob("*.json"))
+
+
 def _deliveries(parts: MonthPartitions, policy: Policy, results_url: str) -> list[dict]:
     """One entry per department with report data: its PDF and what the ledger says."""
-    departments = sorted(p.stem for p in parts.data.glob("*.json"))
+    departments = departments_with_data(parts)
     ledger = _ledger(policy, results_url)
     try:
         rows = {r["department_id"]: r for r in ledger.rows(parts.month)}
@@ -380,6 +384,7 @@ __all__ = [
     "ReportsNotDelivered",
     "compute_kpis",
     "delivery_state",
+    "departments_with_data",
     "left_out_by_gate",
     "period_kpis",
     "publish_kpis",

@@ -96,7 +96,7 @@ def test_a_removed_partition_is_gone_for_readers_and_leaves_no_object(store, tmp
     st, _ = store
     st.publish_dir(_folder(tmp_path / "s", {"customers.parquet": "c"}), "snapshots/2026-11-01")
     assert st.exists("snapshots/2026-11-01")
-    st.remove("snapshots/2026-11-01")
+    st.delete("snapshots/2026-11-01")
     assert not st.exists("snapshots/2026-11-01")
     assert st._listing("snapshots") == []
 
@@ -170,7 +170,7 @@ def test_names_with_glob_characters_are_replaced_and_removed_by_their_literal_ke
     st.publish_dir(_folder(tmp_path / "v2", {"A[1].csv": "two"}), "call_lists/2026-11-20")
     st.fetch("call_lists/2026-11-20", tmp_path / "read")
     assert _tree(tmp_path / "read") == {"call_lists/2026-11-20/A[1].csv": "two"}
-    st.remove("call_lists/2026-11-20")
+    st.delete("call_lists/2026-11-20")
     assert st._listing("call_lists") == []
 
 
