@@ -344,12 +344,17 @@ def obligations_shard(context: dict[str, Any], shard: str) -> dict[str, Any]:
 
 @fail_fast
 def call_lists(context: dict[str, Any], shard_ids: list[str] | None = None) -> dict[str, Any]:
-    """D's call lists from the merge of `shard_ids`' visit obligations (obligations_shard),
-    or from obligations computed whole."""
-    from revisit.stages.daily import OBLIGATION_SHARDS, run_call_lists
+    """D's call lists from the merge of `shard_ids`' visit obligations and history
+    (obligations_shard), or from obligations computed whole."""
+    from revisit.stages.daily import HISTORY_SHARDS, OBLIGATION_SHARDS, run_call_lists
 
     parts, policy = day_partitions(context)
-    needs(parts.clean, _manifest_of(parts), *_shard_files(parts, OBLIGATION_SHARDS, shard_ids))
+    if shard_ids is None:
+        needs(parts.clean, _manifest_of(parts))
+    else:
+        needs(*_clean_tables(parts, "customers", "agents"), _manifest_of(parts),
+              *_shard_files(parts, OBLIGATION_SHARDS, shard_ids),
+              *_shard_files(parts, HISTORY_SHARDS, shard_ids))
     return run_call_lists(parts, policy, _calendar(policy),
                           None if shard_ids is None else list(shard_ids))
 

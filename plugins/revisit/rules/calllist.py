@@ -356,6 +356,42 @@ def _history(frames: dict[str, pd.DataFrame], policy: Policy, cutoff: np.datetim
     return low, minute
 
 
+HISTORY_COLUMNS: dict[str, str] = {  # customer_history: what the ranking reads of the past
+    "customer_id": "string",
+    "low_satisfaction": "bool",
+    "last_reached_minute": "float64",  # minute of day, NaN: never reached
+}
+
+
+def customer_history(frames: dict[str, pd.DataFrame], policy: Policy, call_date: dt.date,
+                     customer_ids: pd.Series) -> pd.DataFrame:
+    """_history of `customer_ids` as a table (HISTORY_COLUMNS), from `frames`' visits and
+    tickets.
+
+    Why a table: a shard computes it over its own customers' visits and tickets, so the task
+    that merges the shards builds the lists without either table (DESIGN.md scale-out)."""
+    ids = pd.Series(customer_ids, dtype="string").reset_index(drop=True)
+    low, minute = _history(frames, policy, as_day(call_date).astype("datetime64[us]"), ids)
+    return _typed({"customer_id": ids, "low_satisfaction": low,
+                   "last_reached_minute": minute}, HISTORY_COLUMNS)
+
+
+def _history_of(history: pd.DataFrame | None, frames: dict[str, pd.DataFrame],
+                policy: Policy, call_day: np.datetime64,
+                customer_ids: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """_history of the given customers: computed from `frames`, or looked up in a
+    customer_history table (a customer it does not name: not low, never reached)."""
+    if history is None:
+        return _history(frames, policy, call_day.astype("datetime64[us]"), customer_ids)
+    at = positions(customer_ids, history["customer_id"])
+    found = at >= 0
+    low = np.zeros(len(at), dtype=bool)
+    low[found] = history["low_satisfaction"].to_numpy(bool)[at[found]]
+    minute = np.full(len(at), np.nan)
+    minute[found] = history["last_reached_minute"].to_numpy("float64")[at[found]]
+    return low, minute
+
+
 def _visit_history(frames: dict[str, pd.DataFrame], cutoff: np.datetime64,
                    customer_ids: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per customer, from their visits before the cut-off: (minute of day of the last reached
@@ -659,26 +695,30 @@ def _notes(listed: _Listed, overdue: np.ndarray, key: np.ndarray, low: np.ndarra
 
 
 def build_call_list(obligations: pd.DataFrame, frames: dict[str, pd.DataFrame], policy: Policy,
-                    calendar: BusinessCalendar, call_date: dt.date) -> CallListResult:
-    """Today's call lists from the obligations of revisit.rules.visits.visit_obligations.
+                    calendar: BusinessCalendar, call_date: dt.date,
+                    history: pd.DataFrame | None = None) -> CallListResult:
+    """Today's call lists from the obligations of revisit.rules.visits.visit_obligations (or
+    their listable_obligations: the same lists).
 
     Why one entry point: ranking, assignment, carry-over and the SMS list depend on each other
     (a customer on today's list gets no pre-notice; the SMS names who would call). Dates in the
     output are ISO strings (YYYY-MM-DD), ids strings; column orders are the *_COLUMNS dicts.
-    On a non-working call date only `not_listed` has rows."""
+    On a non-working call date only `not_listed` has rows. `frames` needs customers and agents,
+    and visits and tickets unless `history` (customer_history of the customers with open
+    obligations) is given."""
     call_day = as_day(call_date)
     customers = _Customers.of(frames)
     staff = _Staff.of(frames, policy)
     messages = load_messages(policy.report.locale)
-    sms_day = calendar.add_working_days_to_date(
-        np.array([call_day], dtype="datetime64[D]"), policy.sms_notice.days_ahead,
-        outside=OUTSIDE_CALENDAR)[0]
+    sms_day = _sms_day(calendar, policy, call_day)
     today = _Today.of(obligations, customers, sms_day)
     not_listed = _not_listed(today, customers, call_day, policy)
     # Nobody calls on a non-working day: no lists, no carry-over, no SMS (the last working
     # day's run already pre-noticed the next working day's first calls).
     working = bool(calendar.is_working_day(pd.Timestamp(str(call_day))))
-    frame, rows = _ranked(today, customers, frames, policy, messages, call_day, working)
+    low, minute = _history_of(history, frames, policy, call_day,
+                              _ranked_customers(today, customers, working))
+    frame, rows = _ranked(today, customers, low, minute, policy, messages, call_day, working)
     lists, carried, load = _assigned(frame, rows, customers, staff, policy)
     sms = _sms_notice(today, customers, staff, policy, calendar, sms_day, load) if working \
         else pd.DataFrame(columns=list(SMS_COLUMNS))
@@ -707,15 +747,38 @@ class _Today:
     @classmethod
     def of(cls, obligations: pd.DataFrame, customers: _Customers,
            sms_day: np.datetime64) -> _Today:
-        status = obligations["status"].astype("string")
-        soon = _true(status, ("upcoming",)) & (dates(obligations["window_start"]) <= sms_day)
-        usable = _true(status, OPEN_STATUSES) | _true(status, REPORTED_STATUSES) | soon
-        ob = obligations[usable].reset_index(drop=True)
+        ob = obligations[_usable(obligations, sms_day)].reset_index(drop=True)
         who = positions(ob["customer_id"], customers.ids)
         ob, who = ob[who >= 0].reset_index(drop=True), who[who >= 0]
         status = ob["status"].astype("string")
         return cls(rows=ob, who=who, status=status, is_open=_true(status, OPEN_STATUSES),
                    dnc=customers.do_not_call[who])
+
+
+def _usable(obligations: pd.DataFrame, sms_day: np.datetime64) -> np.ndarray:
+    """The rows _Today keeps: open, reported, or upcoming with a window opening by the SMS day."""
+    status = obligations["status"].astype("string")
+    soon = _true(status, ("upcoming",)) & (dates(obligations["window_start"]) <= sms_day)
+    return _true(status, OPEN_STATUSES) | _true(status, REPORTED_STATUSES) | soon
+
+
+def _sms_day(calendar: BusinessCalendar, policy: Policy, call_day: np.datetime64
+             ) -> np.datetime64:
+    """The days_ahead-th working day after D: whose first call today's SMS pre-notices."""
+    return calendar.add_working_days_to_date(
+        np.array([call_day], dtype="datetime64[D]"), policy.sms_notice.days_ahead,
+        outside=OUTSIDE_CALENDAR)[0]
+
+
+def listable_obligations(obligations: pd.DataFrame, policy: Policy,
+                         calendar: BusinessCalendar, call_date: dt.date) -> pd.DataFrame:
+    """The obligations build_call_list can use at D, in their order: it gives the same lists
+    from these as from all.
+
+    Why: a shard hands on these only (a few per customer with something to do) instead of
+    every past and future window of its customers."""
+    sms_day = _sms_day(calendar, policy, as_day(call_date))
+    return obligations[_usable(obligations, sms_day)].reset_index(drop=True)
 
 
 # ================================================================= not listed
@@ -765,21 +828,30 @@ def _not_listed(today: _Today, customers: _Customers, call_day: np.datetime64,
 
 
 # ================================================================= ranked, then assigned
-def _ranked(today: _Today, customers: _Customers, frames: dict[str, pd.DataFrame],
+def _listed_rows(today: _Today, working: bool) -> np.ndarray:
+    """Rows of `today` to call: due / overdue, not do-not-call; none on a non-working day."""
+    return np.flatnonzero(today.is_open & ~today.dnc) if working else np.zeros(0, dtype=np.int64)
+
+
+def _ranked_customers(today: _Today, customers: _Customers, working: bool) -> pd.Series:
+    """The ids of the customers _ranked lists, in _merge's order (its `customer`)."""
+    return _take(customers.ids, np.unique(today.who[_listed_rows(today, working)]))
+
+
+def _ranked(today: _Today, customers: _Customers, low: np.ndarray, minute: np.ndarray,
             policy: Policy, messages: Messages, call_day: np.datetime64,
             working: bool) -> tuple[pd.DataFrame, np.ndarray]:
     """(one row per customer to call today, in rank order, with the call-list columns but
-    agent_id and rank, plus department_id; each row's position in _Customers).
+    agent_id and rank, plus department_id; each row's position in _Customers). `low` and
+    `minute`: _history of _ranked_customers.
 
-    Who: customers with a due / overdue obligation, not do-not-call; nobody on a non-working
-    day. Why merged first: the ranking and the note look at all of a customer's reasons."""
-    keep = np.flatnonzero(today.is_open & ~today.dnc) if working else np.zeros(0, dtype=np.int64)
+    Who: _listed_rows. Why merged first: the ranking and the note look at all of a customer's
+    reasons."""
+    keep = _listed_rows(today, working)
     merged = _merge(today.rows.iloc[keep], today.who[keep], messages)
     c = merged.customer
     overdue = np.maximum((call_day - merged.window_end).astype(np.int64), 0)
     key = customers.key[c]
-    low, minute = _history(frames, policy, call_day.astype("datetime64[us]"),
-                           _take(customers.ids, c))
     order = _rank_order(merged, overdue, key, low, _take(customers.ids, c))
     notes = _notes(merged, overdue, key, low, messages, call_day)
     rows = c[order]
@@ -872,7 +944,8 @@ def _sms_notice(today: _Today, customers: _Customers, staff: _Staff, policy: Pol
 
 
 __all__ = [
-    "CALL_LIST_COLUMNS", "CARRIED_OVER_COLUMNS", "NOT_LISTED_COLUMNS", "REASON_ORDER",
-    "SMS_COLUMNS", "CallListResult", "Messages", "build_call_list", "call_slots",
-    "load_messages", "rule_agents", "suggested_windows",
+    "CALL_LIST_COLUMNS", "CARRIED_OVER_COLUMNS", "HISTORY_COLUMNS", "NOT_LISTED_COLUMNS",
+    "REASON_ORDER", "SMS_COLUMNS", "CallListResult", "Messages", "build_call_list",
+    "call_slots", "customer_history", "listable_obligations", "load_messages", "rule_agents",
+    "suggested_windows",
 ]

@@ -395,22 +395,9 @@ def breach_digest(status: pd.DataFrame, tickets: pd.DataFrame, customers: pd.Dat
     one), `at_risk` (at_risk, not due today). `unknown` and `met` rows are never listed.
     Phones are masked (the e-mail leaves the CRM). Within a section: due_today by deadline
     (then priority); the others most urgent first (priority, then earliest deadline).
-    Departments with nothing to report have no key."""
-    running = status["status"].isin([PENDING, AT_RISK]).to_numpy(bool)
-    if "due_today" in status:
-        due = status["due_today"].fillna(False).astype(bool).to_numpy(bool) & running
-    else:  # until sla_status carries due_today: the same definition (DESIGN.md "SLA")
-        tz = status["deadline"].dt.tz
-        day = pd.Timestamp(cutoff)
-        if day.tzinfo is not None:
-            day = (day.tz_convert(tz) if tz is not None else day).tz_localize(None)
-        tomorrow = _aware_scalar(day + pd.Timedelta(days=1), tz)
-        due = (status["deadline"] < tomorrow).fillna(False).to_numpy(bool) & running
-    listed = due | (status["status"] == AT_RISK).to_numpy(bool)
-    fresh = new_breaches(status, cutoff, previous_cutoff)
-    rows = pd.concat([fresh, status[listed]], ignore_index=True)
-    section = np.concatenate([np.full(len(fresh), "breached", dtype=object),
-                              np.where(due[listed], "due_today", "at_risk").astype(object)])
+    Departments with nothing to report have no key. `tickets` and `customers` need to hold
+    only the rows digest_parties names."""
+    rows, section = _digest_rows(status, cutoff, previous_cutoff)
     rank = rows["priority"].map({p: i for i, p in enumerate(PRIORITIES)}).fillna(
         len(PRIORITIES)).to_numpy()
     people = customers.drop_duplicates("customer_id").set_index("customer_id")
@@ -440,6 +427,36 @@ def breach_digest(status: pd.DataFrame, tickets: pd.DataFrame, customers: pd.Dat
         str(department): frame.loc[:, list(DIGEST_COLUMNS)].reset_index(drop=True)
         for department, frame in digest.groupby("department_id", sort=True)
     }
+
+
+def digest_parties(status: pd.DataFrame, cutoff: pd.Timestamp, previous_cutoff: pd.Timestamp
+                   ) -> tuple[list[str], list[str]]:
+    """(ticket ids, customer ids) of breach_digest's rows: the only tickets and customers it
+    reads, so a task holding every status need not hold every ticket (DESIGN.md scale-out)."""
+    rows, _ = _digest_rows(status, cutoff, previous_cutoff)
+    return ([str(v) for v in rows["ticket_id"].dropna().unique()],
+            [str(v) for v in rows["customer_id"].dropna().unique()])
+
+
+def _digest_rows(status: pd.DataFrame, cutoff: pd.Timestamp, previous_cutoff: pd.Timestamp
+                 ) -> tuple[pd.DataFrame, np.ndarray]:
+    """(the rows breach_digest lists, each one's section), sections in their order."""
+    running = status["status"].isin([PENDING, AT_RISK]).to_numpy(bool)
+    if "due_today" in status:
+        due = status["due_today"].fillna(False).astype(bool).to_numpy(bool) & running
+    else:  # until sla_status carries due_today: the same definition (DESIGN.md "SLA")
+        tz = status["deadline"].dt.tz
+        day = pd.Timestamp(cutoff)
+        if day.tzinfo is not None:
+            day = (day.tz_convert(tz) if tz is not None else day).tz_localize(None)
+        tomorrow = _aware_scalar(day + pd.Timedelta(days=1), tz)
+        due = (status["deadline"] < tomorrow).fillna(False).to_numpy(bool) & running
+    listed = due | (status["status"] == AT_RISK).to_numpy(bool)
+    fresh = new_breaches(status, cutoff, previous_cutoff)
+    rows = pd.concat([fresh, status[listed]], ignore_index=True)
+    section = np.concatenate([np.full(len(fresh), "breached", dtype=object),
+                              np.where(due[listed], "due_today", "at_risk").astype(object)])
+    return rows, section
 
 
 def write_status_csv(status: pd.DataFrame, path: Path) -> Path:

@@ -74,16 +74,19 @@ def run_quality(parts: DayPartitions, policy: Policy) -> dict:
     from revisit.quality.gate import gate_or_stop
 
     info = provenance(parts, policy)
-    result = gate_or_stop(SnapshotTables(parts.snapshot), policy, parts.quality, parts.day,
-                          run_info=info)
+    # Each clean table is written as soon as it is gated (one table in memory at a time); a
+    # stop leaves clean/D as it was, with the reasons in quality/D.
     with atomic_dir(parts.clean) as tmp:
-        for name, frame in result.clean.items():
+        def keep(name: str, frame: pd.DataFrame) -> None:
             frame.to_parquet(tmp / f"{name}.parquet", index=False)
+
+        result = gate_or_stop(SnapshotTables(parts.snapshot), policy, parts.quality, parts.day,
+                              run_info=info, sink=keep)
         write_run_info(tmp, info)
     summary = {
         "quarantined_rows": int(result.quarantine[["table", "row_key"]].drop_duplicates().shape[0])
         if len(result.quarantine) else 0,
-        "clean_rows": {name: len(frame) for name, frame in result.clean.items()},
+        "clean_rows": {row.table: int(row.clean_rows) for row in result.summary.itertuples()},
         "report": str(parts.quality),
     }
     return summary
@@ -96,13 +99,14 @@ def run_call_lists(parts: DayPartitions, policy: Policy, calendar: BusinessCalen
     (run_obligations_shard), the same rows."""
     from revisit.io.spreadsheet import csv_ready, write_csv, write_xlsx
     from revisit.rules.calllist import build_call_list
-    from revisit.rules.visits import merge_obligations, visit_obligations
+    from revisit.rules.visits import visit_obligations
 
-    frames = read_clean(parts)
-    obligations = (merge_obligations([read_handoff(parts, f"{OBLIGATION_SHARDS}/{shard}")
-                                      for shard in shards]) if shards is not None
-                   else visit_obligations(frames, policy, calendar, parts.day))
-    result = build_call_list(obligations, frames, policy, calendar, parts.day)
+    if shards is None:
+        frames = read_clean(parts)
+        obligations, history = visit_obligations(frames, policy, calendar, parts.day), None
+    else:
+        obligations, history, frames = _merged_obligations(parts, shards)
+    result = build_call_list(obligations, frames, policy, calendar, parts.day, history)
     lists = result.lists
     # Cells are prepared once for all agents, then split: per-agent preparation cost more
     # than the writing with a thousand agents.
@@ -240,18 +244,43 @@ OBLIGATION_SHARDS = "obligation_shards"  # handoff/D/obligation_shards/<shard>.p
 OBLIGATION_TABLES = ("customers", "orders", "tickets", "visits")  # what visit_obligations reads
 
 
+HISTORY_SHARDS = "history_shards"  # handoff/D/history_shards/<shard>.parquet
+
+
 def run_obligations_shard(parts: DayPartitions, policy: Policy, calendar: BusinessCalendar,
                           shard: str) -> dict:
-    """The visit obligations of one shard's customers at D (their orders, tickets and visits
-    only are read), for the call_lists task to merge."""
+    """One shard's customers at D (their orders, tickets and visits only are read): the visit
+    obligations the call lists can use, and those customers' history (what the ranking reads
+    of their visits and tickets), for the call_lists task to merge."""
+    from revisit.rules.calllist import customer_history, listable_obligations
     from revisit.rules.visits import visit_obligations
 
     ids = _shard_customers(parts, policy, shard).dropna().astype(str).tolist()
     frames = read_clean(parts, OBLIGATION_TABLES,
                         dict.fromkeys(OBLIGATION_TABLES, ("customer_id", ids)))
-    obligations = visit_obligations(frames, policy, calendar, parts.day)
+    obligations = listable_obligations(visit_obligations(frames, policy, calendar, parts.day),
+                                       policy, calendar, parts.day)
+    history = customer_history(frames, policy, parts.day,
+                               obligations["customer_id"].drop_duplicates())
     write_handoff(parts, f"{OBLIGATION_SHARDS}/{shard}", obligations)
+    write_handoff(parts, f"{HISTORY_SHARDS}/{shard}", history)
     return {"shard": shard, "customers": len(ids), "obligations": len(obligations)}
+
+
+def _merged_obligations(parts: DayPartitions, shards: list[str]
+                        ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, pd.DataFrame]]:
+    """(the shards' obligations merged, their customers' history, the clean agents and the
+    customers those obligations name): all build_call_list reads, bounded by who has
+    something to do at D rather than by the CRM."""
+    from revisit.rules.visits import merge_obligations
+
+    obligations = merge_obligations([read_handoff(parts, f"{OBLIGATION_SHARDS}/{shard}")
+                                     for shard in shards])
+    history = pd.concat([read_handoff(parts, f"{HISTORY_SHARDS}/{shard}") for shard in shards],
+                        ignore_index=True)
+    ids = obligations["customer_id"].dropna().astype(str).unique().tolist()
+    frames = read_clean(parts, ("customers", "agents"), {"customers": ("customer_id", ids)})
+    return obligations, history, frames
 
 
 def _shard_customers(parts: DayPartitions, policy: Policy, shard: str) -> pd.Series:
@@ -275,15 +304,26 @@ def run_sla(parts: DayPartitions, policy: Policy, calendar: BusinessCalendar,
     from revisit.delivery.digest import DIGEST_PREFIX
     from revisit.io.spreadsheet import write_csv
     from revisit.quality.summary import write_sla_unknown_section
-    from revisit.rules.sla import UNKNOWN, breach_digest, sla_status, write_status_csv
+    from revisit.rules.sla import (
+        UNKNOWN,
+        breach_digest,
+        digest_parties,
+        sla_status,
+        write_status_csv,
+    )
 
-    frames = read_clean(parts, ("tickets", "customers") if shards is not None
-                        else ("tickets", "ticket_pauses", "customers"))
     cutoff = cutoff_of(parts.day, policy)
-    status = (_merged_sla(parts, policy, shards) if shards is not None else
-              sla_status(frames["tickets"], frames.get("ticket_pauses"), policy, calendar,
-                         cutoff))
     previous = cutoff_of(parts.day - dt.timedelta(days=1), policy)
+    if shards is None:
+        frames = read_clean(parts, ("tickets", "ticket_pauses", "customers"))
+        status = sla_status(frames["tickets"], frames.get("ticket_pauses"), policy, calendar,
+                            cutoff)
+    else:  # the digests name a few tickets and customers: only those are read
+        status = _merged_sla(parts, policy, shards)
+        tickets, customers = digest_parties(status, cutoff, previous)
+        frames = read_clean(parts, ("tickets", "customers"),
+                            {"tickets": ("ticket_id", tickets),
+                             "customers": ("customer_id", customers)})
     digests = breach_digest(status, frames["tickets"], frames["customers"], cutoff, previous)
     with atomic_dir(parts.sla) as tmp:  # the CSV says true / false; the handoff keeps bool
         write_status_csv(status, tmp / "sla_status.csv")

@@ -609,6 +609,26 @@ def test_demo_invariants(demo, policy: Policy) -> None:
     assert (agents.loc[key["agent_id"], "role"] == "supervisor").mean() > 0.9
 
 
+def test_lists_from_listable_obligations_and_history_equal_those_from_all(
+        demo, policy: Policy, calendar: BusinessCalendar) -> None:
+    # What a merge of shards holds: the listable obligations, their customers' history and
+    # only those customers (no visits, no tickets): the same lists, reports and SMS list.
+    from revisit.rules.calllist import customer_history, listable_obligations
+
+    frames, obs, whole = demo
+    day = D(2026, 11, 20)
+    listable = listable_obligations(obs, policy, calendar, day)
+    assert 0 < len(listable) < len(obs)
+    ids = listable["customer_id"].drop_duplicates()
+    history = customer_history(frames, policy, day, ids)
+    assert history["low_satisfaction"].any() and history["last_reached_minute"].notna().any()
+    few = {"customers": frames["customers"][frames["customers"]["customer_id"].isin(ids)],
+           "agents": frames["agents"]}
+    merged = build_call_list(listable, few, policy, calendar, day, history)
+    for name in ("lists", "carried_over", "not_listed", "sms_notice"):
+        pd.testing.assert_frame_equal(getattr(merged, name), getattr(whole, name))
+
+
 def test_ratings_after_the_cutoff_are_ignored(build) -> None:
     # D = 10-13 (cut-off 10-13 00:00). LATE's last rating before the cut-off is a visit 9/10;
     # its ticket rated 1/5 closed at the cut-off has not happened yet -> not low, so it ranks by

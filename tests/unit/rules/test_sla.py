@@ -36,6 +36,7 @@ from revisit.rules.sla import (
     DIGEST_COLUMNS,
     STATUS_COLUMNS,
     breach_digest,
+    digest_parties,
     new_breaches,
     sla_status,
 )
@@ -654,6 +655,16 @@ def test_breach_digest_masks_phones_and_groups_by_department(run, breach_rows) -
         "RISK", "at_risk", "137****5678")
     assert ("GEN", "resolution") not in set(zip(d2["ticket_id"], d2["metric"], strict=True))
     assert "breached" not in set(d2["section"])
+    # Only the tickets and customers digest_parties names are read by it: the same digest from
+    # those rows alone (what a merge of shards holds), and QUIET (only old breaches) is not one.
+    tickets_of, customers_of = digest_parties(status, CUTOFF, PREVIOUS)
+    assert "QUIET" not in tickets_of and {"RISK", "NEW", "EDGE"} <= set(tickets_of)
+    few = breach_digest(status, tickets[tickets["ticket_id"].isin(tickets_of)],
+                        customers[customers["customer_id"].isin(customers_of)],
+                        CUTOFF, PREVIOUS)
+    assert sorted(few) == sorted(digest)
+    for department, frame in digest.items():
+        pd.testing.assert_frame_equal(few[department], frame)
 
 
 def test_breach_digest_sorts_breached_before_at_risk_and_urgent_first(run) -> None:
