@@ -60,7 +60,7 @@ import argparse
 import datetime as dt
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -130,6 +130,11 @@ class QualityResult:
             raise QualityStop(f"quality gate stopped the run: {self.stop_reason}")
 
 
+# Takes one clean table as soon as it is gated (name, frame): a caller that writes the tables
+# out holds one table at a time instead of the whole clean snapshot.
+Sink = Callable[[str, pd.DataFrame], None]
+
+
 @dataclass
 class _Run:
     """What a gate run has gathered so far. Tables are checked one at a time, parents first:
@@ -148,6 +153,7 @@ class _Run:
     stop: list[str] = field(default_factory=list)
     replaced_rows: list[dict[str, Any]] = field(default_factory=list)
     validator: GxValidator | None = None
+    sink: Sink | None = None  # takes each clean table instead of `clean`
 
     def gx(self) -> GxValidator:
         """GX starts with the first table that has rows: a run over empty tables needs none."""
@@ -157,16 +163,18 @@ class _Run:
 
 
 def run_quality_gate(frames: Mapping[str, pd.DataFrame], policy: Policy, *,
-                     suites: dict[str, dict] | None = None) -> QualityResult:
+                     suites: dict[str, dict] | None = None,
+                     sink: Sink | None = None) -> QualityResult:
     """Check every canonical table; remove failing rows (and rows whose parent failed).
 
     `frames` as read_snapshot returns them (a `_parse_errors` column is optional;
     ticket_pauses may be absent, as the optional table). Raises QualityError when a table or a
     column the checks need is missing; returns a QualityResult whose `stopped` says whether
-    the run must stop."""
+    the run must stop. With a `sink`, each clean table goes to it when its table is done and
+    the result's `clean` stays empty (the summary counts the rows)."""
     suites = suites if suites is not None else load_suites()
     run = _Run(suite_parameters(policy.quality.phone_digits), policy.calendar.timezone,
-               policy.quality.max_failure_share)
+               policy.quality.max_failure_share, sink=sink)
     for name in frames:
         if name not in TABLES:
             log.warning("quality gate: ignoring frame %r (not a canonical table)", name)
@@ -213,8 +221,11 @@ def _gate_table(run: _Run, name: str, frame: pd.DataFrame, failures: list[Failur
                                "failed_rows": len(f.positions), "description": f.description})
     run.parts += quarantine_parts(TABLES[name], frame, failures, len(run.summary_rows))
     kept = _clean_rows(frame, failed)
-    run.clean[name] = kept
     remember_keys(name, frame, kept, failed, run.all_keys, run.failed_keys)
+    if run.sink is None:
+        run.clean[name] = kept
+    else:
+        run.sink(name, kept)
     _summarise(run, name, len(frame), len(kept), int(failed.sum()),
                int((failed & ~own_failed).sum()))
 
@@ -273,11 +284,12 @@ def _result(run: _Run) -> QualityResult:
 
 
 def gate_or_stop(frames: Mapping[str, pd.DataFrame], policy: Policy, folder: Path,
-                 period: dt.date | str, run_info: dict | None = None) -> QualityResult:
+                 period: dt.date | str, run_info: dict | None = None,
+                 sink: Sink | None = None) -> QualityResult:
     """The gate over a snapshot with its report written to `folder` (quality/<period>/) first,
     so a stop (QualityStop, naming the period and the report) always leaves the reasons;
-    `run_info` goes with the report as its run.json."""
-    result = run_quality_gate(frames, policy)
+    `run_info` goes with the report as its run.json; `sink` as in run_quality_gate."""
+    result = run_quality_gate(frames, policy, sink=sink)
     write_quality_outputs(result, folder, period, run_info)
     if result.stopped:
         raise QualityStop(f"quality gate stopped the run for {period}: {result.stop_reason} "
