@@ -95,12 +95,29 @@ def csv_ready(frame: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+# Rows prepared and written at a time: every cell is written on its own (csv_ready), so the
+# file is the same, and the text copies of a few million rows (the SLA status of a million
+# customers) are never held at once.
+CSV_CHUNK_ROWS = 200_000
+
+
+def _rows_at_a_time(frame: pd.DataFrame) -> int:
+    """CSV_CHUNK_ROWS, or every row when pandas would format a column as a whole: it writes
+    naive timestamps and durations with the precision the column's finest value needs."""
+    whole = any(pd.api.types.is_datetime64_dtype(t) or pd.api.types.is_timedelta64_dtype(t)
+                for t in frame.dtypes)
+    return max(len(frame), 1) if whole else CSV_CHUNK_ROWS
+
+
 def write_csv(frame: pd.DataFrame, target: Path, *, ready: bool = False) -> Path:
     """UTF-8 CSV with a header row, written atomically. ready: `frame` already went through
     csv_ready (one pass for all the files split from it)."""
-    with atomic_path(target) as tmp:
-        (frame if ready else csv_ready(frame)).to_csv(tmp, index=False, encoding="utf-8",
-                                                      lineterminator="\n")
+    step = _rows_at_a_time(frame)
+    with atomic_path(target) as tmp, tmp.open("w", encoding="utf-8", newline="") as out:
+        for start in range(0, max(len(frame), 1), step):
+            rows = frame.iloc[start:start + step]
+            (rows if ready else csv_ready(rows)).to_csv(out, index=False, header=start == 0,
+                                                        lineterminator="\n")
     return target
 
 

@@ -247,3 +247,23 @@ def test_a_drop_down_choice_holding_a_comma_is_refused():
         Entry("x", choices=("a,b", "c")).validation()
     with pytest.raises(ValueError, match="255"):
         Entry("x", choices=tuple("长" * 20 + str(i) for i in range(20))).validation()
+
+
+def test_a_csv_written_in_chunks_is_the_file_written_at_once(tmp_path, monkeypatch):
+    import revisit.io.spreadsheet as spreadsheet
+
+    frame = pd.DataFrame({
+        "id": [f"=X{i}" if i % 7 == 0 else f"T{i}" for i in range(23)],
+        "share": [i / 3 if i % 5 else None for i in range(23)],
+        "at": pd.date_range("2026-11-20 09:00", periods=23, freq="37min", tz="Asia/Shanghai"),
+        "note": ["a\r\nb" if i == 11 else "" for i in range(23)],
+    })
+    spreadsheet.write_csv(frame, tmp_path / "whole.csv")
+    monkeypatch.setattr(spreadsheet, "CSV_CHUNK_ROWS", 4)
+    spreadsheet.write_csv(frame, tmp_path / "chunks.csv")
+    assert (tmp_path / "chunks.csv").read_bytes() == (tmp_path / "whole.csv").read_bytes()
+    # pandas formats naive timestamps per column (the finest value's precision): whole
+    naive = pd.DataFrame({"at": pd.to_datetime(["2026-01-01"] * 5 + ["2026-01-02 10:00:00.5"],
+                                               format="ISO8601")})
+    spreadsheet.write_csv(naive, tmp_path / "naive.csv")
+    assert (tmp_path / "naive.csv").read_text().splitlines()[1] == "2026-01-01 00:00:00.000"
