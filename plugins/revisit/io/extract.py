@@ -180,9 +180,7 @@ class SnapshotTables(Mapping[str, pd.DataFrame]):
         self.folder = folder
 
     def __getitem__(self, name: str) -> pd.DataFrame:
-        if name not in TABLES:
-            raise KeyError(name)
-        path = self.folder / f"{name}.parquet"
+        path = self._path(name)
         frame = pd.read_parquet(path)
         frame.attrs[REPLACED_KEY] = replaced_values(path)
         return frame
@@ -190,11 +188,65 @@ class SnapshotTables(Mapping[str, pd.DataFrame]):
     def __contains__(self, name: object) -> bool:  # Mapping's default would read the table
         return name in TABLES
 
+    def rows(self, name: str) -> int:
+        """How many rows table `name` has (the file's metadata: nothing is read)."""
+        return pq.ParquetFile(self._path(name)).metadata.num_rows
+
+    def chunks(self, name: str, size: int, columns: list[str] | None = None
+               ) -> Iterator[pd.DataFrame]:
+        """Table `name` (or its `columns`) in consecutive chunks of at most `size` rows, each
+        typed exactly as the whole table reads (self[name]): a chunk without a null in an
+        integer column would otherwise read as int64 where the table reads float64."""
+        path = self._path(name)
+        file = pq.ParquetFile(path)
+        widened = [c for c in _nullable_columns(file) if columns is None or c in columns]
+        replaced = replaced_values(path)
+        for batch in file.iter_batches(batch_size=size, columns=columns):
+            table = pa.Table.from_batches([batch])
+            for col in widened:
+                position = table.schema.get_field_index(col)
+                if pa.types.is_integer(table.schema.field(position).type):
+                    table = table.set_column(position, col,
+                                             table.column(col).cast(pa.float64()))
+            frame = table.to_pandas()
+            for col in widened:
+                if pa.types.is_boolean(table.schema.field(col).type):
+                    frame[col] = frame[col].astype(object)
+            frame.attrs[REPLACED_KEY] = replaced
+            yield frame
+
+    def _path(self, name: str) -> Path:
+        if name not in TABLES:
+            raise KeyError(name)
+        return self.folder / f"{name}.parquet"
+
     def __iter__(self) -> Iterator[str]:
         return iter(TABLES)
 
     def __len__(self) -> int:
         return len(TABLES)
+
+
+def _nullable_columns(file: pq.ParquetFile) -> list[str]:
+    """The integer and boolean columns of `file` that hold a null somewhere (pandas reads
+    them as float64 / object, the others as int64 / bool)."""
+    schema = file.schema_arrow
+    wanted = [f.name for f in schema if pa.types.is_integer(f.type) or pa.types.is_boolean(f.type)]
+    if not wanted:
+        return []
+    metadata = file.metadata
+    found = []
+    for col in wanted:
+        j = schema.get_field_index(col)
+        counts = [metadata.row_group(g).column(j).statistics
+                  for g in range(metadata.num_row_groups)]
+        if all(c is not None and c.has_null_count for c in counts):
+            nulls = sum(c.null_count for c in counts)
+        else:  # no statistics: count them from the column alone
+            nulls = file.read(columns=[col]).column(0).null_count
+        if nulls:
+            found.append(col)
+    return found
 
 
 def replaced_values(path: Path) -> list[dict[str, Any]]:

@@ -208,20 +208,26 @@ def _result_failures(name: str, frame: pd.DataFrame, res: Any, parameters: dict[
                     positions, reason, value.str.slice(0, VALUE_WIDTH))]
 
 
-def gx_failures(name: str, frame: pd.DataFrame, results: Iterable[Any],
-                parameters: dict[str, Any], tz: str) -> list[Failure]:
-    """Every expectation's failure in suite order. A value that did not parse is reported as
-    such, not also as missing (its typed value is empty)."""
-    failures: list[Failure] = []
-    for res in sorted(results, key=lambda r: (r.expectation_config.meta or {}).get("_order", 0)):
-        failures += _result_failures(name, frame, res, parameters, tz)
+def gx_failure_slots(name: str, frame: pd.DataFrame, results: Iterable[Any],
+                     parameters: dict[str, Any], tz: str) -> list[list[Failure]]:
+    """Each expectation's failures in suite order, one list per expectation (one failure, or
+    one per column and problem for the parse check). A value that did not parse is reported
+    as such, not also as missing (its typed value is empty)."""
+    slots = [_result_failures(name, frame, res, parameters, tz) for res in sorted(
+        results, key=lambda r: (r.expectation_config.meta or {}).get("_order", 0))]
     unparsed: dict[str, np.ndarray] = {}
-    for f in failures:
+    for f in (f for slot in slots for f in slot):
         if f.check in PARSE_CHECKS and len(f.positions):
             unparsed[f.column] = np.union1d(unparsed.get(f.column, f.positions), f.positions)
-    return [_without(f, unparsed[f.column]) if f.check == "required" and f.column in unparsed
-            else f for f in failures]
+    return [[_without(f, unparsed[f.column]) if f.check == "required" and f.column in unparsed
+             else f for f in slot] for slot in slots]
+
+
+def gx_failures(name: str, frame: pd.DataFrame, results: Iterable[Any],
+                parameters: dict[str, Any], tz: str) -> list[Failure]:
+    """gx_failure_slots as one list."""
+    return [f for slot in gx_failure_slots(name, frame, results, parameters, tz) for f in slot]
 
 
 __all__ = ["KEY_SEPARATOR", "PARSE_CHECKS", "VALUE_WIDTH", "Failure", "fill", "format_values",
-           "gx_failures", "no_failure", "parse_failures"]
+           "gx_failure_slots", "gx_failures", "no_failure", "parse_failures"]

@@ -68,14 +68,24 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from revisit.config.policy import Policy
 from revisit.config.schema import TABLES
 from revisit.core.phones import dial_phone, normalise_phone
 from revisit.io.extract import PARSE_ERRORS, REPLACED_KEY
+from revisit.quality.chunked import (
+    FailureMerge,
+    chunk_outcomes,
+    chunk_references,
+    chunkable,
+    count_kinds,
+    reference_outcomes,
+    uniqueness_outcomes,
+)
 from revisit.quality.constraints import constraint_failures
 from revisit.quality.errors import QualityError, QualityStop
-from revisit.quality.failures import Failure, gx_failures, no_failure
+from revisit.quality.failures import Failure, gx_failure_slots, no_failure
 from revisit.quality.quarantine import QUARANTINE_COLUMNS, quarantine_frame, quarantine_parts
 from revisit.quality.references import reference_failures, remember_keys
 from revisit.quality.suites import (
@@ -90,8 +100,8 @@ from revisit.quality.suites import (
     write_suites,
 )
 from revisit.quality.summary import render_summary, write_quality_outputs
-from revisit.quality.tables import table_input, table_order
-from revisit.quality.validation import GxValidator
+from revisit.quality.tables import table_chunks, table_input, table_order, table_rows
+from revisit.quality.validation import GxValidator, Outcome
 
 log = logging.getLogger(__name__)
 
@@ -170,20 +180,25 @@ def run_quality_gate(frames: Mapping[str, pd.DataFrame], policy: Policy, *,
     `frames` as read_snapshot returns them (a `_parse_errors` column is optional;
     ticket_pauses may be absent, as the optional table). Raises QualityError when a table or a
     column the checks need is missing; returns a QualityResult whose `stopped` says whether
-    the run must stop. With a `sink`, each clean table goes to it when its table is done and
-    the result's `clean` stays empty (the summary counts the rows)."""
+    the run must stop. With a `sink`, each clean table goes to it when its table is done (a
+    large one chunk by chunk) and the result's `clean` holds only departments and agents
+    (the summary counts the rows of all)."""
     suites = suites if suites is not None else load_suites()
     run = _Run(suite_parameters(policy.quality.phone_digits), policy.calendar.timezone,
                policy.quality.max_failure_share, sink=sink)
     for name in frames:
         if name not in TABLES:
             log.warning("quality gate: ignoring frame %r (not a canonical table)", name)
+    size = policy.scale.gate_chunk_rows
     for name in table_order():
         started = time.perf_counter()
-        frame, suite = table_input(frames, suites, name)
-        run.replaced_rows += [{"table": name, **{c: r.get(c) for c in REPLACED_COLUMNS[1:]}}
-                              for r in frame.attrs.get(REPLACED_KEY) or ()]
-        _gate_table(run, name, frame, _table_failures(run, name, frame, suite))
+        suite = suites.get(name)
+        if suite is not None and table_rows(frames, name) > size and chunkable(name, suite):
+            _gate_in_chunks(run, name, frames, suite, size)
+        else:
+            frame, suite = table_input(frames, suites, name)
+            _record_replaced(run, name, frame)
+            _gate_table(run, name, frame, _table_failures(run, name, frame, suite))
         run.timings[name] = time.perf_counter() - started
         summary = run.summary_rows[-1]
         log.info("quality %s: %d rows, %d failed (%.2f%%) in %.1f s", name, summary["rows"],
@@ -191,43 +206,134 @@ def run_quality_gate(frames: Mapping[str, pd.DataFrame], policy: Policy, *,
     return _result(run)
 
 
+def _record_replaced(run: _Run, name: str, frame: pd.DataFrame) -> None:
+    run.replaced_rows += [{"table": name, **{c: r.get(c) for c in REPLACED_COLUMNS[1:]}}
+                          for r in frame.attrs.get(REPLACED_KEY) or ()]
+
+
 def _table_failures(run: _Run, name: str, frame: pd.DataFrame, suite: dict) -> list[Failure]:
-    """Every check of one table, in suite order then references. GX sees phones as their
-    digits (normalise_phone), so a number written with spaces or +86 matches the digit rule;
-    an empty table lists its checks with no failures (no GX)."""
+    """Every check of one table, in suite order then references."""
+    return [f for slot in _failure_slots(run, name, frame, suite) for f in slot]
+
+
+def _failure_slots(run: _Run, name: str, frame: pd.DataFrame, suite: dict,
+                   uniqueness: list[Outcome] | None = None,
+                   references: dict[str, tuple[np.ndarray, np.ndarray]] | None = None
+                   ) -> list[list[Failure]]:
+    """Every check of one table (or chunk), one list per check: the suite's in suite order,
+    then the constraints and references. GX sees phones as their digits (normalise_phone),
+    so a number written with spaces or +86 matches the digit rule; an empty table lists its
+    checks with no failures (no GX). `uniqueness`: a chunk's uniqueness verdicts over the
+    whole table (revisit.quality.chunked), GX then checks the row-local expectations only;
+    `references`: the chunk's reference rows, looked up over the whole table."""
     if len(frame):
         view = frame[suite_columns(suite)]
         phones = [c for c in view.columns if is_phone(c)]
         if phones:
             view = view.assign(**{c: normalise_phone(view[c]) for c in phones})
-        results = run.gx().validate_table(name, view, suite, run.parameters)
-        failures = gx_failures(name, frame, results, run.parameters, run.timezone)
+        results = run.gx().validate_table(name, view, suite, run.parameters,
+                                          row_local_only=uniqueness is not None)
+        slots = gx_failure_slots(name, frame, [*results, *(uniqueness or ())], run.parameters,
+                                 run.timezone)
     else:
-        failures = [no_failure(e["meta"], run.parameters) for e in suite["expectations"]]
-    return (failures + constraint_failures(name, frame, run.timezone)
-            + reference_failures(name, frame, run.all_keys, run.failed_keys))
+        slots = [[no_failure(e["meta"], run.parameters)] for e in suite["expectations"]]
+    return slots + [[f] for f in (
+        constraint_failures(name, frame, run.timezone)
+        + reference_failures(name, frame, run.all_keys, run.failed_keys, references))]
+
+
+def _failed_rows(size: int, failures: list[Failure]) -> tuple[np.ndarray, np.ndarray]:
+    """(rows that failed a check, rows that failed one of their own: not only a parent's)."""
+    failed = np.zeros(size, dtype=bool)
+    own_failed = np.zeros(size, dtype=bool)
+    for f in failures:
+        failed[f.positions] = True
+        if f.check != "parent_quarantined":
+            own_failed[f.positions] = True
+    return failed, own_failed
 
 
 def _gate_table(run: _Run, name: str, frame: pd.DataFrame, failures: list[Failure]) -> None:
     """Record one table's failures (checks.csv rows, quarantine rows), keep its clean rows
     and its keys for the children, and add its summary row."""
-    failed = np.zeros(len(frame), dtype=bool)
-    own_failed = np.zeros(len(frame), dtype=bool)
-    for f in failures:
-        failed[f.positions] = True
-        if f.check != "parent_quarantined":
-            own_failed[f.positions] = True
-        run.check_rows.append({"table": name, "check": f.check, "column": f.column,
-                               "failed_rows": len(f.positions), "description": f.description})
+    failed, own_failed = _failed_rows(len(frame), failures)
+    run.check_rows += [{"table": name, "check": f.check, "column": f.column,
+                        "failed_rows": len(f.positions), "description": f.description}
+                       for f in failures]
     run.parts += quarantine_parts(TABLES[name], frame, failures, len(run.summary_rows))
     kept = _clean_rows(frame, failed)
     remember_keys(name, frame, kept, failed, run.all_keys, run.failed_keys)
-    if run.sink is None:
-        run.clean[name] = kept
-    else:
-        run.sink(name, kept)
+    _keep(run, name, kept)
     _summarise(run, name, len(frame), len(kept), int(failed.sum()),
                int((failed & ~own_failed).sum()))
+
+
+def _keep(run: _Run, name: str, kept: pd.DataFrame) -> None:
+    """A table's clean rows to the sink, else into the result; the small tables the report
+    reads (NON_EMPTY_TABLES: departments, agents) into the result in any case."""
+    if run.sink is not None:
+        run.sink(name, kept)
+    if run.sink is None or name in NON_EMPTY_TABLES:
+        run.clean[name] = kept
+
+
+def _gate_in_chunks(run: _Run, name: str, frames: Mapping[str, pd.DataFrame], suite: dict,
+                    size: int) -> None:
+    """_gate_table over a table too large to hold, `size` rows at a time, with the same
+    outcome (revisit.quality.chunked): uniqueness over the whole table first, then each
+    chunk's checks, quarantine rows and clean rows; the checks in the whole table's order."""
+    table, index = TABLES[name], len(run.summary_rows)
+    def columns_of(columns: list[str]):
+        return table_chunks(frames, suite, name, size, columns)
+
+    unique = uniqueness_outcomes(suite, columns_of)
+    references = reference_outcomes(name, columns_of, run.all_keys, run.failed_keys)
+    merge, totals, parts = FailureMerge(), {"rows": 0, "failed": 0, "cascaded": 0}, []
+    keys: tuple[dict, dict] = ({}, {})
+    start, kept_rows, held = 0, 0, []
+    for chunk in table_chunks(frames, suite, name, size):
+        if start == 0:
+            _record_replaced(run, name, chunk)
+        slots = _failure_slots(run, name, chunk, suite, chunk_outcomes(unique, start, len(chunk)),
+                               chunk_references(references, start, len(chunk)))
+        ids = merge.add(slots, start)
+        failures = [f for slot in slots for f in slot]
+        failed, own = _failed_rows(len(chunk), failures)
+        parts += [(part, ids) for part in quarantine_parts(table, chunk, failures, index, start)]
+        kept = _clean_rows(chunk, failed)
+        _remember_chunk(name, chunk, kept, failed, keys)
+        if run.sink is not None:
+            run.sink(name, kept)
+        else:  # the caller holds the clean tables: put together once, at the end
+            held.append(kept)
+        count_kinds(totals, failed, own)
+        start, kept_rows = start + len(chunk), kept_rows + len(kept)
+    if run.sink is None:
+        run.clean[name] = pd.concat(held, ignore_index=True)
+    order = merge.order()
+    run.parts += [part.assign(_order=order[ids[int(part["_order"].iloc[0])]])
+                  for part, ids in parts]
+    run.check_rows += [{"table": name, "check": e.check, "column": e.column,
+                        "failed_rows": e.failed_rows, "description": e.description}
+                       for e in merge.entries()]
+    for target, found in zip((run.all_keys, run.failed_keys), keys, strict=True):
+        if name in found:
+            target[name] = pc.unique(pa.concat_arrays(found[name]))
+    _summarise(run, name, totals["rows"], kept_rows, totals["failed"], totals["cascaded"])
+
+
+def _remember_chunk(name: str, chunk: pd.DataFrame, kept: pd.DataFrame, failed: np.ndarray,
+                    keys: tuple[dict, dict]) -> None:
+    """remember_keys of one chunk, added to `keys` (all, failed) when `name` is a parent:
+    a quarantined key is kept by no other chunk, since the key is unique (a duplicated one
+    is quarantined in every copy)."""
+    if not any(name in t.references.values() for t in TABLES.values()):
+        return  # no table points at it: its keys would only cost memory
+    one: tuple[dict, dict] = ({}, {})
+    remember_keys(name, chunk, kept, failed, *one)
+    for target, found in zip(keys, one, strict=True):
+        if name in found:
+            target.setdefault(name, []).append(found[name])
 
 
 def _clean_rows(frame: pd.DataFrame, failed: np.ndarray) -> pd.DataFrame:

@@ -14,9 +14,11 @@ QUARANTINE_COLUMNS = ["table", "row_key", "check", "column", "reason", "value"]
 _SORT_COLUMNS = ["_table", "_pos", "_order"]
 
 
-def row_keys(frame: pd.DataFrame, table: Table, positions: np.ndarray) -> np.ndarray:
+def row_keys(frame: pd.DataFrame, table: Table, positions: np.ndarray,
+             offset: int = 0) -> np.ndarray:
     """The key value(s) of the rows at `positions` joined by '|' (timestamps ISO), or
-    '<row N>' (N from 1 in the frame's order) when a key value is missing or blank, or when
+    '<row N>' (N from 1 in the table's order: `frame` is the table from row `offset` on)
+    when a key value is missing or blank, or when
     the key is longer than the results database's quality_issues.row_key holds (the key's
     value is still in the quarantine row's reason and value)."""
     parts = []
@@ -34,20 +36,21 @@ def row_keys(frame: pd.DataFrame, table: Table, positions: np.ndarray) -> np.nda
     for part in parts[1:]:
         joined = joined + KEY_SEPARATOR + part.fillna("")
     missing |= joined.str.len() > row_key_width()
-    fallback = "<row " + pd.Series(positions + 1).astype("string") + ">"
+    fallback = "<row " + pd.Series(positions + offset + 1).astype("string") + ">"
     return joined.where(~missing, fallback).to_numpy(dtype=object)
 
 
 def quarantine_parts(table: Table, frame: pd.DataFrame, failures: list[Failure],
-                     table_index: int) -> list[pd.DataFrame]:
+                     table_index: int, offset: int = 0) -> list[pd.DataFrame]:
     """One table's quarantine rows, one frame per failure with rows, carrying the sort
-    columns (`table_index`: the table's place in the run) that quarantine_frame orders by.
-    Row keys are computed once per failing row, however many checks it fails."""
+    columns (`table_index`: the table's place in the run; `_order`: the failure's place in
+    `failures`) that quarantine_frame orders by. Row keys are computed once per failing row,
+    however many checks it fails. `frame` may be a chunk: the table from row `offset` on."""
     all_positions = [f.positions for f in failures if len(f.positions)]
     if not all_positions:
         return []
     positions = np.unique(np.concatenate(all_positions))
-    keys = pd.Series(row_keys(frame, table, positions), index=positions)
+    keys = pd.Series(row_keys(frame, table, positions, offset), index=positions)
     return [pd.DataFrame({
         "table": table.name,
         "row_key": keys.loc[f.positions].to_numpy(),
@@ -56,7 +59,7 @@ def quarantine_parts(table: Table, frame: pd.DataFrame, failures: list[Failure],
         "reason": f.reason if isinstance(f.reason, str) else f.reason.to_numpy(),
         "value": f.value.to_numpy(),
         "_table": table_index,
-        "_pos": f.positions,
+        "_pos": f.positions + offset,
         "_order": order,
     }) for order, f in enumerate(failures) if len(f.positions)]
 

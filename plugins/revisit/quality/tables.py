@@ -4,7 +4,7 @@ cascade), each one present, with its canonical columns typed, on a positional in
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from graphlib import TopologicalSorter
 
 import pandas as pd
@@ -85,4 +85,34 @@ def table_input(frames: Mapping[str, pd.DataFrame], suites: dict[str, dict],
     return frame, suite
 
 
-__all__ = ["check_columns", "empty_frame", "table_input", "table_order"]
+def table_rows(frames: Mapping[str, pd.DataFrame], name: str) -> int:
+    """How many rows table `name` has (a snapshot's file says it without reading)."""
+    if name not in frames:
+        return 0
+    rows = getattr(frames, "rows", None)
+    return rows(name) if rows is not None else len(frames[name])
+
+
+def table_chunks(frames: Mapping[str, pd.DataFrame], suite: dict, name: str, size: int,
+                 columns: list[str] | None = None) -> Iterator[pd.DataFrame]:
+    """Table `name` in consecutive chunks of at most `size` rows as table_input gives the
+    whole table (checked, positional index, `_parse_errors`), or only its `columns`. A
+    snapshot (revisit.io.extract.SnapshotTables) reads one chunk at a time."""
+    reader = getattr(frames, "chunks", None)
+    if reader is not None:
+        source = reader(name, size, columns)
+    else:
+        whole = frames[name] if columns is None else frames[name][columns]
+        source = (whole.iloc[start:start + size] for start in range(0, len(whole), size))
+    for chunk in source:
+        if columns is None:
+            check_columns(name, chunk, suite)
+            chunk = chunk.reset_index(drop=True)
+            if PARSE_ERRORS not in chunk.columns:
+                chunk = chunk.assign(**{PARSE_ERRORS: pd.Series(pd.NA, index=chunk.index,
+                                                                 dtype="string")})
+        yield chunk
+
+
+__all__ = ["check_columns", "empty_frame", "table_chunks", "table_input", "table_order",
+           "table_rows"]

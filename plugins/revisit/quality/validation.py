@@ -95,15 +95,18 @@ class GxValidator:
         self._assets = 0
 
     def validate_table(self, table: str, view: pd.DataFrame, suite: dict,
-                       parameters: dict[str, Any]) -> list[Outcome]:
+                       parameters: dict[str, Any], row_local_only: bool = False
+                       ) -> list[Outcome]:
         """The suite over `view` (positional index), row-local expectations in chunks of
         GX_CHUNK_ROWS: GX makes working copies (masks, converted columns) of the rows it is
-        given, so a chunk bounds them whatever the table's size (the gate's peak at a million
-        customers is the 11.7 M-row visits table itself, not GX). Expectations over the whole
-        table (uniqueness) get the whole table, only their columns."""
+        given, so a chunk bounds them whatever the table's size. Expectations over the whole
+        table (uniqueness) get the whole table, only their columns; with `row_local_only`
+        they are left out (`view` is a chunk of a table: revisit.quality.chunked checks
+        those), the others keep their place in the suite (meta _order)."""
         numbered = [{**exp, "meta": {**(exp.get("meta") or {}), "_order": i}}
                     for i, exp in enumerate(suite["expectations"])]
-        whole = [e for e in numbered if e["type"] not in ROW_LOCAL_EXPECTATIONS]
+        whole = [] if row_local_only else [
+            e for e in numbered if e["type"] not in ROW_LOCAL_EXPECTATIONS]
         local = [e for e in numbered if e["type"] in ROW_LOCAL_EXPECTATIONS]
         batches: list[list[Any]] = []
         if whole:
