@@ -24,9 +24,10 @@ For call date **D** (the logical date in the business time zone, or `params.call
 
 1. **extract** — the CRM (connection `crm_db`) as of D 00:00 local, snapshotted as Parquet
    under `snapshots/D/` in the output root (`REVISIT_OUTPUT_DIR`).
-2. **quality_gate** — Great Expectations checks; failing rows are quarantined with their reason
-   in `quality/D/`. A table failing beyond `quality.max_failure_share` stops the run here:
-   no list or e-mail goes out.
+2. **quality_gate** — Great Expectations checks (a large table chunk by chunk,
+   `scale.gate_chunk_rows`); failing rows are quarantined with their reason in `quality/D/`.
+   A table failing beyond `quality.max_failure_share` stops the run here: no list or e-mail
+   goes out. The clean rows go to `clean/D/` and, split by shard, to `handoff/D/shard_rows/`.
 3. **shards → obligations_shard (mapped) → call_lists** — each shard's visit obligations
    computed by its own mapped task (its customers' orders, tickets and visits only), merged;
    then one XLSX + CSV per agent in `call_lists/D/`, plus `sms_notice.csv`,
@@ -36,11 +37,11 @@ For call date **D** (the logical date in the business time zone, or `params.call
    own XLSX attached and a summary (customers, overdue, by reason; no phone in the body), at
    most once per day (the `mail_delivery` ledger). An agent without a valid address is logged
    and returned by id; the others still get theirs. `params.send_email = false` sends nothing.
-5. **shards → sla_shard (mapped) → sla** — the tickets cut into shards (whole departments up to
-   `scale.max_customers_per_shard` customers, hash buckets of a larger one), each shard's SLA
-   status computed by its own mapped task, merged into the status of every ticket's SLA
-   metrics in `sla/D/sla_status.csv` (the same bytes as unsharded) and the per-department
-   breach digests `sla/D/digest_<department_id>.csv` (phones masked).
+5. **shards → sla_shard (mapped) → sla** — the tickets by their customer's shard (whole
+   departments up to `scale.max_customers_per_shard` customers, hash buckets of a larger
+   one), each shard's SLA status computed by its own mapped task, merged into the status
+   of every ticket's SLA metrics in `sla/D/sla_status.csv` (the same bytes as unsharded) and
+   the per-department breach digests `sla/D/digest_<department_id>.csv` (phones masked).
 6. **sla_digest** — each department head with a new breach or an at-risk ticket gets the digest
    by e-mail (connection `smtp_default`), at most once per day: the `mail_delivery` ledger in the
    results database skips what was sent. `params.send_email = false` sends nothing.

@@ -180,9 +180,9 @@ def smtp_connection(host: str, port: int) -> str:
 def _sharding_policy(root: Path) -> Path:
     """policy.yaml with shards of at most SHARD_CUSTOMERS customers: the run maps several."""
     text = (ROOT / "include" / "config" / "policy.yaml").read_text(encoding="utf-8")
-    assert "max_customers_per_shard: 250000" in text
+    assert "max_customers_per_shard: 150000" in text
     path = root / "policy.yaml"
-    path.write_text(text.replace("max_customers_per_shard: 250000",
+    path.write_text(text.replace("max_customers_per_shard: 150000",
                                  f"max_customers_per_shard: {SHARD_CUSTOMERS}"), "utf-8")
     return path
 

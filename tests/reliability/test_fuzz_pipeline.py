@@ -43,6 +43,7 @@ from revisit.quality.gate import QualityStop
 from revisit.rules.calendar import BusinessCalendar
 from revisit.stages.daily import publish_results, run_call_lists, run_quality, run_sla
 from revisit.stages.partitions import DayPartitions
+from revisit.stages.shard_rows import ROUTED, SHARD_ROWS
 from tests.reliability.fuzz_crm import (
     HOSTILE_EXAMPLES,
     Blob,
@@ -224,6 +225,15 @@ def check_files(top: Path, parts: DayPartitions, stopped: bool) -> None:
         assert inner.parts[0] in ALLOWED_TOP, f"unexpected output {inner}"
         if inner.parts[0] != "results.sqlite" and len(inner.parts) >= 2:
             assert inner.parts[1] == parts.period, f"outside D's partition: {inner}"
+            if inner.parts[:3] == ("handoff", parts.period, SHARD_ROWS):
+                # the split by shard: named by the plan's shard ids and the tables, never
+                # by a CRM value
+                rest = inner.parts[3:]
+                assert not rest or rest == ("plan.json",) or (
+                    re.fullmatch(r"\d{3}(\.\d+)?", rest[0]) and (
+                        len(rest) == 1 or rest[1] in {f"{t}.parquet" for t in ROUTED})), \
+                    f"not a shard's rows: {inner}"
+                continue
             assert len(inner.parts) == 3 or path.is_dir(), f"not in D's partition: {inner}"
             assert len(inner.parts) <= 3, f"below D's partition folder: {inner}"
     if stopped:

@@ -70,7 +70,8 @@ def test_a_sharded_run_gives_the_bytes_of_an_unsharded_one(size, gated, unsharde
     root = tmp_path / "out"
     shutil.copytree(gated.root, root)
     parts = DayPartitions(root, D)
-    shards = shard_plan(parts, sharded_policy).shard_ids
+    run_quality(parts, sharded_policy)  # the gate splits the rows by the policy's shards
+    shards = shard_plan(parts).shard_ids
     rows = sum(run_sla_shard(parts, sharded_policy, calendar, s)["rows"] for s in shards)
     run_sla(parts, sharded_policy, calendar, shards)
     obligations = sum(run_obligations_shard(parts, sharded_policy, calendar, s)["obligations"]
@@ -102,12 +103,15 @@ def test_a_day_whose_crm_has_no_department_yet_has_one_empty_shard(policy, calen
 
     from revisit.io.files import atomic_dir
     from revisit.rules.visits import empty_table
+    from revisit.stages.shard_rows import SHARD_ROWS, ShardRows
 
     parts = DayPartitions(tmp_path / "out", D)
-    with atomic_dir(parts.clean) as tmp:
+    with atomic_dir(parts.clean) as tmp, atomic_dir(parts.handoff / SHARD_ROWS) as rows, \
+            ShardRows(rows, policy.scale.max_customers_per_shard) as split:
         for name in ("departments", "customers", "tickets", "ticket_pauses"):
             empty_table(name).to_parquet(tmp / f"{name}.parquet", index=False)
-    assert shard_plan(parts, policy).shard_ids == ["000"]
+            split(name, empty_table(name))
+    assert shard_plan(parts).shard_ids == ["000"]
     assert run_sla_shard(parts, policy, calendar, "000")["rows"] == 0
     merged = pd.read_parquet(parts.handoff / "sla_shards" / "000.parquet")
     assert merged.empty

@@ -317,6 +317,14 @@ def _company_files(parts: MonthPartitions, period: str) -> tuple[Path, Path]:
     return company_json(target), company_pdf(target)
 
 
+def _shard_rows(parts: DayPartitions, shard: str, tables: tuple[str, ...]) -> list[Path]:
+    """One shard's clean rows of `tables`, as the quality gate split them, and its plan."""
+    from revisit.stages.shard_rows import plan_file, shard_rows_file
+
+    return [plan_file(parts.handoff),
+            *(shard_rows_file(parts.handoff, shard, name) for name in tables)]
+
+
 def _shard_files(parts: DayPartitions, folder: str, shard_ids: list[str] | None) -> list[Path]:
     """What the mapped tasks of `shard_ids` handed over in handoff/D/<folder>/."""
     return [parts.handoff / folder / f"{shard}.parquet" for shard in shard_ids or ()]
@@ -335,10 +343,10 @@ def quality_gate(context: dict[str, Any]) -> dict[str, Any]:
 
 @fail_fast
 def obligations_shard(context: dict[str, Any], shard: str) -> dict[str, Any]:
-    from revisit.stages.daily import OBLIGATION_TABLES, run_obligations_shard
+    from revisit.stages.daily import OBLIGATION_ROWS, run_obligations_shard
 
     parts, policy = day_partitions(context)
-    needs(*_clean_tables(parts, "departments", *OBLIGATION_TABLES))
+    needs(_clean_tables(parts, "customers")[0], *_shard_rows(parts, shard, OBLIGATION_ROWS))
     return run_obligations_shard(parts, policy, _calendar(policy), shard)
 
 
@@ -361,15 +369,16 @@ def call_lists(context: dict[str, Any], shard_ids: list[str] | None = None) -> d
 
 @fail_fast
 def shards(context: dict[str, Any]) -> list[str]:
-    """The shard ids of D (revisit.rules.shards): what the mapped tasks run over."""
-    from revisit.stages.daily import shard_plan
+    """The shard ids of D (revisit.rules.shards): what the mapped tasks run over, as the
+    quality gate split D's rows."""
+    from revisit.stages.shard_rows import plan_file, plan_info
 
-    parts, policy = day_partitions(context)
-    needs(*_clean_tables(parts, "departments", "customers"))
-    ids = shard_plan(parts, policy).shard_ids
-    log.info("%d shard(s) of at most %d customers for %s", len(ids),
-             policy.scale.max_customers_per_shard, parts.day)
-    return ids
+    parts, _ = day_partitions(context)
+    needs(plan_file(parts.handoff))
+    info = plan_info(parts.handoff)
+    log.info("%d shard(s) of at most %d customers for %s", len(info["shard_ids"]),
+             info["max_customers_per_shard"], parts.day)
+    return list(info["shard_ids"])
 
 
 @fail_fast
@@ -377,7 +386,7 @@ def sla_shard(context: dict[str, Any], shard: str) -> dict[str, Any]:
     from revisit.stages.daily import run_sla_shard
 
     parts, policy = day_partitions(context)
-    needs(*_clean_tables(parts, "departments", "customers", "tickets", "ticket_pauses"))
+    needs(*_shard_rows(parts, shard, ("tickets", "ticket_pauses")))
     return run_sla_shard(parts, policy, _calendar(policy), shard)
 
 
@@ -387,9 +396,12 @@ def sla(context: dict[str, Any], shard_ids: list[str] | None = None) -> dict[str
     from revisit.stages.daily import SLA_SHARDS, run_sla
 
     parts, policy = day_partitions(context)
-    # quality/D's summaries gain the "SLA verdicts unknown" section
-    needs(*_clean_tables(parts, "tickets", "ticket_pauses", "customers"), _manifest_of(parts),
-          *_quality_summaries(parts), *_shard_files(parts, SLA_SHARDS, shard_ids))
+    # quality/D's summaries gain the "SLA verdicts unknown" section; merging shards, the
+    # pauses are not read (the shards counted them)
+    tables = ("tickets", "customers") if shard_ids is not None else \
+        ("tickets", "ticket_pauses", "customers")
+    needs(*_clean_tables(parts, *tables), _manifest_of(parts), *_quality_summaries(parts),
+          *_shard_files(parts, SLA_SHARDS, shard_ids))
     return run_sla(parts, policy, _calendar(policy),
                    None if shard_ids is None else list(shard_ids))
 
@@ -452,9 +464,10 @@ def publish(context: dict[str, Any]) -> dict[str, Any]:
         original = DayPartitions(parts.source, parts.day)  # type: ignore[arg-type]
         needs(parts.sla, parts.call_lists, original.sla, original.call_lists)
         return compare_day(parts, policy)
-    from revisit.stages.daily import publish_results
+    from revisit.stages.daily import PUBLISHED_HANDOFFS, publish_results
 
-    needs(parts.handoff, parts.quality / "quarantine.parquet")
+    needs(*(parts.handoff / f"{name}.parquet" for name in PUBLISHED_HANDOFFS),
+          parts.quality / "quarantine.parquet")
     return publish_results(parts, results_url())
 
 

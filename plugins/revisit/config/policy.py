@@ -435,7 +435,8 @@ class ScalePolicy(_Model):
     """How the work that grows with the customer base is cut into mapped tasks
     (revisit.rules.shards); the default and why: policy.yaml `scale`."""
 
-    max_customers_per_shard: int = Field(default=250_000, ge=1)
+    max_customers_per_shard: int = Field(default=150_000, ge=1)
+    gate_chunk_rows: int = Field(default=1_000_000, ge=1)
 
 
 class Policy(_Model):

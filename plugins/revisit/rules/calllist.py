@@ -310,6 +310,11 @@ def suggested_windows(minute_of_day: np.ndarray, policy: Policy) -> np.ndarray:
 
 
 # ================================================================= customers and history
+# What build_call_list reads of the customers table (a merge of shards reads only these).
+CUSTOMER_READS = ("customer_id", "name", "contact_name", "phone", "tier", "department_id",
+                  "owner_agent_id", "do_not_call")
+
+
 @dataclass(frozen=True)
 class _Customers:
     """The customers table, deduplicated, with the flags the rules need as numpy arrays."""
@@ -944,7 +949,8 @@ def _sms_notice(today: _Today, customers: _Customers, staff: _Staff, policy: Pol
 
 
 __all__ = [
-    "CALL_LIST_COLUMNS", "CARRIED_OVER_COLUMNS", "HISTORY_COLUMNS", "NOT_LISTED_COLUMNS",
+    "CALL_LIST_COLUMNS", "CARRIED_OVER_COLUMNS", "CUSTOMER_READS", "HISTORY_COLUMNS",
+    "NOT_LISTED_COLUMNS",
     "REASON_ORDER", "SMS_COLUMNS", "CallListResult", "Messages", "build_call_list",
     "call_slots", "customer_history", "listable_obligations", "load_messages", "rule_agents",
     "suggested_windows",

@@ -35,6 +35,14 @@ class ShardPlan:
             ids += [stem] if buckets == 1 else [f"{stem}.{k}" for k in range(buckets)]
         return sorted(set(ids)) or [EMPTY_SHARD]  # a CRM without departments: one, empty
 
+    def as_dict(self) -> dict[str, list]:
+        """The plan as JSON can hold it (of_dict reads it back)."""
+        return {d: [stem, n] for d, (stem, n) in sorted(self.departments.items())}
+
+    @classmethod
+    def of_dict(cls, data: dict[str, list]) -> ShardPlan:
+        return cls({str(d): (str(stem), int(n)) for d, (stem, n) in data.items()})
+
     def departments_of(self, shard: str) -> list[str]:
         """The departments whose rows may be in `shard` (one, for a bucket of a split one)."""
         stem = shard.split(".", 1)[0]

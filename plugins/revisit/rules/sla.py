@@ -384,6 +384,11 @@ def new_breaches(status: pd.DataFrame, cutoff: pd.Timestamp,
     return status[chosen.to_numpy(bool)].reset_index(drop=True)
 
 
+# What breach_digest reads of the tickets and customers tables.
+DIGEST_READS = {"tickets": ("ticket_id", "handler_agent_id"),
+                "customers": ("customer_id", "name", "phone")}
+
+
 def breach_digest(status: pd.DataFrame, tickets: pd.DataFrame, customers: pd.DataFrame,
                   cutoff: pd.Timestamp, previous_cutoff: pd.Timestamp
                   ) -> dict[str, pd.DataFrame]:
@@ -469,7 +474,7 @@ def write_status_csv(status: pd.DataFrame, path: Path) -> Path:
 
 
 __all__ = [
-    "AT_RISK", "BREACHED", "DIGEST_COLUMNS", "MET", "PENDING", "STATUSES", "STATUS_COLUMNS",
-    "STEP_STAMPS", "UNKNOWN",
-    "breach_digest", "new_breaches", "sla_status", "write_status_csv",
+    "AT_RISK", "BREACHED", "DIGEST_COLUMNS", "DIGEST_READS", "MET", "PENDING", "STATUSES",
+    "STATUS_COLUMNS", "STEP_STAMPS", "UNKNOWN",
+    "breach_digest", "digest_parties", "new_breaches", "sla_status", "write_status_csv",
 ]

@@ -44,12 +44,13 @@ UNREAD_COLUMNS = {"visits": ("visit_id", "agent_id", "method", "notes"),
 
 
 def read_clean(parts: DayPartitions, tables: tuple[str, ...] | None = None,
-               only: dict[str, tuple[str, list[str]]] | None = None
+               only: dict[str, tuple[str, list[str]]] | None = None,
+               columns: dict[str, tuple[str, ...]] | None = None
                ) -> dict[str, pd.DataFrame]:
     """The clean tables of D (all of them, or `tables`), without the UNREAD_COLUMNS:
     each task holds only what its rules read. `only` {table: (column, values)}: just the
     rows whose column is one of the values are ever in memory (a shard's,
-    revisit.rules.shards); no values, no rows."""
+    revisit.rules.shards); no values, no rows. `columns` {table: names}: only those."""
     if not parts.clean.exists():
         raise FileNotFoundError(f"no clean data for {parts.day}: {parts.clean} is missing "
                                 "(run the quality gate first)")
@@ -59,7 +60,8 @@ def read_clean(parts: DayPartitions, tables: tuple[str, ...] | None = None,
             continue
         skip = UNREAD_COLUMNS.get(path.stem, ())
         schema = pq.read_schema(path)
-        names = [n for n in schema.names if n not in skip]
+        names = [n for n in schema.names if n not in skip
+                 and (columns is None or path.stem not in columns or n in columns[path.stem])]
         rows = None
         if only and path.stem in only:
             column, values = only[path.stem]
@@ -71,17 +73,19 @@ def read_clean(parts: DayPartitions, tables: tuple[str, ...] | None = None,
 def run_quality(parts: DayPartitions, policy: Policy) -> dict:
     """Quality gate over D's snapshot: quality/D/ report, clean/D/ frames, or a stop
     (revisit.quality.gate.QualityStop: no lists go out)."""
+    from revisit.io.parquet import ParquetTables, file_schemas
     from revisit.quality.gate import gate_or_stop
+    from revisit.stages.shard_rows import SHARD_ROWS, ShardRows, both
 
     info = provenance(parts, policy)
     # Each clean table is written as soon as it is gated (one table in memory at a time); a
     # stop leaves clean/D as it was, with the reasons in quality/D.
-    with atomic_dir(parts.clean) as tmp:
-        def keep(name: str, frame: pd.DataFrame) -> None:
-            frame.to_parquet(tmp / f"{name}.parquet", index=False)
-
+    types = file_schemas(parts.snapshot)
+    with atomic_dir(parts.clean) as tmp, atomic_dir(parts.handoff / SHARD_ROWS) as rows, \
+            ParquetTables(tmp, types) as clean, \
+            ShardRows(rows, policy.scale.max_customers_per_shard, types) as by_shard:
         result = gate_or_stop(SnapshotTables(parts.snapshot), policy, parts.quality, parts.day,
-                              run_info=info, sink=keep)
+                              run_info=info, sink=both(clean, by_shard))
         write_run_info(tmp, info)
     summary = {
         "quarantined_rows": int(result.quarantine[["table", "row_key"]].drop_duplicates().shape[0])
@@ -193,27 +197,22 @@ SLA_SHARDS = "sla_shards"  # handoff/D/sla_shards/<shard>.parquet: one shard's S
 
 
 def _customer_departments(parts: DayPartitions) -> pd.DataFrame:
-    """customer_id and department_id of D's clean customers: what the shard plan reads."""
+    """customer_id and department_id of D's clean customers: whose shard is whose."""
     return pd.read_parquet(parts.clean / "customers.parquet",
                            columns=["customer_id", "department_id"])
 
 
-def shard_plan(parts: DayPartitions, policy: Policy, customers: pd.DataFrame | None = None):
-    """D's shard plan (revisit.rules.shards) from its clean departments and customers
-    (`customers`: _customer_departments already read): the same in every task that asks."""
-    from revisit.rules.shards import day_plan
+def shard_plan(parts: DayPartitions):
+    """D's shard plan (revisit.rules.shards): the one the quality gate split D's rows by
+    (revisit.stages.shard_rows), the same in every task that asks."""
+    from revisit.stages.shard_rows import read_plan
 
-    departments = pd.read_parquet(parts.clean / "departments.parquet",
-                                  columns=["department_id"])
-    if customers is None:
-        customers = _customer_departments(parts)
-    return day_plan(departments, customers, policy.scale.max_customers_per_shard)
+    return read_plan(parts.handoff)
 
 
-def plan_of_shard(parts: DayPartitions, policy: Policy, shard: str,
-                  customers: pd.DataFrame | None = None):
+def plan_of_shard(parts: DayPartitions, shard: str):
     """D's shard plan, which must know `shard` (a mapped task of another plan is refused)."""
-    plan = shard_plan(parts, policy, customers)
+    plan = shard_plan(parts)
     if shard not in plan.shard_ids:
         raise RevisitError(f"shard {shard!r} is not in the plan of {parts.day} "
                            f"({len(plan.shard_ids)} shards)", retryable=False)
@@ -222,26 +221,38 @@ def plan_of_shard(parts: DayPartitions, policy: Policy, shard: str,
 
 def run_sla_shard(parts: DayPartitions, policy: Policy, calendar: BusinessCalendar,
                   shard: str) -> dict:
-    """The SLA status of one shard's tickets (by the ticket's department and customer) as of
-    D 00:00, for the sla task to merge."""
+    """The SLA status as of D 00:00 of the tickets of one shard's customers (and their pauses:
+    the shard's rows, revisit.stages.shard_rows), for the sla task to merge."""
     from revisit.rules.sla import sla_status
 
-    plan = plan_of_shard(parts, policy, shard)
-    # Only the shard's departments' tickets are read (a split department's, then its bucket).
-    tickets = read_clean(parts, ("tickets",), {
-        "tickets": ("department_id", plan.departments_of(shard))})["tickets"]
-    tickets = tickets[(plan.shard_of(tickets["department_id"], tickets["customer_id"])
-                       == shard).to_numpy(bool)].reset_index(drop=True)
-    ids = tickets["ticket_id"].dropna().astype(str).tolist()
-    pauses = read_clean(parts, ("ticket_pauses",),
-                        {"ticket_pauses": ("ticket_id", ids)}).get("ticket_pauses")
-    status = sla_status(tickets, pauses, policy, calendar, cutoff_of(parts.day, policy))
+    plan_of_shard(parts, shard)
+    rows = read_shard_rows(parts, shard, ("tickets", "ticket_pauses"))
+    status = sla_status(rows["tickets"], rows["ticket_pauses"], policy, calendar,
+                        cutoff_of(parts.day, policy))
     write_handoff(parts, f"{SLA_SHARDS}/{shard}", status)
-    return {"shard": shard, "tickets": len(tickets), "rows": len(status)}
+    return {"shard": shard, "tickets": len(rows["tickets"]), "rows": len(status)}
+
+
+def read_shard_rows(parts: DayPartitions, shard: str, tables: tuple[str, ...]
+                    ) -> dict[str, pd.DataFrame]:
+    """One shard's clean rows of `tables` (revisit.stages.shard_rows), without the
+    UNREAD_COLUMNS, as read_clean filtered to the shard would give them."""
+    from revisit.stages.shard_rows import shard_rows_file
+
+    frames = {}
+    for name in tables:
+        path = shard_rows_file(parts.handoff, shard, name)
+        if not path.exists():
+            raise FileNotFoundError(f"no {name} rows of shard {shard} for {parts.day}: {path} "
+                                    "is missing (run the quality gate first)")
+        skip = UNREAD_COLUMNS.get(name, ())
+        names = [n for n in pq.read_schema(path).names if n not in skip]
+        frames[name] = pd.read_parquet(path, columns=names)
+    return frames
 
 
 OBLIGATION_SHARDS = "obligation_shards"  # handoff/D/obligation_shards/<shard>.parquet
-OBLIGATION_TABLES = ("customers", "orders", "tickets", "visits")  # what visit_obligations reads
+OBLIGATION_ROWS = ("orders", "tickets", "visits")  # what visit_obligations reads by shard
 
 
 HISTORY_SHARDS = "history_shards"  # handoff/D/history_shards/<shard>.parquet
@@ -255,9 +266,9 @@ def run_obligations_shard(parts: DayPartitions, policy: Policy, calendar: Busine
     from revisit.rules.calllist import customer_history, listable_obligations
     from revisit.rules.visits import visit_obligations
 
-    ids = _shard_customers(parts, policy, shard).dropna().astype(str).tolist()
-    frames = read_clean(parts, OBLIGATION_TABLES,
-                        dict.fromkeys(OBLIGATION_TABLES, ("customer_id", ids)))
+    ids = _shard_customers(parts, shard).dropna().astype(str).tolist()
+    frames = {**read_clean(parts, ("customers",), {"customers": ("customer_id", ids)}),
+              **read_shard_rows(parts, shard, OBLIGATION_ROWS)}
     obligations = listable_obligations(visit_obligations(frames, policy, calendar, parts.day),
                                        policy, calendar, parts.day)
     history = customer_history(frames, policy, parts.day,
@@ -272,6 +283,7 @@ def _merged_obligations(parts: DayPartitions, shards: list[str]
     """(the shards' obligations merged, their customers' history, the clean agents and the
     customers those obligations name): all build_call_list reads, bounded by who has
     something to do at D rather than by the CRM."""
+    from revisit.rules.calllist import CUSTOMER_READS
     from revisit.rules.visits import merge_obligations
 
     obligations = merge_obligations([read_handoff(parts, f"{OBLIGATION_SHARDS}/{shard}")
@@ -279,13 +291,15 @@ def _merged_obligations(parts: DayPartitions, shards: list[str]
     history = pd.concat([read_handoff(parts, f"{HISTORY_SHARDS}/{shard}") for shard in shards],
                         ignore_index=True)
     ids = obligations["customer_id"].dropna().astype(str).unique().tolist()
-    frames = read_clean(parts, ("customers", "agents"), {"customers": ("customer_id", ids)})
+    frames = read_clean(parts, ("customers", "agents"), {"customers": ("customer_id", ids)},
+                        {"customers": CUSTOMER_READS})
     return obligations, history, frames
 
 
-def _shard_customers(parts: DayPartitions, policy: Policy, shard: str) -> pd.Series:
+def _shard_customers(parts: DayPartitions, shard: str) -> pd.Series:
+    """The ids of `shard`'s clean customers."""
+    plan = plan_of_shard(parts, shard)
     customers = _customer_departments(parts)
-    plan = plan_of_shard(parts, policy, shard, customers)
     mine = plan.shard_of(customers["department_id"], customers["customer_id"]) == shard
     return customers["customer_id"][mine.to_numpy(bool)]
 
@@ -305,6 +319,7 @@ def run_sla(parts: DayPartitions, policy: Policy, calendar: BusinessCalendar,
     from revisit.io.spreadsheet import write_csv
     from revisit.quality.summary import write_sla_unknown_section
     from revisit.rules.sla import (
+        DIGEST_READS,
         UNKNOWN,
         breach_digest,
         digest_parties,
@@ -323,7 +338,7 @@ def run_sla(parts: DayPartitions, policy: Policy, calendar: BusinessCalendar,
         tickets, customers = digest_parties(status, cutoff, previous)
         frames = read_clean(parts, ("tickets", "customers"),
                             {"tickets": ("ticket_id", tickets),
-                             "customers": ("customer_id", customers)})
+                             "customers": ("customer_id", customers)}, DIGEST_READS)
     digests = breach_digest(status, frames["tickets"], frames["customers"], cutoff, previous)
     with atomic_dir(parts.sla) as tmp:  # the CSV says true / false; the handoff keeps bool
         write_status_csv(status, tmp / "sla_status.csv")
@@ -461,13 +476,15 @@ def read_handoff(parts: DayPartitions, name: str) -> pd.DataFrame:
     return pd.read_parquet(path)
 
 
+PUBLISHED_HANDOFFS = ("call_list", "sla_status")  # what publish_results reads of handoff/D
+
+
 def publish_results(parts: DayPartitions, url: str) -> dict:
     """Replace D's rows in the results database with D's call lists, SLA status, quality issues."""
     from revisit.io.db import make_engine
     from revisit.io.results import ensure_schema, replace_partition
 
-    calls = read_handoff(parts, "call_list")
-    sla = read_handoff(parts, "sla_status")
+    calls, sla = (read_handoff(parts, name) for name in PUBLISHED_HANDOFFS)
     for name in ("started_at", "deadline", "achieved_at"):
         sla[name] = sla[name].dt.tz_localize(None)  # naive business-local, as the table holds
     engine = make_engine(url)
