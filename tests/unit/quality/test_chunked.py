@@ -113,3 +113,20 @@ def test_merged_parse_failures_keep_the_order_of_first_appearance() -> None:
     entries = merge.entries()
     assert [(e.column, e.failed_rows) for e in entries] == [
         ("b", 2), ("a", 1), ("_parse_errors", 1), ("x", 0)]
+
+
+def test_gx_forgets_every_batch_it_validated(policy, monkeypatch) -> None:
+    # GX's execution engine caches each batch's data for the context's life: a table checked
+    # in chunks would otherwise be held whole by the end.
+    import revisit.quality.validation as validation
+    from revisit.quality.suites import load_suites, suite_columns, suite_parameters
+
+    monkeypatch.setattr(validation, "GX_CHUNK_ROWS", 2)
+    frames = frames_of(hard_rows())
+    suite = load_suites()["visits"]
+    gx = validation.GxValidator()
+    gx.validate_table("visits", frames["visits"][suite_columns(suite)], suite,
+                      suite_parameters(policy.quality.phone_digits))
+    engine = gx.source.get_execution_engine()
+    assert gx._assets > 3  # several batches were validated
+    assert not engine.batch_manager.batch_data_cache and not gx.source.assets
