@@ -103,6 +103,8 @@ class Config:
     result: str
     profile: str | None = None
     work: str | None = None
+    shard: str | None = None  # a mapped stage's shard (DESIGN.md scale-out)
+    shards: list[str] | None = None  # a merge stage's shards; None: the whole CRM in one task
 
     @property
     def crm_url(self) -> str:
@@ -124,6 +126,7 @@ class Stage:
     rows_label: str
     requires: tuple[str, ...] = ()  # modules that must import for the stage to exist
     describe: str = ""
+    mapped: bool = False  # one process per shard, as the DAG's mapped tasks
 
 
 def _policy_and_calendar(cfg: Config) -> dict:
@@ -202,14 +205,51 @@ def _files_probes(probes: Probes) -> None:
     probes.wrap(daily, "_xlsx_ready", "files (XLSX)")
 
 
-def run_call_lists(cfg: Config, ctx: dict, probes: Probes) -> tuple[int, dict]:
-    """revisit_daily.call_lists: tasks.call_lists -> daily.run_call_lists
-    (read clean/D, visit rules, call-list build, per-agent XLSX + CSV)."""
+def run_shards(cfg: Config, ctx: dict, probes: Probes) -> tuple[int, dict]:
+    """revisit_daily.shards: tasks.shards -> the gate's plan.json (what the mapped tasks map)."""
+    from revisit.stages.shard_rows import plan_info
+
+    info = plan_info(_parts(cfg).handoff)
+    return len(info["shard_ids"]), {
+        "shard_ids": info["shard_ids"],
+        "customers_per_department": info.get("customers_per_department", {})}
+
+
+def run_obligations_shard(cfg: Config, ctx: dict, probes: Probes) -> tuple[int, dict]:
+    """revisit_daily.obligations_shard[s]: tasks.obligations_shard -> daily.run_obligations_shard
+    (one shard's customers: visit rules, listable obligations, history)."""
     import revisit.rules.calllist as calllist
     import revisit.rules.visits as visits
     import revisit.stages.daily as daily
 
     probes.wrap(daily, "read_clean", "read clean", out_rows=_frames_rows)
+    probes.wrap(visits, "visit_obligations", "visit rules", out_rows=len)
+    probes.wrap(calllist, "customer_history", "history")
+    summary = daily.run_obligations_shard(_parts(cfg), ctx["policy"], ctx["calendar"], cfg.shard)
+    return summary["customers"], summary
+
+
+def run_sla_shard(cfg: Config, ctx: dict, probes: Probes) -> tuple[int, dict]:
+    """revisit_daily.sla_shard[s]: tasks.sla_shard -> daily.run_sla_shard."""
+    import revisit.rules.sla as sla
+    import revisit.stages.daily as daily
+
+    probes.wrap(daily, "read_clean", "read clean", out_rows=_frames_rows)
+    probes.wrap(sla, "sla_status", "SLA engine",
+                rows=lambda tickets, *a, **k: len(tickets), out_rows=len)
+    summary = daily.run_sla_shard(_parts(cfg), ctx["policy"], ctx["calendar"], cfg.shard)
+    return summary["tickets"], summary
+
+
+def run_call_lists(cfg: Config, ctx: dict, probes: Probes) -> tuple[int, dict]:
+    """revisit_daily.call_lists: tasks.call_lists -> daily.run_call_lists: the merge of the
+    shards' obligations (cfg.shards), or everything in one task (call_lists_whole)."""
+    import revisit.rules.calllist as calllist
+    import revisit.rules.visits as visits
+    import revisit.stages.daily as daily
+
+    probes.wrap(daily, "read_clean", "read clean", out_rows=_frames_rows)
+    probes.wrap(daily, "read_handoff", "read shards", out_rows=len)
     probes.wrap(visits, "visit_obligations", "visit rules",
                 rows=lambda frames, *a, **k: sum(len(frames[t]) for t in
                                                  ("customers", "orders", "tickets", "visits")),
@@ -218,26 +258,29 @@ def run_call_lists(cfg: Config, ctx: dict, probes: Probes) -> tuple[int, dict]:
                 rows=lambda obligations, *a, **k: len(obligations),
                 out_rows=lambda result: len(result.lists))
     _files_probes(probes)
-    summary = daily.run_call_lists(_parts(cfg), ctx["policy"], ctx["calendar"])
-    rows = probes.steps["visit rules"]["rows"]
-    summary["obligations"] = probes.steps["visit rules"]["out_rows"]
-    return rows, summary
+    summary = daily.run_call_lists(_parts(cfg), ctx["policy"], ctx["calendar"], cfg.shards)
+    whole = probes.steps.get("visit rules")  # None: a merge, the shards ran the rules
+    built = probes.steps["call list build"]
+    summary["obligations"] = whole["out_rows"] if whole else built["rows"]
+    return (whole or built)["rows"], summary
 
 
 def run_sla(cfg: Config, ctx: dict, probes: Probes) -> tuple[int, dict]:
-    """revisit_daily.sla: tasks.sla -> daily.run_sla (SLA engine, digests, CSVs)."""
+    """revisit_daily.sla: tasks.sla -> daily.run_sla (the merge of the shards' status, or the
+    SLA engine over every ticket in one task: sla_whole; digests, CSVs)."""
     import revisit.rules.sla as sla
     import revisit.stages.daily as daily
 
     probes.wrap(daily, "read_clean", "read clean", out_rows=_frames_rows)
+    probes.wrap(daily, "read_handoff", "read shards", out_rows=len)
     probes.wrap(sla, "sla_status", "SLA engine",
                 rows=lambda tickets, *a, **k: len(tickets), out_rows=len)
     probes.wrap(sla, "breach_digest", "breach digest",
                 rows=lambda status, *a, **k: len(status))
     _files_probes(probes)
-    summary = daily.run_sla(_parts(cfg), ctx["policy"], ctx["calendar"])
+    summary = daily.run_sla(_parts(cfg), ctx["policy"], ctx["calendar"], cfg.shards)
     summary.pop("digest_departments", None)
-    return probes.steps["SLA engine"]["rows"], summary
+    return summary["rows"], summary
 
 
 def run_publish(cfg: Config, ctx: dict, probes: Probes) -> tuple[int, dict]:
@@ -468,10 +511,16 @@ STAGES: dict[str, Stage] = {s.name: s for s in (
           describe="CRM (SQLite) -> snapshots/D/*.parquet as of D 00:00"),
     Stage("quality_gate", "daily", run_quality, "snapshot rows",
           describe="GX checks, quarantine, quality report, clean/D/*.parquet"),
-    Stage("call_lists", "daily", run_call_lists, "customers+orders+tickets+visits",
-          describe="visit rules -> obligations -> ranked, assigned call lists -> XLSX/CSV"),
-    Stage("sla", "daily", run_sla, "tickets",
-          describe="SLA status of every (ticket, metric), digests -> CSV"),
+    Stage("shards", "daily", run_shards, "shards",
+          describe="the shard plan of D (departments, hash buckets of large ones)"),
+    Stage("obligations_shard", "daily", run_obligations_shard, "customers", mapped=True,
+          describe="one shard: visit rules -> listable obligations + history"),
+    Stage("sla_shard", "daily", run_sla_shard, "tickets", mapped=True,
+          describe="one shard: SLA status of its tickets"),
+    Stage("call_lists", "daily", run_call_lists, "listable obligations",
+          describe="merge of the shards -> ranked, assigned call lists -> XLSX/CSV"),
+    Stage("sla", "daily", run_sla, "status rows",
+          describe="merge of the shards' SLA status, digests -> CSV"),
     Stage("publish", "daily", run_publish, "result rows",
           describe="call lists, SLA status, quality issues -> results DB (replace D)"),
     Stage("monthly_extract", "monthly", run_monthly_extract, "CRM rows",
@@ -483,6 +532,10 @@ STAGES: dict[str, Stage] = {s.name: s for s in (
     Stage("render", "monthly", run_render, "departments",
           requires=("revisit.delivery.report", "revisit.stages.monthly", "weasyprint"),
           describe="per department: Jinja2 HTML + charts -> WeasyPrint PDF"),
+    Stage("call_lists_whole", "compare", run_call_lists, "customers+orders+tickets+visits",
+          describe="the unsharded alternative: visit rules over the whole CRM in one task"),
+    Stage("sla_whole", "compare", run_sla, "status rows",
+          describe="the unsharded alternative: the SLA engine over every ticket in one task"),
     Stage("cmp_engine", "compare", run_cmp_engine, "tickets",
           describe="BusinessCalendar.add_business_hours (vectorised)"),
     Stage("cmp_btd", "compare", run_cmp_btd, "tickets", requires=("businesstimedelta",),
@@ -521,7 +574,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     os.environ["REVISIT_OUTPUT_DIR"] = cfg.out
     stage = STAGES[cfg.stage]
-    report: dict[str, Any] = {"stage": stage.name, "kind": stage.kind,
+    report: dict[str, Any] = {"stage": stage.name if cfg.shard is None
+                              else f"{stage.name}[{cfg.shard}]", "kind": stage.kind,
                               "rows_label": stage.rows_label}
     began = time.perf_counter()
     try:
