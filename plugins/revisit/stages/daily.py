@@ -54,20 +54,23 @@ def read_clean(parts: DayPartitions, tables: tuple[str, ...] | None = None,
     if not parts.clean.exists():
         raise FileNotFoundError(f"no clean data for {parts.day}: {parts.clean} is missing "
                                 "(run the quality gate first)")
-    frames = {}
-    for path in sorted(parts.clean.glob("*.parquet")):
-        if tables is not None and path.stem not in tables:
-            continue
-        skip = UNREAD_COLUMNS.get(path.stem, ())
-        schema = pq.read_schema(path)
-        names = [n for n in schema.names if n not in skip
-                 and (columns is None or path.stem not in columns or n in columns[path.stem])]
-        rows = None
-        if only and path.stem in only:
-            column, values = only[path.stem]
-            rows = pc.field(column).isin(pa.array(values, type=schema.field(column).type))
-        frames[path.stem] = pd.read_parquet(path, columns=names, filters=rows)
-    return frames
+    return {path.stem: _read_table(path, (only or {}).get(path.stem),
+                                   (columns or {}).get(path.stem))
+            for path in sorted(parts.clean.glob("*.parquet"))
+            if tables is None or path.stem in tables}
+
+
+def _read_table(path, only: tuple[str, list[str]] | None = None,
+                columns: tuple[str, ...] | None = None) -> pd.DataFrame:
+    """One table file without its UNREAD_COLUMNS (read_clean's `only` and `columns` for it)."""
+    skip = UNREAD_COLUMNS.get(path.stem, ())
+    schema = pq.read_schema(path)
+    names = [n for n in schema.names if n not in skip and (columns is None or n in columns)]
+    rows = None
+    if only is not None:
+        column, values = only
+        rows = pc.field(column).isin(pa.array(values, type=schema.field(column).type))
+    return pd.read_parquet(path, columns=names, filters=rows)
 
 
 def run_quality(parts: DayPartitions, policy: Policy) -> dict:
@@ -245,9 +248,7 @@ def read_shard_rows(parts: DayPartitions, shard: str, tables: tuple[str, ...]
         if not path.exists():
             raise FileNotFoundError(f"no {name} rows of shard {shard} for {parts.day}: {path} "
                                     "is missing (run the quality gate first)")
-        skip = UNREAD_COLUMNS.get(name, ())
-        names = [n for n in pq.read_schema(path).names if n not in skip]
-        frames[name] = pd.read_parquet(path, columns=names)
+        frames[name] = _read_table(path)
     return frames
 
 

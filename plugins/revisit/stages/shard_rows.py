@@ -34,8 +34,8 @@ ROUTED = {"orders": "customer_id", "tickets": "customer_id", "ticket_pauses": "t
 
 class ShardRows:
     """A quality gate sink (revisit.quality.gate.Sink) beside the clean tables' one: the plan
-    is made from the clean departments and customers (as the shards task makes it), which the
-    gate checks before the tables they own."""
+    is made from the clean departments and customers, which the gate checks before the tables
+    they own, and written to plan.json, which every later task reads."""
 
     def __init__(self, folder: Path, max_customers: int,
                  types: dict[str, pa.Schema] | None = None) -> None:
