@@ -272,7 +272,6 @@ def run_sla(cfg: Config, ctx: dict, probes: Probes) -> tuple[int, dict]:
     import revisit.stages.daily as daily
 
     probes.wrap(daily, "read_clean", "read clean", out_rows=_frames_rows)
-    probes.wrap(daily, "read_handoff", "read shards", out_rows=len)
     probes.wrap(sla, "sla_status", "SLA engine",
                 rows=lambda tickets, *a, **k: len(tickets), out_rows=len)
     probes.wrap(sla, "breach_digest", "breach digest",
@@ -289,9 +288,8 @@ def run_publish(cfg: Config, ctx: dict, probes: Probes) -> tuple[int, dict]:
     import revisit.stages.daily as daily
 
     probes.wrap(results, "replace_partition",
-                lambda engine, name, *a, **k: f"upsert {name}",
-                rows=lambda engine, name, day, frame: len(frame))
-    written = daily.publish_results(_parts(cfg), cfg.results_url)
+                lambda engine, name, *a, **k: f"upsert {name}", out_rows=int)
+    written = daily.publish_results(_parts(cfg), ctx["policy"], cfg.results_url)
     return sum(written.values()), {"rows": written}
 
 

@@ -270,7 +270,7 @@ def run_pipeline(crm: FuzzCrm) -> None:
         if not stopped:
             run_call_lists(parts, POLICY, CALENDAR)
             run_sla(parts, POLICY, CALENDAR)
-            publish_results(parts, f"sqlite:///{root / 'results.sqlite'}")
+            publish_results(parts, POLICY, f"sqlite:///{root / 'results.sqlite'}")
         check_gate(snapshot, parts, stopped)
         check_files(top, parts, stopped)
 

@@ -468,7 +468,7 @@ def publish(context: dict[str, Any]) -> dict[str, Any]:
 
     needs(*(parts.handoff / f"{name}.parquet" for name in PUBLISHED_HANDOFFS),
           parts.quality / "quarantine.parquet")
-    return publish_results(parts, results_url())
+    return publish_results(parts, policy, results_url())
 
 
 @fail_fast

@@ -399,7 +399,7 @@ class ReportPolicy(_Model):
     # it; revisit.core.templating.shorten): WeasyPrint's time grows far faster than a text.
     max_text_chars: int = Field(default=80, ge=10, le=1000)
     # A department's PDF render is stopped after this long and fails that department only
-    # (revisit.delivery.report.RenderTimeout); below the monthly DAG's 60-minute
+    # (revisit.delivery.pdf.RenderTimeout); below the monthly DAG's 60-minute
     # execution_timeout, so the render's own, clearer error comes first.
     render_timeout_seconds: int = Field(default=300, ge=10, le=3000)
 
@@ -437,6 +437,7 @@ class ScalePolicy(_Model):
 
     max_customers_per_shard: int = Field(default=150_000, ge=1)
     gate_chunk_rows: int = Field(default=1_000_000, ge=1)
+    merge_rows: int = Field(default=200_000, ge=1)
 
 
 class Policy(_Model):

@@ -1,7 +1,10 @@
-"""Parquet tables written chunk after chunk (the quality gate's clean tables and shard rows)."""
+"""Parquet tables written chunk after chunk (the quality gate's clean tables and shard rows),
+and shards' sorted results read back in one order a batch at a time (the merge steps)."""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -53,4 +56,84 @@ def file_schemas(folder: Path) -> dict[str, pa.Schema]:
     return {path.stem: pq.read_schema(path) for path in sorted(folder.glob("*.parquet"))}
 
 
-__all__ = ["ParquetTables", "file_schemas"]
+def merged_frames(paths: list[Path], key: str, rows: int) -> Iterator[pd.DataFrame]:
+    """The rows of several parquet files, each sorted by `key` and no two sharing a key value,
+    in `key` order, as frames of at most about `rows` rows in all (typed by unified_schema):
+    what a stable sort of their concatenation by `key` gives, without holding it (a merge
+    step's memory is `rows`, not the CRM's).
+
+    Why it is exact: every file's rows up to the smallest last key among the batches in hand
+    are all in hand (each file is sorted), and nothing after them sorts before them; a key's
+    rows come from one file, so they keep that file's order. No rows at all: one empty frame,
+    so a reader still learns the columns."""
+    if not paths:
+        raise ValueError("merged_frames needs at least one file")
+    schema = unified_schema(paths)
+    size = max(rows // len(paths), 1)
+    sources = [_batches(path, schema, size) for path in paths]
+    held = [next(source, None) for source in sources]
+    if all(frame is None for frame in held):
+        yield schema.empty_table().to_pandas()
+    while any(frame is not None for frame in held):
+        live = [i for i, frame in enumerate(held) if frame is not None]
+        bound = min(held[i][key].iloc[-1] for i in live)
+        out = []
+        for i in live:
+            upto = int((held[i][key] <= bound).to_numpy(bool).sum())  # a sorted prefix
+            out.append(held[i].iloc[:upto])
+            rest = held[i].iloc[upto:]
+            held[i] = rest if len(rest) else next(sources[i], None)
+        yield pd.concat(out, ignore_index=True).sort_values(key, kind="stable",
+                                                            ignore_index=True)
+
+
+def unified_schema(paths: list[Path]) -> pa.Schema:
+    """One schema for parquet files of the same columns: a column one file holds no value of
+    (null type) takes the type another file gives it."""
+    return pa.unify_schemas([pq.read_schema(path) for path in paths],
+                            promote_options="permissive")
+
+
+def _batches(path: Path, schema: pa.Schema, size: int) -> Iterator[pd.DataFrame]:
+    """The rows of one parquet file as frames of `size` rows, typed by `schema`."""
+    for batch in pq.ParquetFile(path).iter_batches(batch_size=size):
+        if batch.num_rows:
+            yield pa.Table.from_batches([batch]).cast(schema).to_pandas()
+
+
+def frames_of(path: Path, rows: int) -> Iterator[pd.DataFrame]:
+    """One parquet file as frames of at most `rows` rows; an empty file gives one empty frame,
+    so a reader still learns its columns."""
+    file = pq.ParquetFile(path)
+    empty = True
+    for batch in file.iter_batches(batch_size=rows):
+        empty = False
+        yield pa.Table.from_batches([batch]).to_pandas()
+    if empty:
+        yield file.schema_arrow.empty_table().to_pandas()
+
+
+@contextlib.contextmanager
+def parquet_writer(target: Path, schema: pa.Schema | None = None
+                   ) -> Iterator[Callable[[pd.DataFrame], None]]:
+    """A function that appends a frame to the parquet file `target` (the caller's temp path):
+    every frame takes `schema`, else the first frame's."""
+    writer: pq.ParquetWriter | None = None
+
+    def write(frame: pd.DataFrame) -> None:
+        nonlocal writer
+        table = pa.Table.from_pandas(frame, preserve_index=False,
+                                     schema=schema if writer is None else writer.schema)
+        if writer is None:
+            writer = pq.ParquetWriter(target, table.schema)
+        writer.write_table(table)
+
+    try:
+        yield write
+    finally:
+        if writer is not None:
+            writer.close()
+
+
+__all__ = ["ParquetTables", "file_schemas", "frames_of", "merged_frames", "parquet_writer",
+           "unified_schema"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -118,8 +119,10 @@ def _python_columns(frame: pd.DataFrame, *, text_stamps: bool = False) -> list[n
     return list(out.values())
 
 
-def replace_partition(engine: Engine, name: str, run_date: dt.date, frame: pd.DataFrame) -> int:
-    """Replace the rows of `run_date` in table `name` with `frame` (which lacks run_date)."""
+def replace_partition(engine: Engine, name: str, run_date: dt.date,
+                      frame: pd.DataFrame | Iterable[pd.DataFrame]) -> int:
+    """Replace the rows of `run_date` in table `name` with `frame` (which lacks run_date), or
+    with frames of the same columns one after another (a large hand-off read in parts)."""
     text_stamps = engine.dialect.name == "sqlite"
     with engine.begin() as conn:
         return _replace(conn, name, "run_date",
@@ -135,14 +138,21 @@ def replace_months(engine: Engine, month: str, frames: dict[str, pd.DataFrame]) 
                 for name, frame in frames.items()}
 
 
-def _replace(conn, name: str, key: str, value, frame: pd.DataFrame) -> int:
-    """DELETE the rows of `key` = `value` from table `name`, then INSERT `frame` with that
-    key, on the caller's transaction."""
+def _replace(conn, name: str, key: str, value,
+             frames: pd.DataFrame | Iterable[pd.DataFrame]) -> int:
+    """DELETE the rows of `key` = `value` from table `name`, then INSERT `frames` (one frame,
+    or several of the same columns) with that key, on the caller's transaction."""
+    keyed = table(name, column(key))
+    conn.execute(delete(keyed).where(keyed.c[key] == value))
+    parts = [frames] if isinstance(frames, pd.DataFrame) else frames
+    return sum(_insert(conn, name, frame.assign(**{key: value})) for frame in parts)
+
+
+def _insert(conn, name: str, rows: pd.DataFrame) -> int:
+    """INSERT `rows` into table `name`, BATCH_ROWS at a time."""
     text_stamps = conn.dialect.name == "sqlite"
-    rows = frame.assign(**{key: value})
     target = table(name, *(column(c) for c in rows.columns))
     names = list(rows.columns)
-    conn.execute(delete(target).where(target.c[key] == value))
     # Positional drivers (sqlite3, MySQL) take tuples straight into executemany: half the
     # time of SQLAlchemy binding a dict per row. PostgreSQL keeps SQLAlchemy's batched
     # multi-VALUES insert (psycopg2's own executemany sends one statement per row).

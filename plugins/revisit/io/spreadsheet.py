@@ -12,10 +12,11 @@ list, no locale.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import re
 import unicodedata
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -104,21 +105,42 @@ CSV_CHUNK_ROWS = 200_000
 def _rows_at_a_time(frame: pd.DataFrame) -> int:
     """CSV_CHUNK_ROWS, or every row when pandas would format a column as a whole: it writes
     naive timestamps and durations with the precision the column's finest value needs."""
-    whole = any(pd.api.types.is_datetime64_dtype(t) or pd.api.types.is_timedelta64_dtype(t)
-                for t in frame.dtypes)
-    return max(len(frame), 1) if whole else CSV_CHUNK_ROWS
+    return max(len(frame), 1) if _formats_by_frame(frame) else CSV_CHUNK_ROWS
+
+
+def _formats_by_frame(frame: pd.DataFrame) -> bool:
+    """Whether pandas formats a column of `frame` as a whole (naive timestamps, durations)."""
+    return any(pd.api.types.is_datetime64_dtype(t) or pd.api.types.is_timedelta64_dtype(t)
+               for t in frame.dtypes)
 
 
 def write_csv(frame: pd.DataFrame, target: Path, *, ready: bool = False) -> Path:
     """UTF-8 CSV with a header row, written atomically. ready: `frame` already went through
     csv_ready (one pass for all the files split from it)."""
     step = _rows_at_a_time(frame)
-    with atomic_path(target) as tmp, tmp.open("w", encoding="utf-8", newline="") as out:
+    with csv_writer(target, ready=ready) as write:
         for start in range(0, max(len(frame), 1), step):
-            rows = frame.iloc[start:start + step]
-            (rows if ready else csv_ready(rows)).to_csv(out, index=False, header=start == 0,
-                                                        lineterminator="\n")
+            write(frame.iloc[start:start + step])
     return target
+
+
+@contextlib.contextmanager
+def csv_writer(target: Path, *, ready: bool = False
+               ) -> Iterator[Callable[[pd.DataFrame], None]]:
+    """A function that appends frames of the same columns to one UTF-8 CSV (the header before
+    the first), published atomically at the end: a merge step writes its rows as they come.
+    A frame with naive timestamps or durations is refused (pandas would format them by the
+    frame, not by the cell, see _rows_at_a_time)."""
+    parts: list[bool] = []  # per part written: whether pandas formats it by the frame
+    with atomic_path(target) as tmp, tmp.open("w", encoding="utf-8", newline="") as out:
+        def write(rows: pd.DataFrame) -> None:
+            parts.append(_formats_by_frame(rows))
+            if len(parts) > 1 and any(parts):
+                raise ValueError(f"{target.name}: naive timestamps cannot be written in parts")
+            (rows if ready else csv_ready(rows)).to_csv(out, index=False, header=len(parts) == 1,
+                                                        lineterminator="\n")
+
+        yield write
 
 
 def _is_wide(ch: str) -> bool:

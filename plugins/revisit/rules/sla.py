@@ -357,17 +357,6 @@ def sla_status(tickets: pd.DataFrame, pauses: pd.DataFrame | None, policy: Polic
     return out.loc[:, list(STATUS_COLUMNS)]
 
 
-def merge_status(shards: list[pd.DataFrame], policy: Policy) -> pd.DataFrame:
-    """The status of several shards (each sla_status over a disjoint set of tickets) as
-    sla_status over all of them gives it: rows by ticket_id, then metric in the policy's
-    order."""
-    order = {metric: pos for pos, metric in enumerate(policy.sla.metrics)}
-    rows = pd.concat(shards, ignore_index=True)
-    rows["_metric"] = rows["metric"].map(order)
-    rows = rows.sort_values(["ticket_id", "_metric"], kind="stable", ignore_index=True)
-    return rows.loc[:, list(STATUS_COLUMNS)]
-
-
 def new_breaches(status: pd.DataFrame, cutoff: pd.Timestamp,
                  previous_cutoff: pd.Timestamp) -> pd.DataFrame:
     """Breached rows that became known in [previous_cutoff, cutoff): those whose deadline
@@ -376,12 +365,16 @@ def new_breaches(status: pd.DataFrame, cutoff: pd.Timestamp,
     A late achievement's breach was already known at the first cut-off after its deadline
     (it was "not achieved, deadline passed" then), so keying on the deadline reports every
     breach once, in the run right after it happened, instead of again when it is finally met."""
+    return status[_new_breach_mask(status, cutoff, previous_cutoff)].reset_index(drop=True)
+
+
+def _new_breach_mask(status: pd.DataFrame, cutoff: pd.Timestamp,
+                     previous_cutoff: pd.Timestamp) -> np.ndarray:
     tz = status["deadline"].dt.tz
     now, before = _aware_scalar(cutoff, tz), _aware_scalar(previous_cutoff, tz)
     deadline = status["deadline"]
     window = (deadline >= before) & (deadline < now)
-    chosen = (status["status"] == BREACHED) & window.fillna(False)
-    return status[chosen.to_numpy(bool)].reset_index(drop=True)
+    return ((status["status"] == BREACHED) & window.fillna(False)).to_numpy(bool)
 
 
 # What breach_digest reads of the tickets and customers tables.
@@ -443,9 +436,28 @@ def digest_parties(status: pd.DataFrame, cutoff: pd.Timestamp, previous_cutoff: 
             [str(v) for v in rows["customer_id"].dropna().unique()])
 
 
+def digest_candidates(status: pd.DataFrame, cutoff: pd.Timestamp,
+                      previous_cutoff: pd.Timestamp) -> pd.DataFrame:
+    """The rows of `status` that breach_digest lists, in their order: breach_digest and
+    digest_parties over the candidates of each part of a status, put together, give what they
+    give over the whole (each row is chosen on its own), so a merge need not hold it."""
+    fresh, _due, listed = _digest_masks(status, cutoff, previous_cutoff)
+    return status[fresh | listed]
+
+
 def _digest_rows(status: pd.DataFrame, cutoff: pd.Timestamp, previous_cutoff: pd.Timestamp
                  ) -> tuple[pd.DataFrame, np.ndarray]:
     """(the rows breach_digest lists, each one's section), sections in their order."""
+    fresh, due, listed = _digest_masks(status, cutoff, previous_cutoff)
+    rows = pd.concat([status[fresh], status[listed]], ignore_index=True)
+    section = np.concatenate([np.full(int(fresh.sum()), "breached", dtype=object),
+                              np.where(due[listed], "due_today", "at_risk").astype(object)])
+    return rows, section
+
+
+def _digest_masks(status: pd.DataFrame, cutoff: pd.Timestamp, previous_cutoff: pd.Timestamp
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per row of `status`: (a new breach, due today, listed as due today or at risk)."""
     running = status["status"].isin([PENDING, AT_RISK]).to_numpy(bool)
     if "due_today" in status:
         due = status["due_today"].fillna(False).astype(bool).to_numpy(bool) & running
@@ -457,24 +469,27 @@ def _digest_rows(status: pd.DataFrame, cutoff: pd.Timestamp, previous_cutoff: pd
         tomorrow = _aware_scalar(day + pd.Timedelta(days=1), tz)
         due = (status["deadline"] < tomorrow).fillna(False).to_numpy(bool) & running
     listed = due | (status["status"] == AT_RISK).to_numpy(bool)
-    fresh = new_breaches(status, cutoff, previous_cutoff)
-    rows = pd.concat([fresh, status[listed]], ignore_index=True)
-    section = np.concatenate([np.full(len(fresh), "breached", dtype=object),
-                              np.where(due[listed], "due_today", "at_risk").astype(object)])
-    return rows, section
+    return _new_breach_mask(status, cutoff, previous_cutoff), due, listed
 
 
 def write_status_csv(status: pd.DataFrame, path: Path) -> Path:
-    """An sla_status.csv (DESIGN.md Outputs): STATUS_COLUMNS, due_today as `true` / `false`;
-    written atomically by the project's CSV writer."""
+    """An sla_status.csv (DESIGN.md Outputs), written atomically by the project's CSV
+    writer."""
     from revisit.io.spreadsheet import write_csv
 
+    return write_csv(status_csv_rows(status), path)
+
+
+def status_csv_rows(status: pd.DataFrame) -> pd.DataFrame:
+    """Status rows as sla_status.csv holds them: STATUS_COLUMNS, due_today as `true` /
+    `false` (the hand-off keeps the bool)."""
     as_csv = status.assign(due_today=status["due_today"].map({True: "true", False: "false"}))
-    return write_csv(as_csv.loc[:, list(STATUS_COLUMNS)], path)
+    return as_csv.loc[:, list(STATUS_COLUMNS)]
 
 
 __all__ = [
     "AT_RISK", "BREACHED", "DIGEST_COLUMNS", "DIGEST_READS", "MET", "PENDING", "STATUSES",
     "STATUS_COLUMNS", "STEP_STAMPS", "UNKNOWN",
-    "breach_digest", "digest_parties", "new_breaches", "sla_status", "write_status_csv",
+    "breach_digest", "digest_candidates", "digest_parties", "new_breaches",
+    "sla_status", "status_csv_rows", "write_status_csv",
 ]

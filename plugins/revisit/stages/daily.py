@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Iterator
+from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
@@ -305,55 +307,86 @@ def _shard_customers(parts: DayPartitions, shard: str) -> pd.Series:
     return customers["customer_id"][mine.to_numpy(bool)]
 
 
-def _merged_sla(parts: DayPartitions, policy: Policy, shards: list[str]) -> pd.DataFrame:
-    from revisit.rules.sla import merge_status
+def _merged_sla(parts: DayPartitions, policy: Policy, shards: list[str]
+                ) -> tuple[Iterator[pd.DataFrame], pa.Schema]:
+    """The shards' SLA status in sla_status's order (by ticket_id; a ticket's rows come from
+    one shard, already in the policy's metric order), `scale.merge_rows` rows at a time, and
+    the one schema of those parts."""
+    from revisit.io.parquet import merged_frames, unified_schema
 
-    return merge_status([read_handoff(parts, f"{SLA_SHARDS}/{shard}") for shard in shards],
-                        policy)
+    paths = [handoff_file(parts, f"{SLA_SHARDS}/{shard}") for shard in shards]
+    return merged_frames(paths, "ticket_id", policy.scale.merge_rows), unified_schema(paths)
 
 
 def run_sla(parts: DayPartitions, policy: Policy, calendar: BusinessCalendar,
             shards: list[str] | None = None) -> dict:
     """SLA status of every ticket metric as of D 00:00, and the per-department digests;
-    with `shards`, the status is the merge of those shards' (run_sla_shard), the same rows."""
+    with `shards`, the status is the merge of those shards' (run_sla_shard), the same rows,
+    written as it is merged: the task holds `scale.merge_rows` status rows and the few the
+    digests list, not every ticket's."""
+    from revisit.rules.sla import sla_status
+
+    if shards is None:
+        frames = read_clean(parts, ("tickets", "ticket_pauses"))
+        status = sla_status(frames["tickets"], frames.get("ticket_pauses"), policy, calendar,
+                            cutoff_of(parts.day, policy))
+        del frames
+        step = policy.scale.merge_rows
+        return _write_sla(parts, policy, (status.iloc[start:start + step]
+                                          for start in range(0, max(len(status), 1), step)))
+    return _write_sla(parts, policy, *_merged_sla(parts, policy, shards))
+
+
+def _write_sla(parts: DayPartitions, policy: Policy, status: Iterator[pd.DataFrame],
+               schema: pa.Schema | None = None) -> dict:
+    """sla/D (sla_status.csv, a digest CSV per department, run.json), handoff/D/sla_status and
+    the quality summary's unknown section, from the status in parts (of `schema`, when
+    several)."""
     from revisit.delivery.digest import DIGEST_PREFIX
-    from revisit.io.spreadsheet import write_csv
+    from revisit.io.files import atomic_path
+    from revisit.io.parquet import parquet_writer
+    from revisit.io.spreadsheet import csv_writer, write_csv
     from revisit.quality.summary import write_sla_unknown_section
     from revisit.rules.sla import (
         DIGEST_READS,
         UNKNOWN,
         breach_digest,
+        digest_candidates,
         digest_parties,
-        sla_status,
-        write_status_csv,
+        status_csv_rows,
     )
 
     cutoff = cutoff_of(parts.day, policy)
     previous = cutoff_of(parts.day - dt.timedelta(days=1), policy)
-    if shards is None:
-        frames = read_clean(parts, ("tickets", "ticket_pauses", "customers"))
-        status = sla_status(frames["tickets"], frames.get("ticket_pauses"), policy, calendar,
-                            cutoff)
-    else:  # the digests name a few tickets and customers: only those are read
-        status = _merged_sla(parts, policy, shards)
-        tickets, customers = digest_parties(status, cutoff, previous)
+    listed, unknown, counts, rows = [], [], pd.Series(dtype="int64"), 0
+    with atomic_dir(parts.sla) as tmp, \
+            atomic_path(parts.handoff / "sla_status.parquet") as handoff, \
+            csv_writer(tmp / "sla_status.csv") as to_csv, \
+            parquet_writer(handoff, schema) as to_handoff:
+        for part in status:  # the CSV says true / false; the handoff keeps bool
+            to_csv(status_csv_rows(part))
+            to_handoff(part)
+            listed.append(digest_candidates(part, cutoff, previous))
+            unknown.append(part.loc[(part["status"] == UNKNOWN).to_numpy(bool),
+                                    ["ticket_id", "metric"]])
+            counts = counts.add(part["status"].value_counts(), fill_value=0)
+            rows += len(part)
+        candidates = pd.concat(listed, ignore_index=True)
+        tickets, customers = digest_parties(candidates, cutoff, previous)
+        # the digests name a few tickets and customers: only those are read
         frames = read_clean(parts, ("tickets", "customers"),
                             {"tickets": ("ticket_id", tickets),
                              "customers": ("customer_id", customers)}, DIGEST_READS)
-    digests = breach_digest(status, frames["tickets"], frames["customers"], cutoff, previous)
-    with atomic_dir(parts.sla) as tmp:  # the CSV says true / false; the handoff keeps bool
-        write_status_csv(status, tmp / "sla_status.csv")
-        for department_id, rows in sorted(digests.items()):
-            write_csv(rows, tmp / f"{DIGEST_PREFIX}{department_id}.csv")
+        digests = breach_digest(candidates, frames["tickets"], frames["customers"], cutoff,
+                                previous)
+        for department_id, digest in sorted(digests.items()):
+            write_csv(digest, tmp / f"{DIGEST_PREFIX}{department_id}.csv")
         write_run_info(tmp, provenance(parts, policy))
-    write_handoff(parts, "sla_status", status)
     # DESIGN.md: unknown verdicts are listed in the quality summary (ids only). The gate wrote
     # quality/D/summary.{md,html} before SLA ran: its section is put in by marker, the rest of
     # the files untouched.
-    unknown = status.loc[(status["status"] == UNKNOWN).to_numpy(bool), ["ticket_id", "metric"]]
-    write_sla_unknown_section(parts.quality, unknown)
-    counts = status["status"].value_counts().to_dict()
-    return {"path": str(parts.sla), "rows": len(status),
+    write_sla_unknown_section(parts.quality, pd.concat(unknown, ignore_index=True))
+    return {"path": str(parts.sla), "rows": rows,
             "by_status": {str(k): int(v) for k, v in sorted(counts.items())},
             "digest_departments": sorted(digests)}
 
@@ -470,24 +503,36 @@ def write_handoff(parts: DayPartitions, name: str, frame: pd.DataFrame) -> None:
 
 
 def read_handoff(parts: DayPartitions, name: str) -> pd.DataFrame:
+    return pd.read_parquet(handoff_file(parts, name))
+
+
+def handoff_file(parts: DayPartitions, name: str) -> Path:
+    """handoff/D/<name>.parquet, which an earlier task of D wrote (else a clear error)."""
     path = parts.handoff / f"{name}.parquet"
     if not path.exists():
         raise FileNotFoundError(f"no {name} for {parts.day}: {path} is missing "
                                 f"(run the task that writes it first)")
-    return pd.read_parquet(path)
+    return path
 
 
 PUBLISHED_HANDOFFS = ("call_list", "sla_status")  # what publish_results reads of handoff/D
 
 
-def publish_results(parts: DayPartitions, url: str) -> dict:
-    """Replace D's rows in the results database with D's call lists, SLA status, quality issues."""
+def publish_results(parts: DayPartitions, policy: Policy, url: str) -> dict:
+    """Replace D's rows in the results database with D's call lists, SLA status, quality
+    issues; the hand-offs are read `scale.merge_rows` rows at a time, not whole."""
     from revisit.io.db import make_engine
+    from revisit.io.parquet import frames_of
     from revisit.io.results import ensure_schema, replace_partition
 
-    calls, sla = (read_handoff(parts, name) for name in PUBLISHED_HANDOFFS)
-    for name in ("started_at", "deadline", "achieved_at"):
-        sla[name] = sla[name].dt.tz_localize(None)  # naive business-local, as the table holds
+    def naive_sla(frames: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        for sla in frames:  # naive business-local, as the table holds
+            yield sla.assign(**{name: sla[name].dt.tz_localize(None)
+                                for name in ("started_at", "deadline", "achieved_at")})
+
+    calls, sla = (frames_of(handoff_file(parts, name), policy.scale.merge_rows)
+                  for name in PUBLISHED_HANDOFFS)
+    sla = naive_sla(sla)
     engine = make_engine(url)
     try:
         ensure_schema(engine)

@@ -55,3 +55,19 @@ def test_empty_frame_clears_the_date(tmp_path):
     replace_partition(engine, "sla_status", day, _sla_rows("met").iloc[0:0])
     with engine.connect() as conn:
         assert conn.execute(text("SELECT COUNT(*) FROM sla_status")).scalar() == 0
+
+
+def test_a_date_replaced_part_after_part_holds_every_part_once(tmp_path):
+    engine = _engine(tmp_path)
+    day = dt.date(2026, 10, 16)
+    replace_partition(engine, "sla_status", day, _sla_rows("met"))
+    rows = pd.concat([_sla_rows("breached")] * 3, ignore_index=True)
+    rows["ticket_id"] = [f"T{i}" for i in range(len(rows))]
+    written = replace_partition(engine, "sla_status", day,
+                                (rows.iloc[start:start + 4] for start in range(0, 6, 4)))
+    with engine.connect() as conn:
+        stored = conn.execute(text(
+            "SELECT ticket_id, status FROM sla_status ORDER BY ticket_id")).all()
+    assert written == 6
+    assert [tuple(r) for r in stored] == [(f"T{i}", "breached" if i % 2 == 0 else "pending")
+                                          for i in range(6)]

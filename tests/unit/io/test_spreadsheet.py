@@ -267,3 +267,16 @@ def test_a_csv_written_in_chunks_is_the_file_written_at_once(tmp_path, monkeypat
                                                format="ISO8601")})
     spreadsheet.write_csv(naive, tmp_path / "naive.csv")
     assert (tmp_path / "naive.csv").read_text().splitlines()[1] == "2026-01-01 00:00:00.000"
+
+
+def test_a_csv_written_part_after_part_refuses_naive_timestamps_it_cannot_format_alike(
+        tmp_path):
+    from revisit.io.spreadsheet import csv_writer
+
+    naive = pd.DataFrame({"at": pd.to_datetime(["2026-01-01", "2026-01-02 10:00:00.5"],
+                                               format="ISO8601")})
+    with pytest.raises(ValueError, match="naive timestamps cannot be written in parts"), \
+            csv_writer(tmp_path / "parts.csv") as write:
+        write(naive.iloc[:1])
+        write(naive.iloc[1:])
+    assert not (tmp_path / "parts.csv").exists()  # nothing half-written is published
