@@ -71,7 +71,7 @@ ids and counts. Rules and report settings: `include/config/policy.yaml`; contrac
         # Every task is stopped after 60 min (the 1M-customer benchmark's kpis task takes
         # ~1.5 min, a render a few s). A constant, not a policy number: reading policy.yaml here
         # would load pydantic at every parse. A render has its own, shorter bound
-        # (policy report.render_timeout_seconds, revisit.delivery.report.RenderTimeout).
+        # (policy report.render_timeout_seconds, revisit.delivery.pdf.RenderTimeout).
         "execution_timeout": timedelta(minutes=60),
     },
     params={

@@ -41,7 +41,7 @@ def test_a_render_that_stalls_is_stopped_and_fails_only_its_department(tmp_path,
     from airflow.sdk.exceptions import AirflowFailException
 
     from revisit.bridge import tasks
-    from revisit.delivery import report
+    from revisit.delivery import pdf
     from revisit.stages.monthly import NO_PDF
     from tooling.demo_crm import build_demo_crm
     from tooling.mailsink import MailSink
@@ -63,12 +63,12 @@ def test_a_render_that_stalls_is_stopped_and_fails_only_its_department(tmp_path,
     # The real child process, which stalls (as WeasyPrint did on a 350,000-character name)
     # for the stalled department's HTML only; the parent must kill it.
     marker = f"({stalled})</td>"
-    monkeypatch.setattr(report, "_CHILD", (
+    monkeypatch.setattr(pdf, "_CHILD", (
         "import sys, time\n"
         "html = sys.stdin.buffer.read().decode('utf-8')\n"
         f"if {marker!r} in html:\n"
         "    time.sleep(600)\n"
-        "from revisit.delivery.report import render_pdf\n"
+        "from revisit.delivery.pdf import render_pdf\n"
         "sys.stdout.buffer.write(render_pdf(html))\n"))
     with MailSink(tmp_path / "maildir") as sink:
         _smtp_env(monkeypatch, sink.port)

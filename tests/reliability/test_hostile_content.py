@@ -160,7 +160,8 @@ def monthly(hostile_crm, policy, calendar):
 
 @pytest.fixture(scope="module")
 def report(monthly, policy, hostile_crm):
-    from revisit.delivery.report import render_html, render_pdf, report_data, template_only_fetcher
+    from revisit.delivery.pdf import render_pdf, template_only_fetcher
+    from revisit.delivery.report import render_html, report_data
 
     data = report_data(monthly, "D01", quarantined=3)
     html = render_html(data, policy, "en")

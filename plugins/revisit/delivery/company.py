@@ -13,8 +13,9 @@ Three steps, like the department report:
    department ids, names and numbers only: no customer, no phone, no head's address;
 2. `render_company_html(data, policy)`: company.html.j2 in the project's one Jinja2
    environment (revisit.delivery.templating: autoescape on), in `policy.report.locale`;
-3. `render_company_report(data, policy, target)`: report.py's own PDF path (`render_pdf`: the
-   template-only URL fetcher, a child process killed after report.render_timeout_seconds).
+3. `render_company_report(data, policy, target)`: the report's own PDF path
+   (revisit.delivery.pdf `render_pdf`: the template-only URL fetcher, a child process killed
+   after report.render_timeout_seconds).
 
 Ranks: 1 is the best department for that KPI; ties share the better rank (1, 1, 3); a
 department without a value is not ranked. Which way is better (RANK_DIRECTIONS): the rates and
@@ -45,12 +46,12 @@ from revisit.delivery.mail import (
     new_message,
     send_once,
 )
+from revisit.delivery.pdf import render_pdf
 from revisit.delivery.report import (
     APPENDIX_KPIS,
     TARGET_KPIS,
     Formats,
     extracted_minute,
-    render_pdf,
 )
 from revisit.delivery.templating import render
 
@@ -217,7 +218,7 @@ def render_company_html(data: dict[str, Any], policy, locale: str | None = None)
 def render_company_report(data: dict[str, Any], policy, target: Path,
                           locale: str | None = None) -> Path:
     """The company PDF to `target` (atomically), through the department report's bounded
-    render (revisit.delivery.report.render_pdf: template-only fetcher, killable child)."""
+    render (revisit.delivery.pdf.render_pdf: template-only fetcher, killable child)."""
     from revisit.io.files import write_bytes
 
     html = render_company_html(data, policy, locale)

@@ -7,9 +7,10 @@ Three steps, each testable alone:
 2. `render_html(data, policy)`: the HTML (revisit.delivery.templating: autoescape on; every CRM
    text is data, never markup), translated into `policy.report.locale`
    (revisit.config.translations);
-3. `render_pdf(html)`: WeasyPrint with `TemplateOnlyFetcher`, which serves files under
-   include/templates/ and refuses every other URL (file://, http(s)://, data:), so a hostile
-   CRM value can never make the renderer read a local file or call a network address.
+3. `render_pdf(html)` (revisit.delivery.pdf): WeasyPrint with `TemplateOnlyFetcher`, which
+   serves files under include/templates/ and refuses every other URL (file://, http(s)://,
+   data:), so a hostile CRM value can never make the renderer read a local file or call a
+   network address.
 
 Bounded: WeasyPrint's time grows far faster than the length of one long text (≈1.5 s for a
 normal department, 54 s for 2,000-character names, unbounded for 350,000), so `build_context`
@@ -37,21 +38,16 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-import mimetypes
-import threading
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlsplit
 
-from revisit.config.paths import TEMPLATES_DIR
 from revisit.config.policy import ReportHighlights
 from revisit.config.translations import load_translations
-from revisit.core.errors import RevisitError
 from revisit.core.periods import month_cutoff_date
 from revisit.core.templating import is_shortened, shorten
-from revisit.delivery.templating import TEMPLATE_DIR, render
+from revisit.delivery.pdf import render_pdf
+from revisit.delivery.templating import render
 
-REPORT_DIR = TEMPLATE_DIR  # report.html.j2 and report.css; relative URLs resolve here
 TARGET_KPIS = ("visit_timeliness_rate", "problem_resolution_rate", "avg_satisfaction",
                "complaint_satisfaction", "sla_compliance_rate", "median_handling_hours")
 RATE_KPIS = ("visit_timeliness_rate", "problem_resolution_rate", "sla_compliance_rate")
@@ -625,113 +621,6 @@ def render_html(data: dict[str, Any], policy, locale: str | None = None) -> str:
     return render("report.html.j2", build_context(data, policy, locale))
 
 
-# ================================================================= PDF
-class FetchRefused(ValueError):
-    """A URL outside include/templates/ that the report renderer will not fetch."""
-
-
-def template_only_fetcher(root: Path = TEMPLATES_DIR):
-    """A WeasyPrint URL fetcher (weasyprint.urls.URLFetcher subclass) that serves files under
-    `root` only; everything else (other files, http(s), data:, ...) is refused and recorded.
-
-    `.requested` lists every URL asked for, `.refused` the ones refused."""
-    from weasyprint.urls import URLFetcher, URLFetcherResponse
-
-    root = Path(root).resolve()
-
-    class TemplateOnlyFetcher(URLFetcher):
-        def __init__(self) -> None:
-            super().__init__(allowed_protocols=("file",), allow_redirects=False,
-                             fail_on_errors=False)
-            self.requested: list[str] = []
-            self.refused: list[str] = []
-            self._lock = threading.Lock()
-
-        def fetch(self, url: str, headers: Any = None) -> URLFetcherResponse:
-            with self._lock:
-                self.requested.append(url)
-            path = self._local_path(url)
-            if path is None:
-                with self._lock:
-                    self.refused.append(url)
-                raise FetchRefused(f"refused to fetch {url!r}: only files under {root}")
-            mime = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
-            return URLFetcherResponse(url, body=path.read_bytes(),
-                                      headers={"Content-Type": mime})
-
-        @staticmethod
-        def _local_path(url: str) -> Path | None:
-            parts = urlsplit(url)
-            if parts.scheme != "file" or parts.netloc not in ("", "localhost"):
-                return None
-            path = Path(unquote(parts.path)).resolve()  # symlinks and .. resolved first
-            if not path.is_relative_to(root) or not path.is_file():
-                return None
-            return path
-
-    return TemplateOnlyFetcher()
-
-
-class RenderTimeout(RevisitError):
-    """WeasyPrint did not finish within the policy's report.render_timeout_seconds; the child
-    process was killed. Not retryable: the same data would stall the same way."""
-
-    retryable = False
-
-
-class RenderFailed(RevisitError):
-    """The render's child process failed (its last error line is in the message)."""
-
-
-# The child of a bounded render: HTML on stdin, the PDF on stdout, an error on stderr.
-_CHILD = ("import sys\n"
-          "from revisit.delivery.report import render_pdf\n"
-          "sys.stdout.buffer.write(render_pdf(sys.stdin.buffer.read().decode('utf-8')))\n")
-
-
-def render_pdf(html: str, fetcher=None, timeout: float | None = None) -> bytes:
-    """The PDF of `html`; relative URLs resolve against include/templates/report/.
-
-    With `timeout` (seconds), WeasyPrint runs in a fresh interpreter that is killed when the
-    time is up (RenderTimeout): bounded even inside C code (Pango, HarfBuzz), with nothing
-    inherited from the task's process. `fetcher` (to inspect what was fetched) renders in
-    this process."""
-    import logging
-
-    if timeout is not None and fetcher is None:
-        return _render_in_child(html, timeout)
-    from weasyprint import HTML
-
-    logging.getLogger("weasyprint.progress").setLevel(logging.WARNING)  # one line per step
-    fetcher = fetcher or template_only_fetcher()
-    document = HTML(string=html, base_url=REPORT_DIR.as_uri() + "/", url_fetcher=fetcher)
-    return document.write_pdf()
-
-
-def _render_in_child(html: str, timeout: float) -> bytes:
-    import logging
-    import os
-    import subprocess
-    import sys
-
-    # The child finds the package where this process found it (Airflow adds plugins/ to
-    # sys.path itself, not to PYTHONPATH).
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
-    try:
-        done = subprocess.run([sys.executable, "-c", _CHILD], input=html.encode("utf-8"),
-                              capture_output=True, timeout=timeout, env=env, check=False)
-    except subprocess.TimeoutExpired:  # subprocess.run has killed the child
-        raise RenderTimeout(f"WeasyPrint did not finish within {timeout:g} s "
-                            "(report.render_timeout_seconds); the render was stopped") from None
-    errors = done.stderr.decode("utf-8", "replace").strip()
-    if done.returncode != 0 or not done.stdout.startswith(b"%PDF-"):
-        last = errors.splitlines()[-1] if errors else f"exit status {done.returncode}"
-        raise RenderFailed(f"the PDF render failed: {last[:500]}")
-    if errors:  # WeasyPrint's warnings (e.g. a refused URL), without the HTML
-        logging.getLogger(__name__).warning("WeasyPrint: %s", errors[-2000:])
-    return done.stdout
-
-
 def render_report(data: dict[str, Any], policy, target: Path, locale: str | None = None
                   ) -> Path:
     """Render one department's PDF to `target` (atomically), within the policy's
@@ -789,12 +678,8 @@ def agents_workbook(data: dict[str, Any], policy, target: Path, locale: str | No
 __all__ = [
     "APPENDIX_KPIS",
     "MOVES_SHOWN",
-    "REPORT_DIR",
     "TARGET_KPIS",
-    "FetchRefused",
     "Formats",
-    "RenderFailed",
-    "RenderTimeout",
     "action_context",
     "agent_section",
     "agents_workbook",
@@ -804,10 +689,8 @@ __all__ = [
     "kpi_moves",
     "line_chart",
     "render_html",
-    "render_pdf",
     "render_report",
     "report_data",
     "shorten_texts",
-    "template_only_fetcher",
     "tiles",
 ]

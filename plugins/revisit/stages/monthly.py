@@ -332,7 +332,7 @@ def summarize(parts: MonthPartitions, policy: Policy, results_url: str, *,
 
 
 # Why a department without a PDF was not sent: its render task failed or timed out
-# (revisit.delivery.report.RenderTimeout), and the send task never ran.
+# (revisit.delivery.pdf.RenderTimeout), and the send task never ran.
 NO_PDF = "no PDF: the render failed or timed out (see the department's render task log)"
 
 

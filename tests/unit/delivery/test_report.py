@@ -13,18 +13,16 @@ from pypdf import PdfReader
 from revisit.config.paths import TEMPLATES_DIR
 from revisit.config.translations import load_translations
 from revisit.delivery.mail import email_content
+from revisit.delivery.pdf import FetchRefused, render_pdf, template_only_fetcher
 from revisit.delivery.report import (
     APPENDIX_KPIS,
-    FetchRefused,
     Formats,
     build_context,
     highlights,
     kpi_moves,
     line_chart,
     render_html,
-    render_pdf,
     report_data,
-    template_only_fetcher,
 )
 from revisit.rules.kpis import KPI_NAMES, compute_monthly
 from tests.monthly_fixtures import hand_built_frames
@@ -376,7 +374,7 @@ def test_a_bounded_render_runs_in_a_child_and_makes_the_same_report(kpis, policy
 
 
 def test_a_render_past_its_timeout_is_stopped_and_not_retried(kpis, policy):
-    from revisit.delivery.report import RenderTimeout
+    from revisit.delivery.pdf import RenderTimeout
 
     started = time.perf_counter()
     with pytest.raises(RenderTimeout, match=r"did not finish within 0.2 s") as caught:
@@ -386,10 +384,10 @@ def test_a_render_past_its_timeout_is_stopped_and_not_retried(kpis, policy):
 
 
 def test_a_failing_render_child_names_its_error(monkeypatch):
-    from revisit.delivery import report
+    from revisit.delivery import pdf
 
-    monkeypatch.setattr(report, "_CHILD", "raise SystemExit('fonts are missing')")
-    with pytest.raises(report.RenderFailed, match="the PDF render failed: fonts are missing"):
+    monkeypatch.setattr(pdf, "_CHILD", "raise SystemExit('fonts are missing')")
+    with pytest.raises(pdf.RenderFailed, match="the PDF render failed: fonts are missing"):
         render_pdf("<p>x</p>", timeout=30)
 
 

@@ -12,11 +12,11 @@ import pytest
 from openpyxl import load_workbook
 from pypdf import PdfReader
 
+from revisit.delivery.pdf import render_pdf
 from revisit.delivery.report import (
     agent_section,
     agents_workbook,
     render_html,
-    render_pdf,
     report_data,
 )
 from revisit.rules.kpis import compute_monthly
