@@ -11,6 +11,10 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+# Row groups of a file a merge reads beside many others (a shard's SLA status): the merge holds
+# one row group of every file at a time (merged_frames), ~2 MB of Arrow per file at this size.
+MERGED_ROW_GROUP_ROWS = 10_000
+
 
 class ParquetTables:
     """<folder>/<name>.parquet for each table given, chunk after chunk (a quality gate sink,
@@ -58,18 +62,34 @@ def file_schemas(folder: Path) -> dict[str, pa.Schema]:
 
 def merged_frames(paths: list[Path], key: str, rows: int) -> Iterator[pd.DataFrame]:
     """The rows of several parquet files, each sorted by `key` and no two sharing a key value,
-    in `key` order, as frames of at most about `rows` rows in all (typed by unified_schema):
-    what a stable sort of their concatenation by `key` gives, without holding it (a merge
-    step's memory is `rows`, not the CRM's).
+    in `key` order, as frames of about `rows` / 2 rows (typed by unified_schema; a merge holds
+    about `rows` rows: the batches in hand and the frame being filled): what a stable sort of
+    their concatenation by `key` gives, without holding it (a merge step's memory is `rows`,
+    not the CRM's). No rows at all: one empty frame, so a reader still learns the columns.
 
-    Why it is exact: every file's rows up to the smallest last key among the batches in hand
-    are all in hand (each file is sorted), and nothing after them sorts before them; a key's
-    rows come from one file, so they keep that file's order. No rows at all: one empty frame,
-    so a reader still learns the columns."""
+    Why frames of many rounds: each frame costs its reader a fixed overhead (a CSV part, a
+    parquet row group), and a round holds only what every file has in hand."""
     if not paths:
         raise ValueError("merged_frames needs at least one file")
     schema = unified_schema(paths)
-    size = max(rows // len(paths), 1)
+    filling: list[pd.DataFrame] = []
+    for frame in _merged_rounds(paths, schema, key, max(rows // (2 * len(paths)), 1)):
+        filling.append(frame)
+        if sum(len(f) for f in filling) >= rows // 2:
+            yield pd.concat(filling, ignore_index=True)
+            filling = []
+    if filling:
+        yield pd.concat(filling, ignore_index=True)
+
+
+def _merged_rounds(paths: list[Path], schema: pa.Schema, key: str, size: int
+                   ) -> Iterator[pd.DataFrame]:
+    """merged_frames' rounds: every file's rows up to the smallest last key among the batches
+    in hand (`size` rows of each file), sorted.
+
+    Why it is exact: those rows of every file are all in hand (each file is sorted), and
+    nothing after them sorts before them; a key's rows come from one file, so they keep that
+    file's order."""
     sources = [_batches(path, schema, size) for path in paths]
     held = [next(source, None) for source in sources]
     if all(frame is None for frame in held):
@@ -95,10 +115,14 @@ def unified_schema(paths: list[Path]) -> pa.Schema:
 
 
 def _batches(path: Path, schema: pa.Schema, size: int) -> Iterator[pd.DataFrame]:
-    """The rows of one parquet file as frames of `size` rows, typed by `schema`."""
-    for batch in pq.ParquetFile(path).iter_batches(batch_size=size):
-        if batch.num_rows:
-            yield pa.Table.from_batches([batch]).cast(schema).to_pandas()
+    """The rows of one parquet file as frames of at most `size` rows, typed by `schema`, one
+    row group in memory at a time (ParquetFile.iter_batches reads ahead ~10 MB per file, which
+    a merge over many files would hold for each)."""
+    file = pq.ParquetFile(path)
+    for group in range(file.metadata.num_row_groups):
+        rows = file.read_row_group(group).cast(schema)
+        for start in range(0, rows.num_rows, size):
+            yield rows.slice(start, size).to_pandas()
 
 
 def frames_of(path: Path, rows: int) -> Iterator[pd.DataFrame]:
@@ -135,5 +159,5 @@ def parquet_writer(target: Path, schema: pa.Schema | None = None
             writer.close()
 
 
-__all__ = ["ParquetTables", "file_schemas", "frames_of", "merged_frames", "parquet_writer",
-           "unified_schema"]
+__all__ = ["MERGED_ROW_GROUP_ROWS", "ParquetTables", "file_schemas", "frames_of",
+           "merged_frames", "parquet_writer", "unified_schema"]

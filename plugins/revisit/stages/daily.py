@@ -228,13 +228,14 @@ def run_sla_shard(parts: DayPartitions, policy: Policy, calendar: BusinessCalend
                   shard: str) -> dict:
     """The SLA status as of D 00:00 of the tickets of one shard's customers (and their pauses:
     the shard's rows, revisit.stages.shard_rows), for the sla task to merge."""
+    from revisit.io.parquet import MERGED_ROW_GROUP_ROWS
     from revisit.rules.sla import sla_status
 
     plan_of_shard(parts, shard)
     rows = read_shard_rows(parts, shard, ("tickets", "ticket_pauses"))
     status = sla_status(rows["tickets"], rows["ticket_pauses"], policy, calendar,
                         cutoff_of(parts.day, policy))
-    write_handoff(parts, f"{SLA_SHARDS}/{shard}", status)
+    write_handoff(parts, f"{SLA_SHARDS}/{shard}", status, MERGED_ROW_GROUP_ROWS)
     return {"shard": shard, "tickets": len(rows["tickets"]), "rows": len(status)}
 
 
@@ -493,13 +494,15 @@ CALL_LIST_RESULT_COLUMNS = {  # call-list column -> results table column
     "ticket_id": "ticket_id", "order_id": "order_id", "suggested_window": "suggested_window"}
 
 
-def write_handoff(parts: DayPartitions, name: str, frame: pd.DataFrame) -> None:
+def write_handoff(parts: DayPartitions, name: str, frame: pd.DataFrame,
+                  row_group_rows: int | None = None) -> None:
     """A typed table for a later task of D (handoff/D/<name>.parquet, atomic): publish reads
-    what the stage computed, not the user's CSV files parsed back."""
+    what the stage computed, not the user's CSV files parsed back. `row_group_rows`: for a
+    file a merge reads part by part (revisit.io.parquet.merged_frames)."""
     from revisit.io.files import atomic_path
 
     with atomic_path(parts.handoff / f"{name}.parquet") as tmp:
-        frame.to_parquet(tmp, index=False)
+        frame.to_parquet(tmp, index=False, row_group_size=row_group_rows)
 
 
 def read_handoff(parts: DayPartitions, name: str) -> pd.DataFrame:
