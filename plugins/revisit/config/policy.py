@@ -436,7 +436,7 @@ class ScalePolicy(_Model):
     (revisit.rules.shards); the default and why: policy.yaml `scale`."""
 
     max_customers_per_shard: int = Field(default=150_000, ge=1)
-    gate_chunk_rows: int = Field(default=1_000_000, ge=1)
+    gate_chunk_rows: int = Field(default=500_000, ge=1)
     merge_rows: int = Field(default=200_000, ge=1)
 
 
