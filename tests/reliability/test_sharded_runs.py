@@ -97,6 +97,34 @@ def test_a_sharded_run_gives_the_bytes_of_an_unsharded_one(size, gated, unsharde
         assert shards == ["000"]
 
 
+@pytest.mark.parametrize("sharded", [False, True], ids=["unsharded", "shards-of-37"])
+def test_an_sla_merged_a_hundred_rows_at_a_time_gives_the_same_bytes(sharded, gated, unsharded,
+                                                                     tmp_path, policy, calendar):
+    """scale.merge_rows at its least: sla_status.csv, its hand-off, the digests and the unknown
+    section are written and gathered over some 25 parts, not one."""
+    scale = {"merge_rows": 100, **({"max_customers_per_shard": 37} if sharded else {})}
+    small = policy.model_copy(update={"scale": policy.scale.model_copy(update=scale)})
+    root = tmp_path / "out"
+    shutil.copytree(gated.root, root)
+    parts = DayPartitions(root, D)
+    shards = None
+    if sharded:
+        run_quality(parts, small)
+        shards = shard_plan(parts).shard_ids
+        for shard in shards:
+            run_sla_shard(parts, small, calendar, shard)
+    summary = run_sla(parts, small, calendar, shards)
+    assert summary["rows"] > 20 * small.scale.merge_rows
+    sla = {k: v for k, v in _digests(root).items() if k.startswith(("sla/", "quality/"))}
+    assert sla == {k: v for k, v in _digests(unsharded).items()
+                   if k.startswith(("sla/", "quality/"))}
+    import pandas as pd
+
+    got, want = (pd.read_parquet(r / "handoff" / D.isoformat() / "sla_status.parquet")
+                 for r in (root, unsharded))
+    pd.testing.assert_frame_equal(got, want)
+
+
 @pytest.mark.parametrize("run_shard", [run_sla_shard, run_obligations_shard])
 def test_a_shard_outside_the_day_s_plan_is_refused(run_shard, gated, policy, calendar,
                                                    tmp_path):

@@ -437,7 +437,7 @@ class ScalePolicy(_Model):
 
     max_customers_per_shard: int = Field(default=150_000, ge=1)
     gate_chunk_rows: int = Field(default=500_000, ge=1)
-    merge_rows: int = Field(default=200_000, ge=1)
+    merge_rows: int = Field(default=200_000, ge=100)  # fewer: a pandas call per few rows
 
 
 class Policy(_Model):

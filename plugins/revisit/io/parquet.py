@@ -63,7 +63,8 @@ def file_schemas(folder: Path) -> dict[str, pa.Schema]:
 def merged_frames(paths: list[Path], key: str, rows: int) -> Iterator[pd.DataFrame]:
     """The rows of several parquet files, each sorted by `key` and no two sharing a key value,
     in `key` order, as frames of about `rows` / 2 rows (typed by unified_schema; a merge holds
-    about `rows` rows: the batches in hand and the frame being filled): what a stable sort of
+    about `rows` rows, the batches in hand and the frame being filled, plus one row group of
+    each file: MERGED_ROW_GROUP_ROWS for a file written to be merged): what a stable sort of
     their concatenation by `key` gives, without holding it (a merge step's memory is `rows`,
     not the CRM's). No rows at all: one empty frame, so a reader still learns the columns.
 
@@ -90,7 +91,7 @@ def _merged_rounds(paths: list[Path], schema: pa.Schema, key: str, size: int
     Why it is exact: those rows of every file are all in hand (each file is sorted), and
     nothing after them sorts before them; a key's rows come from one file, so they keep that
     file's order."""
-    sources = [_batches(path, schema, size) for path in paths]
+    sources = [_batches(path, schema, size, key) for path in paths]
     held = [next(source, None) for source in sources]
     if all(frame is None for frame in held):
         yield schema.empty_table().to_pandas()
@@ -114,27 +115,39 @@ def unified_schema(paths: list[Path]) -> pa.Schema:
                             promote_options="permissive")
 
 
-def _batches(path: Path, schema: pa.Schema, size: int) -> Iterator[pd.DataFrame]:
+def _batches(path: Path, schema: pa.Schema, size: int, key: str) -> Iterator[pd.DataFrame]:
     """The rows of one parquet file as frames of at most `size` rows, typed by `schema`, one
     row group in memory at a time (ParquetFile.iter_batches reads ahead ~10 MB per file, which
-    a merge over many files would hold for each)."""
+    a merge over many files would hold for each). Raises ValueError when the file is not
+    sorted by `key`: the merge would be silently wrong."""
     file = pq.ParquetFile(path)
+    last = None
     for group in range(file.metadata.num_row_groups):
         rows = file.read_row_group(group).cast(schema)
         for start in range(0, rows.num_rows, size):
-            yield rows.slice(start, size).to_pandas()
+            frame = rows.slice(start, size).to_pandas()
+            keys = frame[key]
+            if not keys.is_monotonic_increasing or (last is not None and keys.iloc[0] < last):
+                raise ValueError(f"{path.name} is not sorted by {key}: it cannot be merged")
+            last = keys.iloc[-1]
+            yield frame
 
 
 def frames_of(path: Path, rows: int) -> Iterator[pd.DataFrame]:
     """One parquet file as frames of at most `rows` rows; an empty file gives one empty frame,
-    so a reader still learns its columns."""
+    so a reader still learns its columns. The file is opened here, before the first frame is
+    asked for: a file that cannot be read fails before its reader writes anything."""
     file = pq.ParquetFile(path)
-    empty = True
-    for batch in file.iter_batches(batch_size=rows):
-        empty = False
-        yield pa.Table.from_batches([batch]).to_pandas()
-    if empty:
-        yield file.schema_arrow.empty_table().to_pandas()
+
+    def frames() -> Iterator[pd.DataFrame]:
+        empty = True
+        for batch in file.iter_batches(batch_size=rows):
+            empty = False
+            yield pa.Table.from_batches([batch]).to_pandas()
+        if empty:
+            yield file.schema_arrow.empty_table().to_pandas()
+
+    return frames()
 
 
 @contextlib.contextmanager

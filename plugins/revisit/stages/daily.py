@@ -334,7 +334,8 @@ def run_sla(parts: DayPartitions, policy: Policy, calendar: BusinessCalendar,
         del frames
         step = policy.scale.merge_rows
         return _write_sla(parts, policy, (status.iloc[start:start + step]
-                                          for start in range(0, max(len(status), 1), step)))
+                                          for start in range(0, max(len(status), 1), step)),
+                          pa.Schema.from_pandas(status, preserve_index=False))
     return _write_sla(parts, policy, *_merged_sla(parts, policy, shards))
 
 

@@ -64,3 +64,21 @@ def test_frames_written_part_after_part_read_back_whole_and_in_parts(tmp_path):
             write(frame.iloc[start:start + 3])
     assert pd.read_parquet(target).equals(frame)
     assert [len(p) for p in frames_of(target, 3)] == [3, 3, 1]
+
+
+def test_a_shard_file_out_of_key_order_is_refused_not_merged_wrongly(tmp_path):
+    paths = [tmp_path / "000.parquet", tmp_path / "001.parquet", tmp_path / "002.parquet"]
+    pd.DataFrame({"ticket_id": ["T3", "T1"]}).to_parquet(paths[0], index=False)
+    pd.DataFrame({"ticket_id": ["T2"]}).to_parquet(paths[1], index=False)
+    pd.DataFrame({"ticket_id": pd.Series([], dtype="string")}).to_parquet(paths[2], index=False)
+    with pytest.raises(ValueError, match=r"000\.parquet is not sorted by ticket_id"):
+        list(merged_frames(paths, "ticket_id", 100))
+
+
+def test_an_empty_shard_among_others_adds_nothing(tmp_path):
+    paths = [tmp_path / f"{i:03d}.parquet" for i in range(3)]
+    pd.DataFrame({"ticket_id": ["T1", "T4"]}).to_parquet(paths[0], index=False)
+    pd.DataFrame({"ticket_id": pd.Series([], dtype="string")}).to_parquet(paths[1], index=False)
+    pd.DataFrame({"ticket_id": ["T2", "T3"]}).to_parquet(paths[2], index=False)
+    merged = pd.concat(merged_frames(paths, "ticket_id", 2), ignore_index=True)
+    assert merged["ticket_id"].tolist() == ["T1", "T2", "T3", "T4"]

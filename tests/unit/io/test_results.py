@@ -71,3 +71,21 @@ def test_a_date_replaced_part_after_part_holds_every_part_once(tmp_path):
     assert written == 6
     assert [tuple(r) for r in stored] == [(f"T{i}", "breached" if i % 2 == 0 else "pending")
                                           for i in range(6)]
+
+
+def test_a_replacement_whose_parts_fail_midway_leaves_the_previous_rows(tmp_path):
+    import pytest
+
+    engine = _engine(tmp_path)
+    day = dt.date(2026, 10, 16)
+    replace_partition(engine, "sla_status", day, _sla_rows("met"))
+
+    def parts():
+        yield _sla_rows("breached").assign(ticket_id=["T8", "T8"])
+        raise OSError("the hand-off could not be read")
+
+    with pytest.raises(OSError, match="could not be read"):
+        replace_partition(engine, "sla_status", day, parts())
+    with engine.connect() as conn:
+        stored = conn.execute(text("SELECT ticket_id, status FROM sla_status")).all()
+    assert sorted(tuple(r) for r in stored) == [("T1", "met"), ("T1", "pending")]
