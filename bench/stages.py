@@ -301,21 +301,22 @@ def run_monthly_extract(cfg: Config, ctx: dict, probes: Probes) -> tuple[int, di
 
 
 def run_kpis(cfg: Config, ctx: dict, probes: Probes) -> tuple[int, dict]:
-    """revisit_monthly.kpis: tasks.monthly_kpis -> monthly.compute_kpis."""
+    """revisit_monthly's quality_gate -> kpis_shard (every shard) -> kpis in one process:
+    monthly.compute_kpis without shards (its peak is the largest of the three)."""
     import revisit.delivery.report as report
-    import revisit.io.extract as extract
-    import revisit.quality.gate as quality
-    import revisit.rules.kpis as kpis
+    import revisit.stages.daily as daily
     import revisit.stages.monthly as monthly
 
-    probes.wrap(extract, "read_snapshot", "read snapshot", out_rows=_frames_rows)
-    probes.wrap(quality, "run_quality_gate", "quality gate (GX)")
-    probes.wrap(kpis, "compute_monthly", "KPIs",
-                rows=lambda frames, *a, **k: _frames_rows(frames))
+    probes.wrap(daily, "run_quality", "quality gate (chunked)",
+                out_rows=lambda result: sum(result["clean_rows"].values()))
+    probes.wrap(monthly, "run_kpis_shard", "KPI shares (every shard)",
+                out_rows=lambda result: result["customers"])
+    probes.wrap(monthly, "merged_kpis", "merge of the shares")
     probes.wrap(monthly, "quarantined_by_department", "quality history")
     probes.wrap(report, "report_data", "report data")
     summary = monthly.compute_kpis(_month_parts(cfg), ctx["policy"], cfg.results_url)
-    return probes.steps["KPIs"]["rows"], {"departments": len(summary["departments"])}
+    return probes.steps["quality gate (chunked)"]["out_rows"], {
+        "departments": len(summary["departments"]), "shards": summary["shards"]}
 
 
 def run_render(cfg: Config, ctx: dict, probes: Probes) -> tuple[int, dict]:
@@ -524,9 +525,10 @@ STAGES: dict[str, Stage] = {s.name: s for s in (
     Stage("monthly_extract", "monthly", run_monthly_extract, "CRM rows",
           requires=("revisit.stages.monthly",),
           describe="CRM -> snapshots/M/*.parquet as of the 1st after M"),
-    Stage("kpis", "monthly", run_kpis, "snapshot rows",
-          requires=("revisit.rules.kpis", "revisit.delivery.report", "revisit.stages.monthly"),
-          describe="KPIs of M per department -> kpis.csv, report data JSON"),
+    Stage("kpis", "monthly", run_kpis, "clean rows",
+          requires=("revisit.rules.kpi_shares", "revisit.delivery.report",
+                    "revisit.stages.monthly"),
+          describe="gate of M, every shard's KPI share, their merge -> kpis.csv, report data"),
     Stage("render", "monthly", run_render, "departments",
           requires=("revisit.delivery.report", "revisit.stages.monthly", "weasyprint"),
           describe="per department: Jinja2 HTML + charts -> WeasyPrint PDF"),

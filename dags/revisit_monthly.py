@@ -23,22 +23,27 @@ Reviews month **M**: by default the month before the run's date in the business 
 
 1. **extract** — the CRM (connection `crm_db`) as it stood at the end of M (cut-off: the 1st of
    M+1, 00:00 local), snapshotted under `snapshots/M/` in the output root.
-2. **kpis** — the KPIs of M (trends: the five months before), per department and for the
-   company (`ALL`): `reports/M/kpis.csv`, `agents.csv` (per-agent credit, for appraisal),
+2. **quality_gate** — the daily run's gate over M's snapshot: `quality/M/`, and the rows that
+   passed in `clean/M/`, split by shard (`scale.max_customers_per_shard`, as the daily run).
+3. **shards → kpis_shard** (mapped, one per shard) — each shard's share of M's KPIs (sums,
+   counts, the top rows; and of the quarter's when M ends one) in `handoff/M/kpi_shares/`.
+4. **kpis** — merges the shares into the KPIs of M (trends: the five months before), per
+   department and for the company (`ALL`): `reports/M/kpis.csv`, `agents.csv` (per-agent
+   credit, for appraisal),
    `sla_status.csv` (the verdicts the SLA KPIs count), the results tables `kpis` and
    `agent_kpis` (M replaced), and one report-data file per department in `report_data/M/`;
    **departments** lists the department ids to fan out over.
-3. **department** (one mapped task group per department, dynamic task mapping):
+5. **department** (one mapped task group per department, dynamic task mapping):
    **render** `reports/M/<department_id>.pdf`, then **send** it to the department head
    (`departments.head_email`) through the SMTP connection `smtp_default`. One department's
    failure does not stop the others.
-4. **company** (one mapped task group per period: M, and after a quarter's last month —
+6. **company** (one mapped task group per period: M, and after a quarter's last month —
    03, 06, 09, 12 — also the quarter, e.g. `2026-Q3`): **data** the company report data
    (`report_data/<period>/company/company.json`; for the quarter also `reports/<YYYY>-Q<n>/`
-   `kpis.csv` and `agents.csv`, computed over the quarter from M's snapshot), **render**
+   `kpis.csv` and `agents.csv`, merged from the shards' shares of the quarter), **render**
    `reports/<period>/company/company.pdf` (every department side by side, ranks, trends),
    **send** it to each `notify.leadership` address (policy.yaml).
-5. **summary** — runs whatever happened above: `reports/M/delivery.json` (departments and
+7. **summary** — runs whatever happened above: `reports/M/delivery.json` (departments and
    `leadership`); fails, naming them, when a report was not delivered.
 
 E-mail is sent at most once per (month, department) and per (period, leadership address):
@@ -91,10 +96,28 @@ def revisit_monthly() -> None:
         return tasks.extract_monthly(context)
 
     @task
-    def kpis(**context) -> dict:
+    def quality_gate(**context) -> dict:
         from revisit.bridge import tasks
 
-        return tasks.monthly_kpis(context)
+        return tasks.monthly_gate(context)
+
+    @task
+    def shards(**context) -> list[str]:
+        from revisit.bridge import tasks
+
+        return tasks.monthly_shards(context)
+
+    @task(map_index_template="{{ task.op_kwargs['shard'] }}")  # the UI names each shard
+    def kpis_shard(shard: str, **context) -> dict:
+        from revisit.bridge import tasks
+
+        return tasks.kpis_shard(context, shard)
+
+    @task
+    def kpis(shard_ids: list[str], **context) -> dict:
+        from revisit.bridge import tasks
+
+        return tasks.monthly_kpis(context, shard_ids)
 
     @task
     def departments(kpis_result: dict) -> list[str]:
@@ -151,8 +174,10 @@ def revisit_monthly() -> None:
 
         return tasks.summary(context)
 
-    result = kpis()
-    extract() >> result
+    shard_ids = shards()
+    result = kpis(shard_ids)  # the merge of the mapped per-shard shares
+    extract() >> quality_gate() >> shard_ids
+    kpis_shard.expand(shard=shard_ids) >> result
     done = summary()
     department.expand(department_id=departments(result)) >> done
     company.expand(period=company_periods(result)) >> done

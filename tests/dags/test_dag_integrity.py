@@ -161,6 +161,8 @@ def test_mapped_department_tasks_are_labelled_with_the_department(dagbag):
     mapped = {t.task_id for t in dag.tasks if t.get_closest_mapped_task_group() is not None}
     assert mapped == {"department.render", "department.send", *COMPANY_TASKS}
     for task in dag.tasks:
+        if task.task_id == "kpis_shard":  # mapped on its own, labelled with its shard
+            continue
         key, expected = (("period", PERIOD_LABEL) if task.task_id.startswith("company.")
                          else ("department_id", DEPARTMENT_LABEL))
         assert task.map_index_template == (expected if task.task_id in mapped else None), \
@@ -183,8 +185,10 @@ def test_a_monthly_run_shows_each_department_id_as_the_map_index(tmp_path):
     probe = f"""
 import json, pendulum
 from revisit.bridge import tasks
-tasks.extract_monthly = tasks.summary = lambda context: {{}}
-tasks.monthly_kpis = lambda context: {{"departments": ["D01", "D02", "D07"]}}
+tasks.extract_monthly = tasks.summary = tasks.monthly_gate = lambda context: {{}}
+tasks.monthly_shards = lambda context: ["000", "001.0"]
+tasks.kpis_shard = lambda context, shard: {{"shard": shard}}
+tasks.monthly_kpis = lambda context, shards: {{"departments": ["D01", "D02", "D07"]}}
 tasks.render = tasks.send = lambda context, department_id: {{"department_id": department_id}}
 tasks.company_periods = lambda context: ["2026-09", "2026-Q3"]
 tasks.company_data = tasks.company_render = tasks.company_send = \
@@ -215,7 +219,8 @@ print(json.dumps({{"state": str(run.state), "labels": sorted(map(list, rows))}})
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert result["state"] == "success", out.stderr[-4000:]
     assert result["labels"] == sorted(
-        [[task, index, period] for task in COMPANY_TASKS
+        [["kpis_shard", index, shard] for index, shard in enumerate(["000", "001.0"])]
+        + [[task, index, period] for task in COMPANY_TASKS
          for index, period in enumerate(["2026-09", "2026-Q3"])]
         + [[task, index, department] for task in ("department.render", "department.send")
            for index, department in enumerate(["D01", "D02", "D07"])])
@@ -243,3 +248,15 @@ def test_the_daily_work_runs_per_shard_and_merges_before_anything_reads_it(dagba
     assert dag.get_task(merge).upstream_task_ids == {"shards", mapped}
     for reader in ("agent_mail", "publish"):
         assert merge in dag.get_task(reader).upstream_task_ids, reader
+
+
+def test_the_monthly_kpis_run_per_shard_and_merge_before_any_report(dagbag):
+    dag = dagbag.dags["revisit_monthly"]
+    assert dag.get_task("quality_gate").upstream_task_ids == {"extract"}
+    assert dag.get_task("shards").upstream_task_ids == {"quality_gate"}
+    shard = dag.get_task("kpis_shard")
+    assert shard.upstream_task_ids == {"shards"}
+    assert shard.map_index_template == "{{ task.op_kwargs['shard'] }}"
+    assert dag.get_task("kpis").upstream_task_ids == {"shards", "kpis_shard"}
+    for reader in ("departments", "company_periods"):
+        assert dag.get_task(reader).upstream_task_ids == {"kpis"}, reader

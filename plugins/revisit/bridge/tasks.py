@@ -299,7 +299,7 @@ def _manifest_of(parts: DayPartitions | MonthPartitions) -> Path:
     return parts.snapshot / MANIFEST
 
 
-def _clean_tables(parts: DayPartitions, *names: str) -> list[Path]:
+def _clean_tables(parts: DayPartitions | MonthPartitions, *names: str) -> list[Path]:
     return [parts.clean / f"{name}.parquet" for name in names]
 
 
@@ -317,7 +317,8 @@ def _company_files(parts: MonthPartitions, period: str) -> tuple[Path, Path]:
     return company_json(target), company_pdf(target)
 
 
-def _shard_rows(parts: DayPartitions, shard: str, tables: tuple[str, ...]) -> list[Path]:
+def _shard_rows(parts: DayPartitions | MonthPartitions, shard: str, tables: tuple[str, ...]
+               ) -> list[Path]:
     """One shard's clean rows of `tables`, as the quality gate split them, and its plan."""
     from revisit.stages.shard_rows import plan_file, shard_rows_file
 
@@ -371,13 +372,17 @@ def call_lists(context: dict[str, Any], shard_ids: list[str] | None = None) -> d
 def shards(context: dict[str, Any]) -> list[str]:
     """The shard ids of D (revisit.rules.shards): what the mapped tasks run over, as the
     quality gate split D's rows."""
+
+    return _shard_ids(day_partitions(context)[0])
+
+
+def _shard_ids(parts: DayPartitions | MonthPartitions) -> list[str]:
     from revisit.stages.shard_rows import plan_file, plan_info
 
-    parts, _ = day_partitions(context)
     needs(plan_file(parts.handoff))
     info = plan_info(parts.handoff)
     log.info("%d shard(s) of at most %d customers for %s", len(info["shard_ids"]),
-             info["max_customers_per_shard"], parts.day)
+             info["max_customers_per_shard"], parts.period)
     return list(info["shard_ids"])
 
 
@@ -497,12 +502,50 @@ def retention(context: dict[str, Any]) -> dict[str, Any]:
 
 # ================================================================= revisit_monthly
 @fail_fast
-def monthly_kpis(context: dict[str, Any]) -> dict[str, Any]:
-    from revisit.stages.monthly import compute_kpis
+def monthly_gate(context: dict[str, Any]) -> dict[str, Any]:
+    """M's quality gate (the daily run's, over M's snapshot): clean/M split by shard; a stop
+    fails the task without retries (the data will not change)."""
+    from revisit.stages.daily import run_quality
 
     parts, policy = month_partitions(context)
     needs(parts.snapshot)
-    return compute_kpis(parts, policy, results_url())
+    return run_quality(parts, policy)
+
+
+@fail_fast
+def monthly_shards(context: dict[str, Any]) -> list[str]:
+    """The shard ids of M, as M's quality gate split its rows."""
+    return _shard_ids(month_partitions(context)[0])
+
+
+@fail_fast
+def kpis_shard(context: dict[str, Any], shard: str) -> dict[str, Any]:
+    """One shard's share of M's KPIs (and of its quarter's when M ends one)."""
+    from revisit.stages.monthly import run_kpis_shard
+    from revisit.stages.shard_rows import ROUTED
+
+    parts, policy = month_partitions(context)
+    needs(*_clean_tables(parts, "customers", "departments", "agents"),
+          *_shard_rows(parts, shard, tuple(ROUTED)))
+    return run_kpis_shard(parts, policy, shard, results_url())
+
+
+@fail_fast
+def monthly_kpis(context: dict[str, Any], shard_ids: list[str] | None = None
+                 ) -> dict[str, Any]:
+    """M's KPIs: the merge of `shard_ids`' shares (kpis_shard), or gated and computed whole
+    in this task."""
+    from revisit.quality.summary import OUTPUT_FILES
+    from revisit.stages.monthly import compute_kpis, share_folder
+
+    parts, policy = month_partitions(context)
+    needs(parts.snapshot)  # M's run.json, and the raw rows the data-quality note counts
+    if shard_ids is not None:
+        needs(*_clean_tables(parts, "customers", "departments", "agents"),
+              parts.quality / OUTPUT_FILES["quarantine_typed"],
+              *(share_folder(parts, parts.month, shard) for shard in shard_ids))
+    return compute_kpis(parts, policy, results_url(),
+                        None if shard_ids is None else list(shard_ids))
 
 
 @fail_fast
@@ -563,9 +606,16 @@ def company_periods(context: dict[str, Any]) -> list[str]:
 def company_data(context: dict[str, Any], period: str) -> dict[str, Any]:
     """The company report data of `period` (for a quarter also its kpis.csv, agents.csv)."""
     from revisit.stages.company import write_company_data
+    from revisit.stages.monthly import share_folder
+    from revisit.stages.shard_rows import plan_file
 
     parts, policy = month_partitions(context)
-    needs(parts.data if period == parts.month else parts.snapshot)
+    if period == parts.month:
+        needs(parts.data)
+    else:  # the quarter: merged from the shards' shares of it
+        needs(_manifest_of(parts), plan_file(parts.handoff),
+              *_clean_tables(parts, "customers", "departments", "agents"))
+        needs(*(share_folder(parts, period, shard) for shard in _shard_ids(parts)))
     return write_company_data(parts, policy, period, results_url())
 
 
@@ -595,6 +645,7 @@ def company_send(context: dict[str, Any], period: str, transport=None) -> dict[s
 __all__ = [
     "agent_mail", "call_date", "call_lists", "company_data", "company_periods",
     "company_render", "company_send", "extract_daily", "extract_monthly", "fail_fast",
-    "monthly_kpis", "publish", "quality_gate", "render", "report_month", "results_url",
-    "retention", "send", "sending", "sla", "sla_digest", "summary",
+    "kpis_shard", "monthly_gate", "monthly_kpis", "monthly_shards", "publish", "quality_gate",
+    "render", "report_month", "results_url", "retention", "send", "sending", "sla",
+    "sla_digest", "summary",
 ]

@@ -63,7 +63,6 @@ from revisit.core.periods import (
     month_start,
     period_unit,
     quarter_of,
-    trend_months,
 )
 from revisit.core.phones import mask_phone
 from revisit.rules.calendar import BusinessCalendar
@@ -268,68 +267,97 @@ def _agg(frame: pd.DataFrame, keys: list[str], **named) -> pd.DataFrame:
     return frame.groupby(keys, sort=True).agg(**named).reset_index()
 
 
-def _kpi_parts(obligations: pd.DataFrame, tickets: pd.DataFrame, ratings: pd.DataFrame,
-               sla: pd.DataFrame) -> list[pd.DataFrame]:
-    """The sums, counts, means and medians behind the KPIs, one frame per source, keyed by
-    month and department_id (and COMPANY): only the pairs that have rows.
+SUM_COLUMNS = ("visits_due", "visits_on_time", "tickets_raised", "tickets_resolved",
+               "score_sum", "score_n", "complaint_sum", "complaint_n", "met", "sla_breaches",
+               "sla_unknown")  # what kpi_sums adds up per (month, department_id)
+_KEYS = ["month", "department_id"]
 
-    Why one frame per source: each KPI counts its own rows (visit obligations, tickets,
-    ratings, SLA rows), put in a month by its own stamp."""
-    keys = ["month", "department_id"]
+
+def kpi_sums(obligations: pd.DataFrame, tickets: pd.DataFrame, ratings: pd.DataFrame,
+             sla: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The sums and counts behind the KPIs per month and department_id (and COMPANY), only
+    the pairs that have rows (SUM_COLUMNS), and the handling hours of the tickets resolved
+    (month, department_id, hours): a median is no sum, so those travel whole.
+
+    Why sums: each KPI counts its own rows (visit obligations, tickets, ratings, SLA rows), put
+    in a month by its own stamp, and a sum over shards' sums is the sum over the CRM
+    (revisit.rules.kpi_parts). Means are score_sum / score_n (whole-number scores add up
+    exactly)."""
     due = _both(obligations[~obligations["do_not_call"]])
-    visits = _agg(due, keys, visits_due=("on_time", "size"), visits_on_time=("on_time", "sum"))
+    visits = _agg(due, _KEYS, visits_due=("on_time", "size"), visits_on_time=("on_time", "sum"))
 
     ends = {m: month_end(m) for m in tickets["created_month"].dropna().unique()}
     end_of_created = pd.to_datetime(tickets["created_month"].map(ends))
     raised = _both(tickets.assign(
         month=tickets["created_month"],
         resolved=(tickets["resolved_at"] < end_of_created).fillna(False).to_numpy(bool)))
-    raised_t = _agg(raised, keys, tickets_raised=("ticket_id", "size"),
+    raised_t = _agg(raised, _KEYS, tickets_raised=("ticket_id", "size"),
                     tickets_resolved=("resolved", "sum"))
-    handled = tickets[tickets["resolved_month"].notna()]
-    handled = _both(handled.assign(
-        month=handled["resolved_month"],
-        hours=(handled["resolved_at"] - handled["created_at"]).dt.total_seconds() / 3600))
-    handled_t = _agg(handled, keys, median_handling_hours=("hours", "median"))
+    handled = tickets[tickets["resolved_month"].notna().to_numpy(bool)]
+    hours = pd.DataFrame({
+        "month": handled["resolved_month"].astype("string").to_numpy(),
+        "department_id": handled["department_id"].astype("string").to_numpy(),
+        "hours": ((handled["resolved_at"] - handled["created_at"]).dt.total_seconds() / 3600)
+        .to_numpy(float)})
 
     rated = _both(ratings)
-    sat = _agg(rated, keys, avg_satisfaction=("score", "mean"))
-    comp = _agg(rated[rated["complaint"]], keys, complaint_satisfaction=("score", "mean"))
+    sat = _agg(rated, _KEYS, score_sum=("score", "sum"), score_n=("score", "size"))
+    comp = _agg(rated[rated["complaint"]], _KEYS, complaint_sum=("score", "sum"),
+                complaint_n=("score", "size"))
 
     # unknown rows are counted on their own, never as met or breached (DESIGN.md "unknown")
     s = _both(sla[sla["status"].isin(("met", "breached", "unknown")).fillna(False)])
     s = s.assign(met=(s["status"] == "met").to_numpy(bool),
                  breached=(s["status"] == "breached").to_numpy(bool),
                  unknown=(s["status"] == "unknown").to_numpy(bool))
-    sla_t = _agg(s, keys, met=("met", "sum"), sla_breaches=("breached", "sum"),
+    sla_t = _agg(s, _KEYS, met=("met", "sum"), sla_breaches=("breached", "sum"),
                  sla_unknown=("unknown", "sum"))
-    return [visits, raised_t, handled_t, sat, comp, sla_t]
+    return add_up([visits, raised_t, sat, comp, sla_t], _KEYS, SUM_COLUMNS), hours
 
 
-def kpi_long(obligations: pd.DataFrame, tickets: pd.DataFrame, ratings: pd.DataFrame,
-             sla: pd.DataFrame, months: list[str], departments: list[str]) -> pd.DataFrame:
-    """All KPIs of `months` x (departments + COMPANY), long: month, department_id, metric, value.
+def add_up(frames: list[pd.DataFrame], keys: list[str], columns: tuple[str, ...]
+           ) -> pd.DataFrame:
+    """The frames' `columns` summed per `keys` (a missing column or pair counts 0), by keys:
+    one shard's parts joined, or every shard's sums merged."""
+    rows = [f.astype({k: "string" for k in keys}) for f in frames if len(f)]
+    if not rows:
+        return pd.DataFrame({**{k: pd.Series(dtype="string") for k in keys},
+                             **{c: pd.Series(dtype=float) for c in columns}})
+    joined = pd.concat(rows, ignore_index=True)
+    for name in columns:
+        joined[name] = pd.to_numeric(joined[name], errors="coerce").astype(float) \
+            if name in joined else 0.0
+    return joined.groupby(keys, sort=True)[list(columns)].sum().reset_index()
+
+
+def kpi_long(sums: pd.DataFrame, hours: pd.DataFrame, months: list[str],
+             departments: list[str]) -> pd.DataFrame:
+    """All KPIs of `months` x (departments + COMPANY), long: month, department_id, metric,
+    value, from kpi_sums' sums (merged) and handling hours (every shard's).
 
     Every (month, department, metric) is present; undefined values are NaN."""
-    keys = ["month", "department_id"]
-    grid = pd.MultiIndex.from_product([months, [*departments, COMPANY]], names=keys)
+    grid = pd.MultiIndex.from_product([months, [*departments, COMPANY]], names=_KEYS)
     wide = pd.DataFrame(index=grid)
-    for part in _kpi_parts(obligations, tickets, ratings, sla):
-        if len(part):
-            wide = wide.join(part.set_index(keys), how="left")
-    for name in (*COUNT_KPIS, "met"):
+    if len(sums):
+        wide = wide.join(sums.set_index(_KEYS), how="left")
+    medians = _agg(_both(hours), _KEYS, median_handling_hours=("hours", "median"))
+    if len(medians):
+        wide = wide.join(medians.astype({k: "string" for k in _KEYS}).set_index(_KEYS),
+                         how="left")
+    for name in SUM_COLUMNS:
         if name not in wide:
             wide[name] = 0
         wide[name] = pd.to_numeric(wide[name], errors="coerce").fillna(0).astype(float)
-    for name in ("median_handling_hours", "avg_satisfaction", "complaint_satisfaction"):
-        if name not in wide:
-            wide[name] = np.nan
+    if "median_handling_hours" not in wide:
+        wide["median_handling_hours"] = np.nan
     with np.errstate(invalid="ignore", divide="ignore"):
+        wide["avg_satisfaction"] = _ratio(wide["score_sum"], wide["score_n"])
+        wide["complaint_satisfaction"] = _ratio(wide["complaint_sum"], wide["complaint_n"])
         wide["visit_timeliness_rate"] = _ratio(wide["visits_on_time"], wide["visits_due"])
         wide["problem_resolution_rate"] = _ratio(wide["tickets_resolved"], wide["tickets_raised"])
         wide["sla_compliance_rate"] = _ratio(wide["met"], wide["met"] + wide["sla_breaches"])
     long = wide[list(KPI_NAMES)].astype(float).reset_index().melt(
-        id_vars=keys, var_name="metric", value_name="value")
+        id_vars=_KEYS, var_name="metric", value_name="value")
     order = {name: i for i, name in enumerate(KPI_NAMES)}
     dept_order = {d: i for i, d in enumerate([*departments, COMPANY])}
     long = long.assign(_m=long["metric"].map(order), _d=long["department_id"].map(dept_order))
@@ -342,11 +370,18 @@ def _ratio(numerator: pd.Series, denominator: pd.Series) -> pd.Series:
 
 
 # ================================================================= breakdowns of month M
-def top_categories(tickets: pd.DataFrame, month: str, top: int) -> pd.DataFrame:
-    """department_id, category, tickets, share (of the department's tickets created in M)."""
-    rows = _both(tickets[tickets["created_month"] == month])
+def category_counts(tickets: pd.DataFrame, month: str) -> pd.DataFrame:
+    """department_id (and COMPANY), category, tickets: tickets created in M per category
+    (a missing category is "other"); add_up merges shards' counts."""
+    rows = _both(tickets[(tickets["created_month"] == month).fillna(False).to_numpy(bool)])
     rows = rows.assign(category=rows["category"].fillna("other"))
-    counts = rows.groupby(["department_id", "category"]).size().rename("tickets").reset_index()
+    return rows.groupby(["department_id", "category"]).size().rename("tickets").reset_index()
+
+
+def top_categories(counts: pd.DataFrame, top: int) -> pd.DataFrame:
+    """department_id, category, tickets, share (of the department's tickets created in M):
+    the `top` categories of each department, from category_counts."""
+    counts = counts.assign(tickets=counts["tickets"].astype("int64"))
     totals = counts.groupby("department_id")["tickets"].transform("sum")
     counts["share"] = counts["tickets"] / totals
     counts = counts.sort_values(["department_id", "tickets", "category"],
@@ -354,17 +389,23 @@ def top_categories(tickets: pd.DataFrame, month: str, top: int) -> pd.DataFrame:
     return counts.groupby("department_id").head(top).reset_index(drop=True)
 
 
-def sla_by_priority(sla: pd.DataFrame, month: str, metric_order: list[str]) -> pd.DataFrame:
-    """department_id, priority, metric, met, breached, rate for deadlines in M."""
+PRIORITY_KEYS = ["department_id", "priority", "metric"]
+
+
+def priority_counts(sla: pd.DataFrame, month: str) -> pd.DataFrame:
+    """department_id (and COMPANY), priority, metric, met, breached for deadlines in M."""
     rows = _both(sla[(sla["month"] == month).fillna(False)
                      & sla["status"].isin(("met", "breached")).fillna(False)])
     rows = rows.assign(met=(rows["status"] == "met").to_numpy(bool),
                        breached=(rows["status"] == "breached").to_numpy(bool))
-    out = _agg(rows, ["department_id", "priority", "metric"],
-               met=("met", "sum"), breached=("breached", "sum"))
+    return _agg(rows, PRIORITY_KEYS, met=("met", "sum"), breached=("breached", "sum"))
+
+
+def sla_by_priority(counts: pd.DataFrame, metric_order: list[str]) -> pd.DataFrame:
+    """department_id, priority, metric, met, breached, rate, from priority_counts."""
+    out = counts.copy()
     if out.empty:
-        return pd.DataFrame(columns=["department_id", "priority", "metric", "met", "breached",
-                                     "rate"])
+        return pd.DataFrame(columns=[*PRIORITY_KEYS, "met", "breached", "rate"])
     out["met"] = out["met"].astype(int)
     out["breached"] = out["breached"].astype(int)
     out["rate"] = out["met"] / (out["met"] + out["breached"])
@@ -415,11 +456,15 @@ def _most_overdue(rows: pd.DataFrame) -> pd.DataFrame:
 OPEN_VISIT_COLUMNS = ("department_id", "agent_id", "name", "active", "overdue", "missed")
 
 
-def open_visits(at_cutoff: pd.DataFrame, frames: dict[str, pd.DataFrame], policy: Policy,
-                month: str) -> pd.DataFrame:
-    """Per department (and COMPANY) and agent with any: the visits `overdue` at the end of M
-    and those `missed` in M (see the module's docstring), of callable customers; the agent is
-    the customer's owner (NA: no owner), with name and active. Most open first, then agent_id."""
+OPEN_GROUP_KEYS = ["department_id", "agent_id"]
+
+
+def open_visit_groups(at_cutoff: pd.DataFrame, frames: dict[str, pd.DataFrame],
+                      policy: Policy, month: str) -> pd.DataFrame:
+    """Per department (and COMPANY) and owner (NA: no owner) with any: department_id,
+    agent_id, overdue, missed — the visits `overdue` at the end of M and those `missed` in M
+    (see the module's docstring), of callable customers. Shards' groups add up
+    (add_open_groups); open_visits names and orders them."""
     status = at_cutoff["status"]
     last_listed = (at_cutoff["window_end"]
                    + pd.Timedelta(days=policy.visits.max_overdue_days))
@@ -432,14 +477,34 @@ def open_visits(at_cutoff: pd.DataFrame, frames: dict[str, pd.DataFrame], policy
         "overdue": overdue[chosen], "missed": missed[chosen],
     }), frames)
     rows = _both(rows[~rows["do_not_call"].to_numpy(bool)])
-    if rows.empty:
+    rows = rows.rename(columns={"owner_agent_id": "agent_id"})
+    return add_open_groups([rows.loc[:, [*OPEN_GROUP_KEYS, "overdue", "missed"]]])
+
+
+def add_open_groups(groups: list[pd.DataFrame]) -> pd.DataFrame:
+    """The groups' overdue and missed summed per (department_id, agent_id), NA agent kept."""
+    rows = [g for g in groups if len(g)]
+    if not rows:
+        return pd.DataFrame({"department_id": pd.Series(dtype="string"),
+                             "agent_id": pd.Series(dtype="string"),
+                             "overdue": pd.Series(dtype="int64"),
+                             "missed": pd.Series(dtype="int64")})
+    joined = pd.concat(rows, ignore_index=True).astype(
+        {"department_id": "string", "agent_id": "string", "overdue": "int64",
+         "missed": "int64"})
+    return joined.groupby(OPEN_GROUP_KEYS, dropna=False, sort=True).agg(
+        overdue=("overdue", "sum"), missed=("missed", "sum")).reset_index()
+
+
+def open_visits(groups: pd.DataFrame, agents: pd.DataFrame) -> pd.DataFrame:
+    """OPEN_VISIT_COLUMNS of open_visit_groups' groups: the owner's name and whether active,
+    most open first, then agent_id."""
+    if groups.empty:
         return pd.DataFrame({c: pd.Series(dtype=t) for c, t in zip(
             OPEN_VISIT_COLUMNS, ("string", "string", "string", "bool", "int64", "int64"),
             strict=True)})
-    out = rows.groupby(["department_id", "owner_agent_id"], dropna=False, sort=False).agg(
-        overdue=("overdue", "sum"), missed=("missed", "sum")).reset_index()
-    out = out.rename(columns={"owner_agent_id": "agent_id"})
-    agents = table(frames, "agents").drop_duplicates("agent_id").set_index("agent_id")
+    out = groups.copy()
+    agents = agents.drop_duplicates("agent_id").set_index("agent_id")
     out["name"] = out["agent_id"].map(agents["name"]).astype("string")
     out["active"] = (pd.to_numeric(out["agent_id"].map(agents["active"]), errors="coerce") == 1
                      ).fillna(False).to_numpy(bool)
@@ -458,12 +523,12 @@ def open_breaches(sla: pd.DataFrame, frames: dict[str, pd.DataFrame]) -> pd.Data
     return _most_overdue(_breach_rows(rows, frames))
 
 
-def open_counts(visits: pd.DataFrame, breaches: pd.DataFrame) -> dict[str, dict[str, int]]:
-    """Per department (and COMPANY): the totals behind the action page's top rows."""
+def open_counts(visits: pd.DataFrame, breaches: pd.Series) -> dict[str, dict[str, int]]:
+    """Per department (and COMPANY): the totals behind the action page's top rows, from
+    every open visit group and the open breaches per department (`breaches`: counts)."""
     by_dept = visits.groupby("department_id").agg(
         agents=("agent_id", "size"), overdue=("overdue", "sum"), missed=("missed", "sum"))
-    by_dept = by_dept.join(breaches["department_id"].value_counts().rename("breaches"),
-                           how="outer")
+    by_dept = by_dept.join(breaches.rename("breaches"), how="outer")
     by_dept = by_dept.fillna(0).astype("int64")  # one row per department: small
     return {str(dept): {k: int(v) for k, v in row.items()}
             for dept, row in by_dept.to_dict("index").items()}
@@ -477,34 +542,88 @@ AGENT_COUNTS = ("visits_due", "visits_on_time", "visits_made", "visits_reached",
 _AGENT_KEYS = ["department_id", "agent_id"]
 
 
-def agent_table(frames: dict[str, pd.DataFrame], obligations: pd.DataFrame,
-                tickets: pd.DataFrame, ratings: pd.DataFrame, sla: pd.DataFrame,
-                month: str, policy: Policy, listings: pd.DataFrame | None = None
-                ) -> pd.DataFrame:
+AGENT_WORK = ("visits_made", "visits_reached", "rating_sum", "rating_n", "tickets_handled",
+              "sla_breaches")  # agent_work's sums per (department_id, agent_id)
+
+
+def agent_work(frames: dict[str, pd.DataFrame], tickets: pd.DataFrame, ratings: pd.DataFrame,
+               sla: pd.DataFrame, month: str) -> pd.DataFrame:
+    """The per-agent sums of M that do not hang on the credit rule (AGENT_WORK): the visits
+    the agent made (their ratings as a sum and a count), the tickets they handle resolved in
+    M and those tickets' breached SLA rows with deadlines in M."""
+    rated = ratings[(ratings["month"] == month).fillna(False).to_numpy(bool)
+                    & ratings["agent_id"].notna().to_numpy(bool)]
+    rated = _agg(rated, _AGENT_KEYS, rating_sum=("score", "sum"), rating_n=("score", "size"))
+    return add_up([_agent_visits(frames, month), rated, _agent_tickets(tickets, sla, month)],
+                  _AGENT_KEYS, AGENT_WORK)
+
+
+def due_visits(frames: dict[str, pd.DataFrame], obligations: pd.DataFrame, month: str,
+               listings: pd.DataFrame | None) -> pd.DataFrame:
+    """The visits due in M of callable customers: department_id, customer_id, on_time and
+    listed_agent_id (revisit.rules.credit.listed_agents; NA: on no list of M), which
+    credit_due credits."""
+    from revisit.rules.credit import listed_agents
+
+    due = obligations[(obligations["month"] == month).fillna(False).to_numpy(bool)
+                      & ~obligations["do_not_call"].to_numpy(bool)]
+    return pd.DataFrame({
+        "department_id": due["department_id"].astype("string").to_numpy(),
+        "customer_id": due["customer_id"].astype("string").to_numpy(),
+        "on_time": due["on_time"].to_numpy(bool),
+        "listed_agent_id": listed_agents(due, listings).to_numpy()}).astype(
+            {"listed_agent_id": "string"})
+
+
+def credit_due(due: pd.DataFrame, frames: dict[str, pd.DataFrame], policy: Policy
+               ) -> pd.DataFrame:
+    """visits_due / visits_on_time per (customer's department, credited agent): the listing's
+    agent, else the assignment rules over every due customer (revisit.rules.credit: the pool
+    is shared out over the whole department, so this runs over all shards' due visits;
+    `frames`: their customers and the agents)."""
+    from revisit.rules.credit import ruled_agents
+
+    credited = due["listed_agent_id"].astype("string").copy()
+    missing = credited.isna().to_numpy(bool)
+    if missing.any():
+        credited[missing] = ruled_agents(due["customer_id"], frames, policy).to_numpy()[missing]
+    rows = pd.DataFrame({"department_id": due["department_id"].astype("string").to_numpy(),
+                         "agent_id": credited.to_numpy(),
+                         "on_time": due["on_time"].to_numpy(bool)})
+    return _agg(rows, _AGENT_KEYS, visits_due=("on_time", "size"),
+                visits_on_time=("on_time", "sum"))
+
+
+def agent_table(agents: pd.DataFrame, credited: pd.DataFrame, work: pd.DataFrame,
+                month: str) -> pd.DataFrame:
     """One row per (department, agent) of M: AGENT_COLUMNS plus name, role, active and
     visit_timeliness_rate (on time / due), by department_id then agent_id.
 
-    visits_due / visits_on_time: the visits due in M credited to the agent responsible
-    (revisit.rules.credit, from `listings`, the call_list history of M, else the assignment
+    visits_due / visits_on_time (credit_due): the visits due in M credited to the agent
+    responsible (revisit.rules.credit, from the call_list history of M, else the assignment
     rules); visits_made / visits_reached / avg_visit_satisfaction (0-100, the visit's 1-10 x10,
     as avg_satisfaction): the visits the agent made in M; tickets_handled: the tickets they
     handle (handler_agent_id) resolved in M; sla_breaches: those tickets' breached SLA rows
-    with deadlines in M. Each number is kept under the department its rows belong to (the
-    customer's, the ticket's), and every agent of a department as of the end of M has a row
-    there: see revisit.rules.credit for an agent who moved department."""
-    parts = [_agent_due(frames, obligations, month, policy, listings),
-             _agent_visits(frames, month), _agent_ratings(ratings, month),
-             _agent_tickets(tickets, sla, month)]
-    agents = table(frames, "agents").drop_duplicates("agent_id").set_index("agent_id")
+    with deadlines in M (agent_work). Each number is kept under the department its rows
+    belong to (the customer's, the ticket's), and every agent of a department as of the end
+    of M has a row there: see revisit.rules.credit for an agent who moved department."""
+    agents = agents.drop_duplicates("agent_id").set_index("agent_id")
     members = pd.DataFrame({"department_id": agents["department_id"].astype("string").to_numpy(),
                             "agent_id": agents.index.astype("string")})
-    keys = pd.concat([members, *(p.loc[:, _AGENT_KEYS] for p in parts)], ignore_index=True)
+    parts = [credited, work]
+    keys = pd.concat([members, *(p.loc[:, _AGENT_KEYS].astype("string") for p in parts)],
+                     ignore_index=True)
     out = keys.dropna().drop_duplicates(ignore_index=True).astype("string")
     for part in parts:
-        out = out.merge(part, on=_AGENT_KEYS, how="left")
+        out = out.merge(part.astype({k: "string" for k in _AGENT_KEYS}), on=_AGENT_KEYS,
+                        how="left")
+    for name in (*AGENT_COUNTS, "rating_n", "rating_sum"):
+        out[name] = pd.to_numeric(out[name], errors="coerce").fillna(0)
     for name in AGENT_COUNTS:
-        out[name] = pd.to_numeric(out[name], errors="coerce").fillna(0).astype("int64")
-    out["avg_visit_satisfaction"] = pd.to_numeric(out["avg_visit_satisfaction"]).astype(float)
+        out[name] = out[name].astype("int64")
+    out["avg_visit_satisfaction"] = _ratio(out["rating_sum"].astype(float),
+                                           out["rating_n"].astype(float))
+    out = out.drop(columns=["rating_sum", "rating_n"])
     out.insert(0, "month", month)
     out["name"] = out["agent_id"].map(agents["name"]).astype("string")
     out["role"] = out["agent_id"].map(agents["role"]).astype("string")
@@ -513,21 +632,9 @@ def agent_table(frames: dict[str, pd.DataFrame], obligations: pd.DataFrame,
     out["home_department_id"] = out["agent_id"].map(agents["department_id"]).astype("string")
     out["visit_timeliness_rate"] = _ratio(out["visits_on_time"].astype(float),
                                           out["visits_due"].astype(float))
+    out = out.loc[:, [*AGENT_COLUMNS, "name", "role", "active", "home_department_id",
+                      "visit_timeliness_rate"]]
     return out.sort_values(_AGENT_KEYS, ignore_index=True)
-
-
-def _agent_due(frames: dict[str, pd.DataFrame], obligations: pd.DataFrame, month: str,
-               policy: Policy, listings: pd.DataFrame | None) -> pd.DataFrame:
-    """visits_due / visits_on_time per (customer's department, credited agent)."""
-    from revisit.rules.credit import credited_agents
-
-    due = obligations[(obligations["month"] == month).fillna(False).to_numpy(bool)
-                      & ~obligations["do_not_call"].to_numpy(bool)]
-    rows = pd.DataFrame({"department_id": due["department_id"].astype("string").to_numpy(),
-                         "agent_id": credited_agents(due, frames, policy, listings).to_numpy(),
-                         "on_time": due["on_time"].to_numpy(bool)})
-    return _agg(rows, _AGENT_KEYS, visits_due=("on_time", "size"),
-                visits_on_time=("on_time", "sum"))
 
 
 def _agent_visits(frames: dict[str, pd.DataFrame], month: str) -> pd.DataFrame:
@@ -544,13 +651,6 @@ def _agent_visits(frames: dict[str, pd.DataFrame], month: str) -> pd.DataFrame:
     })
     return _agg(rows, _AGENT_KEYS, visits_made=("reached", "size"),
                 visits_reached=("reached", "sum"))
-
-
-def _agent_ratings(ratings: pd.DataFrame, month: str) -> pd.DataFrame:
-    """avg_visit_satisfaction (0-100) per (customer's department, visiting agent) in M."""
-    rated = ratings[(ratings["month"] == month).fillna(False).to_numpy(bool)
-                    & ratings["agent_id"].notna().to_numpy(bool)]
-    return _agg(rated, _AGENT_KEYS, avg_visit_satisfaction=("score", "mean"))
 
 
 def _agent_tickets(tickets: pd.DataFrame, sla: pd.DataFrame, month: str) -> pd.DataFrame:
@@ -646,39 +746,11 @@ def compute_monthly(frames: dict[str, pd.DataFrame], policy: Policy,
     """The KPIs of month M and the `policy.report.trend_months` - 1 months before it, plus the
     breakdowns of M, from one snapshot taken at the end of M. `listings`: the results
     database's call_list rows of M (revisit.rules.credit.LISTING_COLUMNS; None: no history),
-    which say who was credited with each due visit in the agent table."""
-    months = trend_months(month, policy.report.trend_months)
-    dept_frame = table(frames, "departments").drop_duplicates("department_id")
-    dept_frame = dept_frame.sort_values("department_id", ignore_index=True)
-    departments = dept_frame["department_id"].astype("string").tolist()
-    at_cutoff = visit_obligations(frames, policy, calendar, month_end(month).date())
-    obligations = timeliness_obligations(frames, policy, calendar, month, months, at_cutoff)
-    tickets = _ticket_facts(frames, period_unit(month))
-    tickets = tickets[~(tickets["created_at"] >= month_end(month)).fillna(False)]
-    ratings = _ratings(frames, tickets, unit=period_unit(month))
-    ratings = ratings[ratings["month"] <= month]
-    status = month_status(frames, policy, calendar, month)
-    sla = _localized(status, calendar, month)
-    verdicts = status[(sla["month"] == month).fillna(False).to_numpy(bool)]
-    del status
-    visits_open = open_visits(at_cutoff, frames, policy, month)
-    breaches_open = open_breaches(sla, frames)
-    top = policy.report.action_rows
-    return MonthlyKpis(
-        month=month, months=months,
-        departments=dept_frame.loc[:, ["department_id", "name", "head_name", "head_email"]],
-        kpis=kpi_long(obligations, tickets, ratings, sla, months, departments),
-        categories=top_categories(tickets, month, policy.report.top_categories),
-        sla_priority=sla_by_priority(sla, month, list(policy.sla.metrics)),
-        breaches=worst_breaches(sla, frames, month, policy.report.worst_breaches),
-        agents=agent_table(frames, obligations, tickets, ratings, sla, month, policy, listings),
-        quality=data_quality(frames, obligations, tickets, month, departments, sla,
-                             list(policy.sla.metrics)),
-        open_visits=visits_open.groupby("department_id").head(top).reset_index(drop=True),
-        open_breaches=breaches_open.groupby("department_id").head(top).reset_index(drop=True),
-        open_counts=open_counts(visits_open, breaches_open),
-        verdicts=verdicts.reset_index(drop=True),
-    )
+    which say who was credited with each due visit in the agent table. One share of the whole
+    CRM, merged: a sharded month is the merge of its shards' (revisit.rules.kpi_shares)."""
+    from revisit.rules.kpi_shares import kpi_share, merge_shares
+
+    return merge_shares([kpi_share(frames, policy, calendar, month, listings)], frames, policy)
 
 
 def write_kpis_csv(kpis: MonthlyKpis, path: Path) -> Path:
@@ -713,8 +785,11 @@ def write_agents_csv(kpis: MonthlyKpis, path: Path) -> Path:
 
 
 __all__ = [
-    "AGENT_COLUMNS", "COMPANY", "KPI_COLUMNS", "KPI_NAMES", "OPEN_VISIT_COLUMNS", "MonthlyKpis",
-    "agent_rows", "agent_table", "compute_monthly", "data_quality", "kpi_long", "open_breaches",
-    "open_counts", "open_visits", "sla_by_priority", "sla_rows", "timeliness_obligations",
-    "top_categories", "worst_breaches", "write_agents_csv", "write_kpis_csv",
+    "AGENT_COLUMNS", "AGENT_WORK", "COMPANY", "KPI_COLUMNS", "KPI_NAMES", "OPEN_VISIT_COLUMNS",
+    "PRIORITY_KEYS", "SUM_COLUMNS", "MonthlyKpis", "add_open_groups", "add_up", "agent_rows",
+    "agent_table", "agent_work", "category_counts", "compute_monthly", "credit_due",
+    "data_quality", "due_visits", "kpi_long", "kpi_sums", "open_breaches", "open_counts",
+    "open_visit_groups", "open_visits", "priority_counts", "sla_by_priority", "sla_rows",
+    "timeliness_obligations", "top_categories", "worst_breaches", "write_agents_csv",
+    "write_kpis_csv",
 ]

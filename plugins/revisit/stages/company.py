@@ -79,7 +79,7 @@ def write_company_data(parts: MonthPartitions, policy: Policy, period: str,
 
     target = period_parts(parts, period)
     departments = (_month_departments(parts) if period == parts.month
-                   else _quarter_departments(parts, policy, period, results_url))
+                   else _quarter_departments(parts, policy, period))
     if not departments:
         raise NoDepartments(f"no department report data for {period}: no company report")
     data = company_data(departments)
@@ -96,24 +96,20 @@ def _month_departments(parts: MonthPartitions) -> list[dict[str, Any]]:
     return [json.loads(p.read_text(encoding="utf-8")) for p in sorted(parts.data.glob("*.json"))]
 
 
-def _quarter_departments(parts: MonthPartitions, policy: Policy, quarter: str,
-                         results_url: str) -> list[dict[str, Any]]:
-    """The quarter's KPIs from M's snapshot (the rows that pass the same quality gate as M's
-    kpis task; its report is quality/M/ already): reports/Q/kpis.csv and agents.csv (the
-    same writers as M's, the period label '2026-Q3' in their `month` column), and each
-    department's report data for the quarter (in memory only: it holds customer rows)."""
+def _quarter_departments(parts: MonthPartitions, policy: Policy, quarter: str
+                         ) -> list[dict[str, Any]]:
+    """The quarter's KPIs, merged from the shares M's kpis_shard tasks computed over the
+    quarter (the rows that passed M's quality gate; its report is quality/M/ already):
+    reports/Q/kpis.csv and agents.csv (the same writers as M's, the period label '2026-Q3' in
+    their `month` column), and each department's report data for the quarter (in memory
+    only: it holds customer rows)."""
     from revisit.delivery.report import report_data
-    from revisit.io.extract import read_snapshot
     from revisit.io.files import safe_name
     from revisit.io.runinfo import run_info
-    from revisit.quality.gate import QualityStop, run_quality_gate
-    from revisit.stages.monthly import period_kpis, write_period_files
+    from revisit.stages.daily import shard_plan
+    from revisit.stages.monthly import merged_kpis, write_period_files
 
-    gate = run_quality_gate(read_snapshot(parts.snapshot), policy)
-    if gate.stopped:
-        raise QualityStop(f"quality gate stopped the run for {parts.month}: "
-                          f"{gate.stop_reason} (see {parts.quality})")
-    kpis = period_kpis(gate.clean, policy, quarter, results_url)
+    kpis = merged_kpis(parts, policy, quarter, shard_plan(parts).shard_ids)
     info = run_info(policy, parts.snapshot, quarter)
     write_period_files(period_parts(parts, quarter).reports, kpis, info)
     departments = [d for d in kpis.departments["department_id"].astype(str) if safe_name(d)]

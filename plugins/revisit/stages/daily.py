@@ -23,7 +23,7 @@ from revisit.io.extract import Cutoff, SnapshotTables
 from revisit.io.files import atomic_dir
 from revisit.io.runinfo import run_info, write_run_info
 from revisit.rules.calendar import BusinessCalendar
-from revisit.stages.partitions import DayPartitions
+from revisit.stages.partitions import DayPartitions, MonthPartitions
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +33,7 @@ def cutoff_of(day: dt.date, policy: Policy) -> pd.Timestamp:
     return Cutoff.for_date(day, policy.calendar.timezone, policy.source_tz).business
 
 
-def provenance(parts: DayPartitions, policy: Policy) -> dict:
+def provenance(parts: DayPartitions | MonthPartitions, policy: Policy) -> dict:
     """What made D's outputs (run.json of each partition, revisit.io.runinfo): the policy, the
     snapshot read (the original run's for a replay) and the code."""
     return run_info(policy, parts.snapshot, parts.period)
@@ -45,27 +45,32 @@ UNREAD_COLUMNS = {"visits": ("visit_id", "agent_id", "method", "notes"),
                   "tickets": ("description",)}
 
 
-def read_clean(parts: DayPartitions, tables: tuple[str, ...] | None = None,
+Partitions = DayPartitions | MonthPartitions
+
+
+def read_clean(parts: Partitions, tables: tuple[str, ...] | None = None,
                only: dict[str, tuple[str, list[str]]] | None = None,
-               columns: dict[str, tuple[str, ...]] | None = None
+               columns: dict[str, tuple[str, ...]] | None = None,
+               unread: dict[str, tuple[str, ...]] = UNREAD_COLUMNS
                ) -> dict[str, pd.DataFrame]:
-    """The clean tables of D (all of them, or `tables`), without the UNREAD_COLUMNS:
-    each task holds only what its rules read. `only` {table: (column, values)}: just the
-    rows whose column is one of the values are ever in memory (a shard's,
+    """The clean tables of the period (all of them, or `tables`), without the `unread`
+    columns: each task holds only what its rules read. `only` {table: (column, values)}:
+    just the rows whose column is one of the values are ever in memory (a shard's,
     revisit.rules.shards); no values, no rows. `columns` {table: names}: only those."""
     if not parts.clean.exists():
-        raise FileNotFoundError(f"no clean data for {parts.day}: {parts.clean} is missing "
+        raise FileNotFoundError(f"no clean data for {parts.period}: {parts.clean} is missing "
                                 "(run the quality gate first)")
     return {path.stem: _read_table(path, (only or {}).get(path.stem),
-                                   (columns or {}).get(path.stem))
+                                   (columns or {}).get(path.stem), unread)
             for path in sorted(parts.clean.glob("*.parquet"))
             if tables is None or path.stem in tables}
 
 
 def _read_table(path, only: tuple[str, list[str]] | None = None,
-                columns: tuple[str, ...] | None = None) -> pd.DataFrame:
-    """One table file without its UNREAD_COLUMNS (read_clean's `only` and `columns` for it)."""
-    skip = UNREAD_COLUMNS.get(path.stem, ())
+                columns: tuple[str, ...] | None = None,
+                unread: dict[str, tuple[str, ...]] = UNREAD_COLUMNS) -> pd.DataFrame:
+    """One table file without its `unread` columns (read_clean's `only` and `columns`)."""
+    skip = unread.get(path.stem, ())
     schema = pq.read_schema(path)
     names = [n for n in schema.names if n not in skip and (columns is None or n in columns)]
     rows = None
@@ -75,9 +80,10 @@ def _read_table(path, only: tuple[str, list[str]] | None = None,
     return pd.read_parquet(path, columns=names, filters=rows)
 
 
-def run_quality(parts: DayPartitions, policy: Policy) -> dict:
-    """Quality gate over D's snapshot: quality/D/ report, clean/D/ frames, or a stop
-    (revisit.quality.gate.QualityStop: no lists go out)."""
+def run_quality(parts: Partitions, policy: Policy) -> dict:
+    """Quality gate over the period's snapshot: quality/<period>/ report, clean/<period>/
+    frames and their shard split (revisit.stages.shard_rows), or a stop
+    (revisit.quality.gate.QualityStop: no lists or reports go out)."""
     from revisit.io.parquet import ParquetTables, file_schemas
     from revisit.quality.gate import gate_or_stop
     from revisit.stages.shard_rows import SHARD_ROWS, ShardRows, both
@@ -89,7 +95,7 @@ def run_quality(parts: DayPartitions, policy: Policy) -> dict:
     with atomic_dir(parts.clean) as tmp, atomic_dir(parts.handoff / SHARD_ROWS) as rows, \
             ParquetTables(tmp, types) as clean, \
             ShardRows(rows, policy.scale.max_customers_per_shard, types) as by_shard:
-        result = gate_or_stop(SnapshotTables(parts.snapshot), policy, parts.quality, parts.day,
+        result = gate_or_stop(SnapshotTables(parts.snapshot), policy, parts.quality, parts.period,
                               run_info=info, sink=both(clean, by_shard))
         write_run_info(tmp, info)
     summary = {
@@ -201,13 +207,13 @@ def _xlsx_ready(rows: pd.DataFrame, locale: str) -> tuple[pd.DataFrame, dict, st
 SLA_SHARDS = "sla_shards"  # handoff/D/sla_shards/<shard>.parquet: one shard's SLA status
 
 
-def _customer_departments(parts: DayPartitions) -> pd.DataFrame:
+def _customer_departments(parts: Partitions) -> pd.DataFrame:
     """customer_id and department_id of D's clean customers: whose shard is whose."""
     return pd.read_parquet(parts.clean / "customers.parquet",
                            columns=["customer_id", "department_id"])
 
 
-def shard_plan(parts: DayPartitions):
+def shard_plan(parts: Partitions):
     """D's shard plan (revisit.rules.shards): the one the quality gate split D's rows by
     (revisit.stages.shard_rows), the same in every task that asks."""
     from revisit.stages.shard_rows import read_plan
@@ -215,11 +221,11 @@ def shard_plan(parts: DayPartitions):
     return read_plan(parts.handoff)
 
 
-def plan_of_shard(parts: DayPartitions, shard: str):
+def plan_of_shard(parts: Partitions, shard: str):
     """D's shard plan, which must know `shard` (a mapped task of another plan is refused)."""
     plan = shard_plan(parts)
     if shard not in plan.shard_ids:
-        raise RevisitError(f"shard {shard!r} is not in the plan of {parts.day} "
+        raise RevisitError(f"shard {shard!r} is not in the plan of {parts.period} "
                            f"({len(plan.shard_ids)} shards)", retryable=False)
     return plan
 
@@ -239,19 +245,20 @@ def run_sla_shard(parts: DayPartitions, policy: Policy, calendar: BusinessCalend
     return {"shard": shard, "tickets": len(rows["tickets"]), "rows": len(status)}
 
 
-def read_shard_rows(parts: DayPartitions, shard: str, tables: tuple[str, ...]
+def read_shard_rows(parts: Partitions, shard: str, tables: tuple[str, ...],
+                    unread: dict[str, tuple[str, ...]] = UNREAD_COLUMNS
                     ) -> dict[str, pd.DataFrame]:
-    """One shard's clean rows of `tables` (revisit.stages.shard_rows), without the
-    UNREAD_COLUMNS, as read_clean filtered to the shard would give them."""
+    """One shard's clean rows of `tables` (revisit.stages.shard_rows), without the `unread`
+    columns, as read_clean filtered to the shard would give them."""
     from revisit.stages.shard_rows import shard_rows_file
 
     frames = {}
     for name in tables:
         path = shard_rows_file(parts.handoff, shard, name)
         if not path.exists():
-            raise FileNotFoundError(f"no {name} rows of shard {shard} for {parts.day}: {path} "
-                                    "is missing (run the quality gate first)")
-        frames[name] = _read_table(path)
+            raise FileNotFoundError(f"no {name} rows of shard {shard} for {parts.period}: "
+                                    f"{path} is missing (run the quality gate first)")
+        frames[name] = _read_table(path, unread=unread)
     return frames
 
 
@@ -300,7 +307,7 @@ def _merged_obligations(parts: DayPartitions, shards: list[str]
     return obligations, history, frames
 
 
-def _shard_customers(parts: DayPartitions, shard: str) -> pd.Series:
+def _shard_customers(parts: Partitions, shard: str) -> pd.Series:
     """The ids of `shard`'s clean customers."""
     plan = plan_of_shard(parts, shard)
     customers = _customer_departments(parts)

@@ -2,7 +2,11 @@
 send -> summary. Nothing here imports Airflow: revisit.bridge.tasks calls these with values it
 took from the task context (as it does for revisit.stages.daily).
 
-- `compute_kpis`: the snapshot of M -> reports/M/kpis.csv and one JSON of report data per
+- the quality gate over M's snapshot is the daily run's (revisit.stages.daily.run_quality):
+  clean/M and its split by shard;
+- `run_kpis_shard`: one shard's rows -> its share of M's KPIs (revisit.rules.kpi_shares) in
+  handoff/M/kpi_shares/;
+- `compute_kpis`: the shares merged -> reports/M/kpis.csv and one JSON of report data per
   department in report_data/M/ (so each render task reads a small file, not the snapshot);
 - `render_department`: report_data/M/<department_id>.json -> reports/M/<department_id>.pdf
   and reports/M/<department_id>_agents.xlsx (every agent; the PDF shows the strongest and
@@ -25,10 +29,13 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 
 from revisit.config.policy import Policy
+from revisit.config.schema import TABLES
 from revisit.core.errors import RevisitError
 from revisit.core.periods import month_end, month_start
+from revisit.rules.visits import empty_table
 from revisit.stages.partitions import MonthPartitions
 
 log = logging.getLogger(__name__)
@@ -42,19 +49,16 @@ class ReportsNotDelivered(RevisitError):
 
 
 # ================================================================= kpis
-def quarantined_by_department(url: str, month: str, frames: dict) -> dict[str, int] | None:
-    """Rows the daily quality gate quarantined during M, per department (key "ALL": all),
-    from the results database; None when the database has no quality history."""
-    from revisit.io.results import quality_issue_keys
+def quarantined_by_department(issues: pd.DataFrame | None, raw: RawRows
+                              ) -> dict[str, int] | None:
+    """Rows the daily quality gate quarantined during M (`issues`: table, row_key, from the
+    results database, _quality_issues), per department (key "ALL": all); None when the
+    database has no quality history."""
     from revisit.rules.kpis import COMPANY
 
-    issues = quality_issue_keys(url, month_start(month).date(), month_end(month).date())
     if issues is None:
         return None
-    dept = pd.Series(pd.NA, index=issues.index, dtype="string")
-    for name, lookup in _department_lookups(frames).items():
-        rows = (issues["table_name"] == name).to_numpy(bool)
-        dept[rows] = issues.loc[rows, "row_key"].map(lookup).astype("string")
+    dept = raw.departments_of(issues["table"], issues["row_key"])
     counts = {str(k): int(v) for k, v in dept.value_counts().items()}
     counts[COMPANY] = len(issues)
     return counts
@@ -68,15 +72,15 @@ LEFT_OUT = {
     "invalid_ratings": ("range", "satisfaction", {"visits": "visited_at", "tickets": "closed_at"}),
     "tickets_without_department": ("required", "department_id", {"tickets": "created_at"}),
 }
+QUARANTINE_READS = ["table", "row_key", "check", "column"]  # of quality/M/quarantine.parquet
 
 
-def left_out_by_gate(quarantine: pd.DataFrame, frames: dict, month: str
+def left_out_by_gate(quarantine: pd.DataFrame, raw: RawRows, month: str
                      ) -> dict[str, dict[str, int]]:
     """Per department (and "ALL"): the rows M's quality gate quarantined, by LEFT_OUT kind —
     counts the KPIs cannot show themselves, because they run on the rows that passed."""
     from revisit.rules.kpis import COMPANY
 
-    lookups = _department_lookups(frames)
     out: dict[str, dict[str, int]] = {}
     for kind, (check, column, stamps) in LEFT_OUT.items():
         rows = quarantine[(quarantine["check"] == check)
@@ -84,76 +88,206 @@ def left_out_by_gate(quarantine: pd.DataFrame, frames: dict, month: str
         rows = rows.drop_duplicates(["table", "row_key"])
         if stamps is not None:
             rows = rows[rows["table"].isin(list(stamps))]
-            rows = rows[_in_month(rows, frames, stamps, month)]
-        dept = pd.Series(pd.NA, index=rows.index, dtype="string")
-        for name, lookup in lookups.items():
-            mask = (rows["table"] == name).to_numpy(bool)
-            dept[mask] = rows.loc[mask, "row_key"].map(lookup).astype("string")
+            rows = rows[_in_month(rows, raw, stamps, month)]
+        dept = raw.departments_of(rows["table"], rows["row_key"])
         for department_id, count in dept.value_counts().items():
             out.setdefault(str(department_id), {})[kind] = int(count)
         out.setdefault(COMPANY, {})[kind] = len(rows)
     return out
 
 
-def _in_month(rows: pd.DataFrame, frames: dict, stamps: dict[str, str], month: str) -> np.ndarray:
+def _in_month(rows: pd.DataFrame, raw: RawRows, stamps: dict[str, str], month: str
+              ) -> np.ndarray:
     """Whether each quarantined row's own stamp (visited_at, closed_at ...) falls in M."""
     keep = np.zeros(len(rows), dtype=bool)
     for name, stamp in stamps.items():
-        key = {"visits": "visit_id", "tickets": "ticket_id"}[name]
-        when = frames[name].drop_duplicates(key).set_index(key)[stamp]
         mask = (rows["table"] == name).to_numpy(bool)
         # reindex, not map: Series.map over an empty datetime lookup fails to cast
+        when = raw.column(name, stamp)
         at = pd.to_datetime(when.reindex(rows.loc[mask, "row_key"].to_numpy()), errors="coerce")
         keep[mask] = ((at >= month_start(month)) & (at < month_end(month))).fillna(False)
     return keep
 
 
-def _department_lookups(frames: dict) -> dict[str, pd.Series]:
-    """Per table: row key -> the department the row belongs to."""
-    customers = frames["customers"].drop_duplicates("customer_id").set_index("customer_id")
-    dept_of_customer = customers["department_id"]
-
-    def via_customer(name: str, key: str) -> pd.Series:
-        rows = frames[name].drop_duplicates(key).set_index(key)
-        return rows["customer_id"].map(dept_of_customer)
-
-    return {
-        "customers": dept_of_customer,
-        "tickets": frames["tickets"].drop_duplicates("ticket_id")
-        .set_index("ticket_id")["department_id"],
-        "orders": via_customer("orders", "order_id"),
-        "visits": via_customer("visits", "visit_id"),
-        "agents": frames["agents"].drop_duplicates("agent_id").set_index("agent_id")
-        ["department_id"],
-    }
+RAW_KEYS = {"customers": "customer_id", "tickets": "ticket_id", "orders": "order_id",
+            "visits": "visit_id", "agents": "agent_id"}  # the tables RawRows reads, by key
 
 
-def compute_kpis(parts: MonthPartitions, policy: Policy, results_url: str) -> dict[str, Any]:
-    """KPIs of M from snapshots/M: reports/M/kpis.csv, reports/M/agents.csv,
-    report_data/M/<department>.json, and M's rows of the results tables kpis and agent_kpis
-    (replaced by month; a replay publishes nothing).
+class RawRows:
+    """The snapshot's own rows (before the gate) of the keys the quality counts name: the
+    department each belongs to, and its stamps. RawRows.read reads only those rows (a filter
+    on the key), never a whole table: quarantined rows are few, the CRM is not."""
 
-    The same gate as the daily run first: KPIs are computed from rows that passed it (a rating
-    of 11/10 or an orphan visit does not move a head's numbers); quality/M/ says what was left
-    out. A stop raises revisit.quality.gate.QualityStop (not retryable). Who is credited with
-    each due visit comes from the results database's call-list history of M
-    (revisit.rules.credit)."""
-    from revisit.io.extract import read_snapshot
+    def __init__(self, frames: dict[str, pd.DataFrame]) -> None:
+        """From frames of (some of) the RAW_KEYS tables: the first row of each key, as a
+        lookup over the whole table keeps it."""
+        self.rows = {name: _first_rows(frames[name], key) if name in frames
+                     else _first_rows(empty_table(name), key)
+                     for name, key in RAW_KEYS.items()}
+
+    @classmethod
+    def read(cls, snapshot: Path, *keyed: pd.DataFrame) -> RawRows:
+        """The snapshot rows of every (table, row_key) in the `keyed` frames, and the
+        customers of those orders and visits."""
+        rows = pd.concat([f.loc[:, ["table", "row_key"]] for f in keyed], ignore_index=True)
+        frames = {name: _read_keys(snapshot, name, rows.loc[rows["table"] == name, "row_key"])
+                  for name in RAW_KEYS}
+        owners = [frames[n]["customer_id"] for n in ("orders", "visits")]
+        frames["customers"] = _read_keys(snapshot, "customers", pd.concat(
+            [frames["customers"]["customer_id"], *owners], ignore_index=True))
+        return cls(frames)
+
+    def column(self, name: str, column: str) -> pd.Series:
+        return self.rows[name][column]
+
+    def departments_of(self, tables: pd.Series, keys: pd.Series) -> pd.Series:
+        """The department of each (table, key): its own, its ticket's, or its customer's."""
+        of_customer = self.rows["customers"]["department_id"]
+        lookups = {"customers": of_customer,
+                   "tickets": self.rows["tickets"]["department_id"],
+                   "agents": self.rows["agents"]["department_id"],
+                   "orders": self.rows["orders"]["customer_id"].map(of_customer),
+                   "visits": self.rows["visits"]["customer_id"].map(of_customer)}
+        dept = pd.Series(pd.NA, index=keys.index, dtype="string")
+        for name, lookup in lookups.items():
+            mask = (tables == name).fillna(False).to_numpy(bool)
+            dept[mask] = keys[mask].map(lookup).astype("string")
+        return dept
+
+
+def _read_keys(snapshot: Path, name: str, values: pd.Series) -> pd.DataFrame:
+    """The rows of snapshot table `name` whose key is one of `values` (none: no rows)."""
+    wanted = sorted(set(values.dropna().astype(str)))
+    path = snapshot / f"{name}.parquet"
+    if not wanted:
+        return (pq.read_schema(path).empty_table().to_pandas() if path.exists()
+                else empty_table(name))
+    return pd.read_parquet(path, filters=[(RAW_KEYS[name], "in", wanted)])
+
+
+def _first_rows(frame: pd.DataFrame, key: str) -> pd.DataFrame:
+    return frame.drop_duplicates(key).set_index(key, drop=False)
+
+
+KPI_SHARES = "kpi_shares"  # handoff/M/kpi_shares/<period>/<shard>/: one shard's KpiShare
+# What no KPI reads (free text): at a million customers most of the visits' bytes.
+KPI_UNREAD = {"visits": ("method", "notes"), "tickets": ("description",)}
+
+
+def share_folder(parts: MonthPartitions, period: str, shard: str) -> Path:
+    return parts.handoff / KPI_SHARES / period / shard
+
+
+def run_kpis_shard(parts: MonthPartitions, policy: Policy, shard: str,
+                   results_url: str) -> dict[str, Any]:
+    """One shard's share of M's KPIs, and of its quarter's when M ends one
+    (revisit.rules.kpi_shares), from the shard's clean rows, for the kpis task to merge.
+    Who was on which call list comes from the results database's history of the period."""
+    from revisit.rules.calendar import BusinessCalendar
+    from revisit.rules.kpi_shares import kpi_share
+    from revisit.stages.company import company_periods
+    from revisit.stages.daily import _shard_customers, read_clean, read_shard_rows
+    from revisit.stages.shard_rows import ROUTED
+
+    ids = _shard_customers(parts, shard).dropna().astype(str).tolist()
+    whole = tuple(t for t in TABLES if t not in ROUTED and t != "customers")
+    frames = {**read_clean(parts, ("customers",), {"customers": ("customer_id", ids)},
+                           unread=KPI_UNREAD),
+              **read_clean(parts, whole, unread=KPI_UNREAD),
+              **read_shard_rows(parts, shard, tuple(ROUTED), unread=KPI_UNREAD)}
+    calendar = BusinessCalendar(policy.calendar)
+    mine = pd.Index(ids)
+    for period in company_periods(parts.month):
+        listings = _listings(results_url, period)
+        if listings is not None:
+            listings = listings[listings["customer_id"].isin(mine).to_numpy(bool)]
+        write_share(share_folder(parts, period, shard),
+                    kpi_share(frames, policy, calendar, period, listings))
+    return {"shard": shard, "customers": len(ids)}
+
+
+def _listings(results_url: str, period: str) -> pd.DataFrame | None:
+    from revisit.io.results import call_list_history
+
+    listings = call_list_history(results_url, month_start(period).date(),
+                                 month_end(period).date())
+    if listings is None:
+        log.info("no call-list history in the results database: due visits of %s are credited "
+                 "by the assignment rules", period)
+    return listings
+
+
+def write_share(folder: Path, share) -> None:
+    """A KpiShare as one Parquet file per frame and share.json (atomic, the folder whole)."""
+    from revisit.io.files import atomic_dir
+    from revisit.rules.kpi_shares import SHARE_DICTS
+
+    with atomic_dir(folder) as tmp:
+        for name, frame in share.frames().items():
+            frame.to_parquet(tmp / f"{name}.parquet", index=False)
+        (tmp / "share.json").write_text(json.dumps(
+            {"period": share.period, **{n: getattr(share, n) for n in SHARE_DICTS}},
+            ensure_ascii=False), encoding="utf-8")
+
+
+def read_share(folder: Path):
+    """The KpiShare write_share wrote."""
+    from revisit.rules.kpi_shares import KpiShare
+
+    if not (folder / "share.json").exists():
+        raise FileNotFoundError(f"no KPI share at {folder} (run the kpis_shard task first)")
+    meta = json.loads((folder / "share.json").read_text(encoding="utf-8"))
+    frames = {p.stem: pd.read_parquet(p) for p in folder.glob("*.parquet")}
+    return KpiShare(**meta, **frames)
+
+
+def merged_kpis(parts: MonthPartitions, policy: Policy, period: str, shards: list[str]):
+    """The MonthlyKpis of `period` from every shard's share, with the clean departments and
+    agents and the customers of the visits due (revisit.rules.kpi_shares.merge_shares)."""
+    from revisit.rules.kpi_shares import merge_shares
+    from revisit.stages.daily import read_clean
+
+    shares = [read_share(share_folder(parts, period, shard)) for shard in shards]
+    due = pd.concat([s.due["customer_id"] for s in shares], ignore_index=True)
+    ids = due.dropna().astype(str).unique().tolist()
+    frames = {**read_clean(parts, ("departments", "agents"), unread=KPI_UNREAD),
+              **read_clean(parts, ("customers",), {"customers": ("customer_id", ids)},
+                           unread=KPI_UNREAD)}
+    return merge_shares(shares, frames, policy)
+
+
+def compute_kpis(parts: MonthPartitions, policy: Policy, results_url: str,
+                 shards: list[str] | None = None) -> dict[str, Any]:
+    """KPIs of M: reports/M/kpis.csv, reports/M/agents.csv, report_data/M/<department>.json,
+    and M's rows of the results tables kpis and agent_kpis (replaced by month; a replay
+    publishes nothing), merged from `shards`' shares (run_kpis_shard).
+
+    Without `shards`, the whole month in this one call: the quality gate over M's snapshot
+    (the daily run's gate, revisit.stages.daily.run_quality: KPIs are computed from rows that
+    passed it, so a rating of 11/10 or an orphan visit does not move a head's numbers;
+    quality/M/ says what was left out; a stop raises revisit.quality.gate.QualityStop), then
+    every shard's share."""
     from revisit.io.files import atomic_dir, safe_name
     from revisit.io.runinfo import run_info
-    from revisit.quality.gate import gate_or_stop
+    from revisit.stages.daily import run_quality, shard_plan
 
-    frames = read_snapshot(parts.snapshot)
+    if shards is None:
+        run_quality(parts, policy)
+        shards = shard_plan(parts).shard_ids
+        for shard in shards:
+            run_kpis_shard(parts, policy, shard, results_url)
     info = run_info(policy, parts.snapshot, parts.period)  # run.json: what made M's outputs
-    gate = gate_or_stop(frames, policy, parts.quality, parts.month, run_info=info)
-    kpis = period_kpis(gate.clean, policy, parts.month, results_url)
-    quarantined = quarantined_by_department(results_url, parts.month, frames)
+    kpis = merged_kpis(parts, policy, parts.month, shards)
+    quarantine = pd.read_parquet(parts.quality / "quarantine.parquet", columns=QUARANTINE_READS)
+    issues = _quality_issues(results_url, parts.month)
+    raw = RawRows.read(parts.snapshot, quarantine, *([] if issues is None else [issues]))
+    quarantined = quarantined_by_department(issues, raw)
     departments = kpis.departments["department_id"].astype(str).tolist()
     unsafe = [d for d in departments if not safe_name(d)]
     if unsafe:  # its files would land outside reports/M/ (the daily gate quarantines it too)
         log.warning("no report for departments whose id cannot name a file: %s", unsafe)
         departments = [d for d in departments if safe_name(d)]
-    left_out = left_out_by_gate(gate.quarantine, frames, parts.month)
+    left_out = left_out_by_gate(quarantine, raw, parts.month)
     with atomic_dir(parts.data) as tmp:
         for department_id in departments:
             _write_report_data(tmp / f"{department_id}.json", kpis, department_id, quarantined,
@@ -162,23 +296,15 @@ def compute_kpis(parts: MonthPartitions, policy: Policy, results_url: str) -> di
     published = None if parts.replay else publish_kpis(results_url, kpis)
     _log_company_kpis(kpis, parts.month, len(departments))
     return {"month": parts.month, **files, "departments": departments, "data": str(parts.data),
-            "published": published}
+            "published": published, "shards": len(shards)}
 
 
-def period_kpis(clean: dict, policy: Policy, period: str, results_url: str):
-    """compute_monthly of a month or quarter over the gate's clean frames, crediting due
-    visits from the results database's call-list history of the period."""
-    from revisit.io.results import call_list_history
-    from revisit.rules.calendar import BusinessCalendar
-    from revisit.rules.kpis import compute_monthly
+def _quality_issues(url: str, month: str) -> pd.DataFrame | None:
+    """The daily gates' quarantined (table, row_key) of M, as RawRows reads them."""
+    from revisit.io.results import quality_issue_keys
 
-    listings = call_list_history(results_url, month_start(period).date(),
-                                 month_end(period).date())
-    if listings is None:
-        log.info("no call-list history in the results database: due visits of %s are credited "
-                 "by the assignment rules", period)
-    return compute_monthly(clean, policy, BusinessCalendar(policy.calendar), period,
-                           listings=listings)
+    issues = quality_issue_keys(url, month_start(month).date(), month_end(month).date())
+    return None if issues is None else issues.rename(columns={"table_name": "table"})
 
 
 def write_period_files(folder, kpis, info: dict[str, Any]) -> dict[str, str]:
@@ -386,10 +512,12 @@ __all__ = [
     "delivery_state",
     "departments_with_data",
     "left_out_by_gate",
-    "period_kpis",
+    "merged_kpis",
     "publish_kpis",
     "quarantined_by_department",
+    "read_share",
     "render_department",
+    "run_kpis_shard",
     "send_department",
     "summarize",
     "write_period_files",

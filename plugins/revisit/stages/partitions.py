@@ -97,6 +97,17 @@ class MonthPartitions:
         return self.root / "quality" / self.month
 
     @property
+    def clean(self) -> Path:
+        """clean/M: the rows of M's snapshot that passed the quality gate."""
+        return self.root / "clean" / self.month
+
+    @property
+    def handoff(self) -> Path:
+        """handoff/M: the gate's rows split by shard and each shard's KPI share (not a user
+        output)."""
+        return self.root / "handoff" / self.month
+
+    @property
     def reports(self) -> Path:
         """reports/M: the PDFs, kpis.csv and delivery.json of month M."""
         return self.root / "reports" / self.month

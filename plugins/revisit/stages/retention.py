@@ -9,7 +9,8 @@ What goes (every one holds customers' names, phones or CRM text):
 - a day's snapshots/D, clean/D, handoff/D, quality/D (the quarantine holds the offending
   values), call_lists/D (names, phones), sla/D (the digests name the customer, with a masked
   phone) — aged from D;
-- a month's snapshots/M, quality/M, report_data/M (customer names of the report's tables) —
+- a month's snapshots/M, clean/M, handoff/M (the gated rows, by shard), quality/M,
+  report_data/M (customer names of the report's tables) —
   aged from M's cut-off, the 1st of M+1 (the day that snapshot was taken as of); likewise a
   quarter's report_data/<YYYY>-Q<n> (the company report's data), aged from the 1st after it.
 
@@ -47,7 +48,7 @@ log = logging.getLogger(__name__)
 
 # Per kind of partition: the output-root folders that hold it (see the module docstring).
 DAY_FOLDERS = ("snapshots", "clean", "handoff", "quality", "call_lists", "sla")
-MONTH_FOLDERS = ("snapshots", "quality", "report_data")
+MONTH_FOLDERS = ("snapshots", "clean", "handoff", "quality", "report_data")
 REPLAYS = "replays"  # replays/<replay_id>/: aged by the period each replayed
 _LEADING_PERIOD = re.compile(r"^(\d{4}-\d{2}-\d{2}|\d{4}-\d{2}|\d{4}-Q[1-4])(?:_|$)")
 TRASH_SUFFIX = ".expired.tmp"  # .<name>.<pid>.expired.tmp: hidden, like atomic_dir's temps

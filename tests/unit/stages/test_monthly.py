@@ -6,7 +6,7 @@ import pandas as pd
 
 from revisit.quality.gate import gate_or_stop
 from revisit.rules.kpis import COMPANY
-from revisit.stages.monthly import left_out_by_gate
+from revisit.stages.monthly import RawRows, left_out_by_gate
 from tests.monthly_fixtures import frame, hand_built_frames, visit, write_snapshot
 
 MONTH = "2026-10"
@@ -17,7 +17,7 @@ def _left_out(frames, policy, tmp_path) -> dict:
     loose = policy.model_copy(update={"quality": policy.quality.model_copy(
         update={"max_failure_share": 0.5})})
     gate = gate_or_stop(frames, loose, tmp_path / "quality", MONTH)
-    return left_out_by_gate(gate.quarantine, frames, MONTH)
+    return left_out_by_gate(gate.quarantine, RawRows(frames), MONTH)
 
 
 def test_ratings_off_their_scale_are_left_out_and_counted(policy, tmp_path):
@@ -97,7 +97,7 @@ def test_a_month_without_visits_counts_the_quarantined_ratings_of_tickets_only()
     quarantine = pd.DataFrame({"table": ["tickets", "visits"], "row_key": ["T1", "V1"],
                                "check": ["range", "range"],
                                "column": ["satisfaction", "satisfaction"]})
-    counted = left_out_by_gate(quarantine, frames, MONTH)  # an empty lookup used to raise
+    counted = left_out_by_gate(quarantine, RawRows(frames), MONTH)  # an empty lookup used to raise
     assert counted[COMPANY]["invalid_ratings"] == 0  # neither row's stamp is known to be in M
 
 
