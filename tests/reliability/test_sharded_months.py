@@ -112,3 +112,82 @@ def test_the_month_s_history_credits_listed_visits(month_root, unsharded):
     finally:
         engine.dispose()
     assert listed > 0
+
+
+# ================================================================= the daily gate of the 1st
+@pytest.fixture(scope="module")
+def day_gated(month_root, tmp_path_factory, policy) -> Path:
+    """The daily run of M's cut-off day (the 1st of M+1) over the snapshot M then copies, as
+    revisit.bridge.tasks does."""
+    from revisit.io.extract import copy_snapshot
+    from revisit.stages.daily import run_quality
+
+    root = tmp_path_factory.mktemp("day-gated") / "out"
+    shutil.copytree(month_root, root)
+    month = MonthPartitions(root, MONTH)
+    day = DayPartitions(root, month.cutoff_date)
+    shutil.copytree(month.snapshot, day.snapshot)
+    shutil.rmtree(month.snapshot)
+    run_quality(day, policy)
+    copy_snapshot(day.snapshot, month.snapshot)
+    return root
+
+
+def _month_digests(root: Path) -> dict[str, str]:
+    files = [p for folder in ("reports", "report_data", "quality", "clean", "handoff")
+             for p in sorted((root / folder).rglob("*"))
+             if p.relative_to(root).parts[1] == MONTH and p.is_file()]
+    return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in files}
+
+
+def test_the_month_reuses_the_daily_gate_of_its_cut_off_day_with_the_same_bytes(
+        day_gated, tmp_path, policy):
+    from revisit.stages.monthly import gate_month
+
+    reused, fresh = tmp_path / "reused", tmp_path / "fresh"
+    for target in (reused, fresh):
+        shutil.copytree(day_gated, target)
+    shutil.rmtree(fresh / "clean")  # no day's gate: M gates its snapshot itself
+    assert gate_month(MonthPartitions(reused, MONTH), policy)["reused"] == "2026-10-01"
+    assert "reused" not in gate_month(MonthPartitions(fresh, MONTH), policy)
+    for root in (reused, fresh):
+        parts = MonthPartitions(root, MONTH)
+        from revisit.stages.daily import shard_plan
+        from revisit.stages.monthly import run_kpis_shard
+
+        url = default_results_url(root)
+        shards = shard_plan(parts).shard_ids
+        for shard in shards:
+            run_kpis_shard(parts, policy, shard, url)
+        compute_kpis(parts, policy, url, shards)
+    got, want = _month_digests(reused), _month_digests(fresh)
+    assert "quality/2026-09/summary.md" in got and "clean/2026-09/visits.parquet" in got
+    assert got == want
+
+
+@pytest.mark.parametrize("change", ["policy", "shard size", "snapshot"])
+def test_the_month_gates_again_when_the_day_s_gate_is_not_its_own(change, day_gated, tmp_path,
+                                                                  policy):
+    from revisit.io.extract import copy_snapshot, snapshot_manifest
+    from revisit.stages.monthly import gate_month
+
+    root = tmp_path / "out"
+    shutil.copytree(day_gated, root)
+    parts = MonthPartitions(root, MONTH)
+    if change == "policy":
+        policy = policy.model_copy()
+        policy._version = "0123456789ab"  # another policy file
+    elif change == "shard size":
+        policy = _with_shards(policy, 37)
+    else:  # re-extracted later: another snapshot of the same cut-off
+        import json
+
+        day = DayPartitions(root, parts.cutoff_date)
+        manifest = snapshot_manifest(day.snapshot)
+        shutil.rmtree(parts.snapshot)
+        copy_snapshot(day.snapshot, parts.snapshot)
+        (parts.snapshot / "snapshot.json").unlink()
+        (parts.snapshot / "snapshot.json").write_text(json.dumps(
+            {**manifest, "extracted_at": "2026-10-02T07:00:00+08:00"}), encoding="utf-8")
+    assert "reused" not in gate_month(parts, policy)

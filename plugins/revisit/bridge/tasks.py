@@ -503,13 +503,18 @@ def retention(context: dict[str, Any]) -> dict[str, Any]:
 # ================================================================= revisit_monthly
 @fail_fast
 def monthly_gate(context: dict[str, Any]) -> dict[str, Any]:
-    """M's quality gate (the daily run's, over M's snapshot): clean/M split by shard; a stop
-    fails the task without retries (the data will not change)."""
-    from revisit.stages.daily import run_quality
+    """M's quality gate (the daily run's over M's snapshot, or that run's own result when it
+    gated the same snapshot: revisit.stages.monthly.reused_gate): clean/M split by shard; a
+    stop fails the task without retries (the data will not change)."""
+    from revisit.stages.daily import GATE
+    from revisit.stages.monthly import gate_month
+    from revisit.stages.shard_rows import SHARD_ROWS
 
     parts, policy = month_partitions(context)
-    needs(parts.snapshot)
-    return run_quality(parts, policy)
+    day = DayPartitions(parts.root, parts.cutoff_date)  # whose gate M may reuse
+    needs(parts.snapshot, _manifest_of(day), day.clean, day.handoff / SHARD_ROWS,
+          day.handoff / GATE)
+    return gate_month(parts, policy)
 
 
 @fail_fast

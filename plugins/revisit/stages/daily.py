@@ -80,12 +80,17 @@ def _read_table(path, only: tuple[str, list[str]] | None = None,
     return pd.read_parquet(path, columns=names, filters=rows)
 
 
+GATE = "gate"  # handoff/<period>/gate/: the gate's verdict (revisit.quality.stored)
+
+
 def run_quality(parts: Partitions, policy: Policy) -> dict:
     """Quality gate over the period's snapshot: quality/<period>/ report, clean/<period>/
-    frames and their shard split (revisit.stages.shard_rows), or a stop
+    frames and their shard split (revisit.stages.shard_rows), the verdict for a later run
+    over the same snapshot (revisit.quality.stored), or a stop
     (revisit.quality.gate.QualityStop: no lists or reports go out)."""
     from revisit.io.parquet import ParquetTables, file_schemas
     from revisit.quality.gate import gate_or_stop
+    from revisit.quality.stored import write_verdict
     from revisit.stages.shard_rows import SHARD_ROWS, ShardRows, both
 
     info = provenance(parts, policy)
@@ -95,16 +100,21 @@ def run_quality(parts: Partitions, policy: Policy) -> dict:
     with atomic_dir(parts.clean) as tmp, atomic_dir(parts.handoff / SHARD_ROWS) as rows, \
             ParquetTables(tmp, types) as clean, \
             ShardRows(rows, policy.scale.max_customers_per_shard, types) as by_shard:
-        result = gate_or_stop(SnapshotTables(parts.snapshot), policy, parts.quality, parts.period,
-                              run_info=info, sink=both(clean, by_shard))
+        result = gate_or_stop(SnapshotTables(parts.snapshot), policy, parts.quality,
+                              parts.period, run_info=info, sink=both(clean, by_shard))
         write_run_info(tmp, info)
-    summary = {
+        write_verdict(result, parts.handoff / GATE)
+    return gate_summary(result, parts)
+
+
+def gate_summary(result, parts: Partitions) -> dict:
+    """What the gate task returns (counts and the report's path: no rows)."""
+    return {
         "quarantined_rows": int(result.quarantine[["table", "row_key"]].drop_duplicates().shape[0])
         if len(result.quarantine) else 0,
         "clean_rows": {row.table: int(row.clean_rows) for row in result.summary.itertuples()},
         "report": str(parts.quality),
     }
-    return summary
 
 
 def run_call_lists(parts: DayPartitions, policy: Policy, calendar: BusinessCalendar,

@@ -36,7 +36,7 @@ from revisit.config.schema import TABLES
 from revisit.core.errors import RevisitError
 from revisit.core.periods import month_end, month_start
 from revisit.rules.visits import empty_table
-from revisit.stages.partitions import MonthPartitions
+from revisit.stages.partitions import DayPartitions, MonthPartitions
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +46,83 @@ class ReportsNotDelivered(RevisitError):
     change that (the send tasks retry themselves)."""
 
     retryable = False
+
+
+# ================================================================= the gate of M
+def gate_month(parts: MonthPartitions, policy: Policy) -> dict[str, Any]:
+    """M's quality gate: the daily run's of M's cut-off day when it gated this very snapshot
+    under the same policy (reused_gate), else the gate run over M's snapshot
+    (revisit.stages.daily.run_quality)."""
+    from revisit.stages.daily import run_quality
+
+    reused = reused_gate(parts, policy)
+    return reused if reused is not None else run_quality(parts, policy)
+
+
+def reused_gate(parts: MonthPartitions, policy: Policy) -> dict[str, Any] | None:
+    """clean/M, its shard split and quality/M from the daily run of the 1st of M+1, or None
+    when that run's gate is not M's: another snapshot (M's was not the day's copy, or was
+    re-extracted), another policy or code, another shard size, a stop, or nothing there.
+
+    Why: the monthly run sees the CRM at the instant that day's run snapshotted and gated a
+    few hours before (the snapshot is already reused: revisit.bridge.tasks); gating it again
+    is the monthly run's largest cost after the KPIs. The clean files are linked (copied on a
+    file system without links); the report is written again from the day's verdict
+    (revisit.quality.stored), since it names its period."""
+    from revisit.io.extract import snapshot_manifest
+    from revisit.io.runinfo import RUN_FILE, write_run_info
+    from revisit.quality.stored import read_verdict
+    from revisit.quality.summary import write_quality_outputs
+    from revisit.stages.daily import GATE, gate_summary, provenance
+    from revisit.stages.shard_rows import SHARD_ROWS, plan_info
+
+    day = DayPartitions(parts.root, parts.cutoff_date)
+    if parts.replay or not (day.clean / RUN_FILE).exists() \
+            or not (day.handoff / SHARD_ROWS / "plan.json").exists():
+        return None
+    info = provenance(parts, policy)
+    gated = json.loads((day.clean / RUN_FILE).read_text(encoding="utf-8"))
+    same = ({k: v for k, v in gated.items() if k != "period"}
+            == {k: v for k, v in info.items() if k != "period"}
+            and snapshot_manifest(day.snapshot) == snapshot_manifest(parts.snapshot)
+            and plan_info(day.handoff)["max_customers_per_shard"]
+            == policy.scale.max_customers_per_shard)
+    if not same:
+        return None
+    result = read_verdict(day.handoff / GATE,
+                          {"agents": pd.read_parquet(day.clean / "agents.parquet")})
+    if result is None or result.stopped:
+        return None
+    _link_tree(day.clean, parts.clean, skip=RUN_FILE,
+               then=lambda tmp: write_run_info(tmp, info))
+    for folder in (SHARD_ROWS, GATE):
+        _link_tree(day.handoff / folder, parts.handoff / folder)
+    write_quality_outputs(result, parts.quality, parts.period, info)
+    log.info("quality gate of %s: the daily run's of %s (the same snapshot and policy), not "
+             "run again", parts.period, day.period)
+    return {**gate_summary(result, parts), "reused": day.period}
+
+
+def _link_tree(source: Path, target: Path, skip: str | None = None, then=None) -> None:
+    """`source`'s files (and folders) as `target`, atomically: hard links where the file
+    system allows, else copies; `then(tmp)` adds to it before it is published."""
+    import os
+    import shutil
+
+    from revisit.io.files import atomic_dir
+
+    with atomic_dir(target) as tmp:
+        for path in sorted(source.rglob("*")):
+            rel = path.relative_to(source)
+            if path.is_dir() or rel.as_posix() == skip:
+                continue
+            (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
+            try:
+                os.link(path, tmp / rel)
+            except OSError:  # another file system, or links not allowed
+                shutil.copy2(path, tmp / rel)
+        if then is not None:
+            then(tmp)
 
 
 # ================================================================= kpis
@@ -269,10 +346,10 @@ def compute_kpis(parts: MonthPartitions, policy: Policy, results_url: str,
     every shard's share."""
     from revisit.io.files import atomic_dir, safe_name
     from revisit.io.runinfo import run_info
-    from revisit.stages.daily import run_quality, shard_plan
+    from revisit.stages.daily import shard_plan
 
     if shards is None:
-        run_quality(parts, policy)
+        gate_month(parts, policy)
         shards = shard_plan(parts).shard_ids
         for shard in shards:
             run_kpis_shard(parts, policy, shard, results_url)
@@ -511,12 +588,14 @@ __all__ = [
     "compute_kpis",
     "delivery_state",
     "departments_with_data",
+    "gate_month",
     "left_out_by_gate",
     "merged_kpis",
     "publish_kpis",
     "quarantined_by_department",
     "read_share",
     "render_department",
+    "reused_gate",
     "run_kpis_shard",
     "send_department",
     "summarize",
