@@ -273,6 +273,7 @@ def run_scale(scale: int, opts: argparse.Namespace, compare: bool | None = None
             stages.append(report)
             _echo(report)
     if opts.monthly and not failed and scale <= (opts.monthly_upto or scale):
+        month_shards: list[str] = []
         for stage in MONTHLY:
             missing = missing_requirements(stage)
             if missing:
@@ -280,9 +281,13 @@ def run_scale(scale: int, opts: argparse.Namespace, compare: bool | None = None
                                "skipped": True, "error": f"not available: {', '.join(missing)}"})
                 print(f"  {stage.name:<16} skipped ({', '.join(missing)} missing)", flush=True)
                 continue
-            report = run_stage(stage.name, scale, opts, out, crm)
-            stages.append(report)
-            _echo(report)
+            for shard in month_shards if stage.mapped else [None]:
+                report = run_stage(stage.name, scale, opts, out, crm, shard=shard,
+                                   shards=month_shards if stage.name in MERGES else None)
+                stages.append(report)
+                _echo(report)
+            if stage.name == "monthly_shards" and report["ok"]:
+                month_shards = report["details"]["shard_ids"]
             if not report["ok"]:
                 break
     if (opts.compare if compare is None else compare) and not failed:
@@ -331,7 +336,7 @@ def _echo(report: dict[str, Any]) -> None:
 # Tasks the bench does not run (e-mail, retention, the company reports) are in the graph with
 # no time and no memory, so they neither lengthen a path nor add to a peak; the summary lists
 # them as not measured.
-MERGES = ("call_lists", "sla")  # the stages that merge the mapped tasks' hand-offs
+MERGES = ("call_lists", "sla", "kpis")  # the stages that merge the mapped tasks' hand-offs
 # their unsharded alternative (compare stages): bytes of memory per customer they need
 WHOLE = {"call_lists_whole": 7_000, "sla_whole": 2_700}
 
@@ -351,10 +356,18 @@ def daily_dag(shard_ids: list[str]) -> dict[str, tuple[str, ...]]:
 
 
 DAILY_DAG = daily_dag(["000"])  # one shard: the embedded demo's plan
-MONTHLY_DAG: dict[str, tuple[str, ...]] = {
-    "monthly_extract": (), "kpis": ("monthly_extract",),
-    # + department.render[D] after kpis, one mapped task per department, each before its send
-}
+
+
+def monthly_dag(shard_ids: list[str]) -> dict[str, tuple[str, ...]]:
+    """revisit_monthly with its kpis_shard[s] expanded (+ one render[D] per department after
+    kpis, added by _monthly_dag)."""
+    shares = tuple(f"kpis_shard[{s}]" for s in shard_ids)
+    return {"monthly_extract": (), "monthly_gate": ("monthly_extract",),
+            "monthly_shards": ("monthly_gate",), **dict.fromkeys(shares, ("monthly_shards",)),
+            "kpis": shares or ("monthly_shards",)}
+
+
+MONTHLY_DAG = monthly_dag(["000"])
 
 
 def _ancestors(dag: dict[str, tuple[str, ...]]) -> dict[str, set[str]]:
@@ -461,7 +474,8 @@ def _monthly_dag(by: dict[str, dict[str, Any]]) -> tuple[dict, dict, dict]:
     """The monthly DAG with one render task per department: each pays the render process's
     set-up (process seconds - work seconds) plus its own department's render time, and is
     given the render process's peak (one process rendered them all, so this bounds each)."""
-    dag = {t: u for t, u in MONTHLY_DAG.items() if t in by}
+    plan = by.get("monthly_shards", {}).get("details", {}).get("shard_ids") or []
+    dag = {t: u for t, u in monthly_dag(plan).items() if t in by}
     seconds = {t: by[t]["wall_seconds"] for t in dag}
     peaks = {t: by[t]["task_peak_rss"] for t in dag}
     render = by.get("render")

@@ -300,23 +300,58 @@ def run_monthly_extract(cfg: Config, ctx: dict, probes: Probes) -> tuple[int, di
     return _extract(cfg.crm_url, parts.cutoff_date, parts.snapshot, ctx, probes)
 
 
+def run_monthly_gate(cfg: Config, ctx: dict, probes: Probes) -> tuple[int, dict]:
+    """revisit_monthly.quality_gate: tasks.monthly_gate -> monthly.gate_month (the daily gate
+    of M's cut-off day when it is M's own, else the gate over M's snapshot)."""
+    import revisit.stages.daily as daily
+    import revisit.stages.monthly as monthly
+
+    probes.wrap(daily, "run_quality", "quality gate (chunked)")
+    probes.wrap(monthly, "reused_gate", "the daily gate of the 1st, when it is M's")
+    summary = monthly.gate_month(_month_parts(cfg), ctx["policy"])
+    return sum(summary["clean_rows"].values()), {"reused": summary.get("reused")}
+
+
+def run_monthly_shards(cfg: Config, ctx: dict, probes: Probes) -> tuple[int, dict]:
+    """revisit_monthly.shards: M's plan.json (what kpis_shard maps)."""
+    from revisit.stages.shard_rows import plan_info
+
+    info = plan_info(_month_parts(cfg).handoff)
+    return len(info["shard_ids"]), {"shard_ids": info["shard_ids"]}
+
+
+def run_kpis_shard(cfg: Config, ctx: dict, probes: Probes) -> tuple[int, dict]:
+    """revisit_monthly.kpis_shard[s]: tasks.kpis_shard -> monthly.run_kpis_shard (one shard's
+    share of M's KPIs, and of its quarter's when M ends one)."""
+    import revisit.rules.kpi_shares as shares
+    import revisit.stages.daily as daily
+
+    probes.wrap(daily, "read_clean", "read clean rows", out_rows=_frames_rows)
+    probes.wrap(daily, "read_shard_rows", "read shard rows", out_rows=_frames_rows)
+    probes.wrap(shares, "kpi_share", "KPI share")
+    import revisit.stages.monthly as monthly
+
+    summary = monthly.run_kpis_shard(_month_parts(cfg), ctx["policy"], cfg.shard,
+                                     cfg.results_url)
+    return summary["customers"], {}
+
+
 def run_kpis(cfg: Config, ctx: dict, probes: Probes) -> tuple[int, dict]:
-    """revisit_monthly's quality_gate -> kpis_shard (every shard) -> kpis in one process:
-    monthly.compute_kpis without shards (its peak is the largest of the three)."""
+    """revisit_monthly.kpis: tasks.monthly_kpis -> monthly.compute_kpis, the merge of the
+    shards' shares (cfg.shards); without shards (kpis_whole) the gate, every share and the
+    merge in one process."""
     import revisit.delivery.report as report
     import revisit.stages.daily as daily
     import revisit.stages.monthly as monthly
 
-    probes.wrap(daily, "run_quality", "quality gate (chunked)",
-                out_rows=lambda result: sum(result["clean_rows"].values()))
-    probes.wrap(monthly, "run_kpis_shard", "KPI shares (every shard)",
-                out_rows=lambda result: result["customers"])
+    probes.wrap(daily, "run_quality", "quality gate (chunked)")
+    probes.wrap(monthly, "run_kpis_shard", "KPI shares (every shard)")
     probes.wrap(monthly, "merged_kpis", "merge of the shares")
-    probes.wrap(monthly, "quarantined_by_department", "quality history")
+    probes.wrap(monthly.RawRows, "read", "quarantined rows' snapshot rows")
     probes.wrap(report, "report_data", "report data")
-    summary = monthly.compute_kpis(_month_parts(cfg), ctx["policy"], cfg.results_url)
-    return probes.steps["quality gate (chunked)"]["out_rows"], {
-        "departments": len(summary["departments"]), "shards": summary["shards"]}
+    summary = monthly.compute_kpis(_month_parts(cfg), ctx["policy"], cfg.results_url,
+                                   cfg.shards)
+    return summary["shards"], {"departments": len(summary["departments"])}
 
 
 def run_render(cfg: Config, ctx: dict, probes: Probes) -> tuple[int, dict]:
@@ -525,10 +560,17 @@ STAGES: dict[str, Stage] = {s.name: s for s in (
     Stage("monthly_extract", "monthly", run_monthly_extract, "CRM rows",
           requires=("revisit.stages.monthly",),
           describe="CRM -> snapshots/M/*.parquet as of the 1st after M"),
-    Stage("kpis", "monthly", run_kpis, "clean rows",
-          requires=("revisit.rules.kpi_shares", "revisit.delivery.report",
-                    "revisit.stages.monthly"),
-          describe="gate of M, every shard's KPI share, their merge -> kpis.csv, report data"),
+    Stage("monthly_gate", "monthly", run_monthly_gate, "clean rows",
+          requires=("revisit.quality.stored",),
+          describe="quality gate of M (the daily one of the 1st when it is M's) -> clean/M"),
+    Stage("monthly_shards", "monthly", run_monthly_shards, "shards",
+          describe="the shard plan of M"),
+    Stage("kpis_shard", "monthly", run_kpis_shard, "customers", mapped=True,
+          requires=("revisit.rules.kpi_shares",),
+          describe="one shard: its share of M's KPIs (sums, counts, top rows)"),
+    Stage("kpis", "monthly", run_kpis, "shards",
+          requires=("revisit.rules.kpi_shares", "revisit.delivery.report"),
+          describe="merge of the shares -> kpis.csv, agents.csv, report data"),
     Stage("render", "monthly", run_render, "departments",
           requires=("revisit.delivery.report", "revisit.stages.monthly", "weasyprint"),
           describe="per department: Jinja2 HTML + charts -> WeasyPrint PDF"),

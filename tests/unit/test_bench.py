@@ -116,10 +116,18 @@ def test_critical_path_and_parallel_peak_follow_the_dag() -> None:
     render = {"wall_seconds": 4.0, "seconds": 3.0, "task_peak_rss": 3,
               "details": {"seconds_per_department": {"D01": 2.0, "D02": 1.0}}}
     by = {"monthly_extract": {"wall_seconds": 1.0, "task_peak_rss": 2},
-          "kpis": {"wall_seconds": 2.0, "task_peak_rss": 5}, "render": render}
+          "monthly_gate": {"wall_seconds": 2.0, "task_peak_rss": 2},
+          "monthly_shards": {"wall_seconds": 0.5, "task_peak_rss": 1,
+                             "details": {"shard_ids": ["000", "001"]}},
+          "kpis_shard[000]": {"wall_seconds": 3.0, "task_peak_rss": 4},
+          "kpis_shard[001]": {"wall_seconds": 1.0, "task_peak_rss": 4},
+          "kpis": {"wall_seconds": 1.0, "task_peak_rss": 5}, "render": render}
     mdag, secs, pk = _monthly_dag(by)
-    assert critical_path(mdag, secs) == (6.0, ["monthly_extract", "kpis", "render[D01]"])
-    assert parallel_peak(mdag, pk) == (6, ["render[D01]", "render[D02]"])
+    assert critical_path(mdag, secs) == (10.5, [
+        "monthly_extract", "monthly_gate", "monthly_shards", "kpis_shard[000]", "kpis",
+        "render[D01]"])
+    # the shards' shares run side by side (4 + 4), the renders after the merge (3 + 3)
+    assert parallel_peak(mdag, pk) == (8, ["kpis_shard[000]", "kpis_shard[001]"])
 
 
 def test_spread_is_median_and_range() -> None:
