@@ -295,8 +295,21 @@ def run_publish(cfg: Config, ctx: dict, probes: Probes) -> tuple[int, dict]:
 
 # ================================================================= monthly stages (hook)
 def run_monthly_extract(cfg: Config, ctx: dict, probes: Probes) -> tuple[int, dict]:
-    """revisit_monthly.extract: tasks.extract_monthly (snapshot as of the 1st after M)."""
-    parts = _month_parts(cfg)
+    """revisit_monthly.extract: tasks.extract_monthly (snapshot as of the 1st after M): the
+    daily snapshot of that day, linked, when the bench's call date is that day and its
+    snapshot saw the same instant (as the DAG does), else extracted."""
+    from revisit.io.extract import same_cutoff
+    from revisit.stages.partitions import DayPartitions
+
+    parts, policy = _month_parts(cfg), ctx["policy"]
+    day = DayPartitions(parts.root, parts.cutoff_date)
+    if same_cutoff(day.snapshot, parts.cutoff_date, policy.calendar.timezone,
+                   policy.source_tz):
+        import revisit.io.extract as extract
+
+        probes.wrap(extract, "copy_snapshot", f"link the daily snapshot of {day.period}")
+        counts = extract.copy_snapshot(day.snapshot, parts.snapshot)
+        return sum(counts.values()), {"rows": counts, "from": day.period}
     return _extract(cfg.crm_url, parts.cutoff_date, parts.snapshot, ctx, probes)
 
 
@@ -331,8 +344,7 @@ def run_kpis_shard(cfg: Config, ctx: dict, probes: Probes) -> tuple[int, dict]:
     probes.wrap(shares, "kpi_share", "KPI share")
     import revisit.stages.monthly as monthly
 
-    summary = monthly.run_kpis_shard(_month_parts(cfg), ctx["policy"], cfg.shard,
-                                     cfg.results_url)
+    summary = monthly.run_kpis_shard(_month_parts(cfg), ctx["policy"], cfg.shard)
     return summary["customers"], {}
 
 

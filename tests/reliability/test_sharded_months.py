@@ -159,7 +159,7 @@ def test_the_month_reuses_the_daily_gate_of_its_cut_off_day_with_the_same_bytes(
         url = default_results_url(root)
         shards = shard_plan(parts).shard_ids
         for shard in shards:
-            run_kpis_shard(parts, policy, shard, url)
+            run_kpis_shard(parts, policy, shard)
         compute_kpis(parts, policy, url, shards)
     got, want = _month_digests(reused), _month_digests(fresh)
     assert "quality/2026-09/summary.md" in got and "clean/2026-09/visits.parquet" in got

@@ -532,7 +532,7 @@ def kpis_shard(context: dict[str, Any], shard: str) -> dict[str, Any]:
     parts, policy = month_partitions(context)
     needs(*_clean_tables(parts, "customers", "departments", "agents"),
           *_shard_rows(parts, shard, tuple(ROUTED)))
-    return run_kpis_shard(parts, policy, shard, results_url())
+    return run_kpis_shard(parts, policy, shard)
 
 
 @fail_fast
@@ -544,8 +544,12 @@ def monthly_kpis(context: dict[str, Any], shard_ids: list[str] | None = None
     from revisit.stages.monthly import compute_kpis, share_folder
 
     parts, policy = month_partitions(context)
-    needs(parts.snapshot)  # M's run.json, and the raw rows the data-quality note counts
-    if shard_ids is not None:
+    if shard_ids is None:
+        needs(parts.snapshot)
+    else:  # M's run.json, and the raw rows the data-quality note counts (filtered reads)
+        from revisit.stages.monthly import RAW_KEYS
+
+        needs(_manifest_of(parts), *(parts.snapshot / f"{name}.parquet" for name in RAW_KEYS))
         needs(*_clean_tables(parts, "customers", "departments", "agents"),
               parts.quality / OUTPUT_FILES["quarantine_typed"],
               *(share_folder(parts, parts.month, shard) for shard in shard_ids))

@@ -6,9 +6,10 @@ Why shares, not rows: the merge of a sharded month holds sums and counts per (mo
 department), per (department, agent) and per category, plus the few rows the report lists —
 never a customer table. What cannot be summed travels whole, and small:
 - the handling hours of the tickets resolved in the trend months (a median);
-- the visits due in the period with the agent a call list named for each. Who is credited
-  when no list named one is decided over the whole department (the pool is shared
-  least-loaded in customer_id order, revisit.rules.credit), so the merge decides it.
+- the visits due in the period (customer, kind, window): who is credited with each is the
+  agent a call list named (the history of the period, read once by the merge), else decided
+  over the whole department (the pool is shared least-loaded in customer_id order,
+  revisit.rules.credit), so the merge decides it.
 A customer, and so each of their orders, tickets and visits, is in exactly one shard
 (revisit.rules.shards), so a sum of the shards' sums is the sum over the CRM, and the top rows
 of a department are among the top rows of its shards. compute_monthly is the merge of one
@@ -40,7 +41,7 @@ class KpiShare:
     categories: pd.DataFrame  # department_id, category, tickets (created in the period)
     priorities: pd.DataFrame  # department_id, priority, metric, met, breached
     breaches: pd.DataFrame  # the worst breaches of the period: the top of each department
-    due: pd.DataFrame  # kpis.due_visits: due in the period, with the listed agent
+    due: pd.DataFrame  # kpis.due_visits: the visits due in the period
     work: pd.DataFrame  # kpis.AGENT_WORK per (department_id, agent_id)
     open_groups: pd.DataFrame  # kpis.open_visit_groups
     open_breaches: pd.DataFrame  # breached, not achieved at the cut-off: the top of each
@@ -55,11 +56,9 @@ class KpiShare:
 
 
 def kpi_share(frames: dict[str, pd.DataFrame], policy: Policy, calendar: BusinessCalendar,
-              period: str, listings: pd.DataFrame | None = None) -> KpiShare:
+              period: str) -> KpiShare:
     """The share of `period`'s KPIs of the customers in `frames` (one shard's rows, or the
-    whole CRM), from the snapshot at the end of the period. `listings`: the results
-    database's call_list rows of the period (revisit.rules.credit.LISTING_COLUMNS; None: no
-    history)."""
+    whole CRM), from the snapshot at the end of the period."""
     unit, cutoff = period_unit(period), month_end(period)
     months = trend_months(period, policy.report.trend_months)
     at_cutoff = visit_obligations(frames, policy, calendar, cutoff.date())
@@ -73,6 +72,7 @@ def kpi_share(frames: dict[str, pd.DataFrame], policy: Policy, calendar: Busines
     verdicts = status[(sla["month"] == period).fillna(False).to_numpy(bool)]
     del status
     sums, hours = k.kpi_sums(obligations, tickets, ratings, sla)
+    hours = hours[hours["month"].isin(months).fillna(False).to_numpy(bool)]  # what is shown
     breaches_open = k.open_breaches(sla, frames)
     top = policy.report.action_rows
     return KpiShare(
@@ -80,7 +80,7 @@ def kpi_share(frames: dict[str, pd.DataFrame], policy: Policy, calendar: Busines
         categories=k.category_counts(tickets, period),
         priorities=k.priority_counts(sla, period),
         breaches=k.worst_breaches(sla, frames, period, policy.report.worst_breaches),
-        due=k.due_visits(frames, obligations, period, listings),
+        due=k.due_visits(obligations, period),
         work=k.agent_work(frames, tickets, ratings, sla, period),
         open_groups=k.open_visit_groups(at_cutoff, frames, policy, period),
         open_breaches=breaches_open.groupby("department_id").head(top)
@@ -105,11 +105,12 @@ def departments(frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
     return rows.loc[:, ["department_id", "name", "head_name", "head_email"]]
 
 
-def merge_shares(shares: list[KpiShare], frames: dict[str, pd.DataFrame], policy: Policy
-                 ) -> k.MonthlyKpis:
+def merge_shares(shares: list[KpiShare], frames: dict[str, pd.DataFrame], policy: Policy,
+                 listings: pd.DataFrame | None = None) -> k.MonthlyKpis:
     """The MonthlyKpis of the shares' period from every shard's share. `frames`: the
     departments, the agents, and the customers of the visits due (the credit rule's pool,
-    revisit.rules.credit)."""
+    revisit.rules.credit); `listings`: the results database's call_list rows of the period
+    (revisit.rules.credit.LISTING_COLUMNS; None: no history)."""
     period = shares[0].period
     if any(s.period != period for s in shares):
         raise ValueError(f"shares of different periods: {sorted({s.period for s in shares})}")
@@ -141,7 +142,7 @@ def merge_shares(shares: list[KpiShare], frames: dict[str, pd.DataFrame], policy
                                                 k.PRIORITY_KEYS, ("met", "breached")),
                                        list(policy.sla.metrics)),
         breaches=most_overdue("breaches", policy.report.worst_breaches),
-        agents=k.agent_table(table(frames, "agents"), k.credit_due(due, frames, policy),
+        agents=k.agent_table(table(frames, "agents"), k.credit_due(due, frames, policy, listings),
                              k.add_up([s.work for s in shares], k._AGENT_KEYS, k.AGENT_WORK),
                              period),
         quality=add_quality([s.quality for s in shares], list(policy.sla.metrics)),

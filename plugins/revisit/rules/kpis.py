@@ -558,37 +558,31 @@ def agent_work(frames: dict[str, pd.DataFrame], tickets: pd.DataFrame, ratings: 
                   _AGENT_KEYS, AGENT_WORK)
 
 
-def due_visits(frames: dict[str, pd.DataFrame], obligations: pd.DataFrame, month: str,
-               listings: pd.DataFrame | None) -> pd.DataFrame:
-    """The visits due in M of callable customers: department_id, customer_id, on_time and
-    listed_agent_id (revisit.rules.credit.listed_agents; NA: on no list of M), which
-    credit_due credits."""
-    from revisit.rules.credit import listed_agents
-
+def due_visits(obligations: pd.DataFrame, month: str) -> pd.DataFrame:
+    """The visits due in M of callable customers: department_id, customer_id, kind,
+    window_end, on_time — what credit_due credits (one row per due visit)."""
     due = obligations[(obligations["month"] == month).fillna(False).to_numpy(bool)
                       & ~obligations["do_not_call"].to_numpy(bool)]
     return pd.DataFrame({
         "department_id": due["department_id"].astype("string").to_numpy(),
         "customer_id": due["customer_id"].astype("string").to_numpy(),
-        "on_time": due["on_time"].to_numpy(bool),
-        "listed_agent_id": listed_agents(due, listings).to_numpy()}).astype(
-            {"listed_agent_id": "string"})
+        "kind": due["kind"].astype("string").to_numpy(),
+        "window_end": pd.to_datetime(due["window_end"]).to_numpy(),
+        "on_time": due["on_time"].to_numpy(bool)}).astype(
+            {"department_id": "string", "customer_id": "string", "kind": "string"})
 
 
-def credit_due(due: pd.DataFrame, frames: dict[str, pd.DataFrame], policy: Policy
-               ) -> pd.DataFrame:
-    """visits_due / visits_on_time per (customer's department, credited agent): the listing's
-    agent, else the assignment rules over every due customer (revisit.rules.credit: the pool
-    is shared out over the whole department, so this runs over all shards' due visits;
-    `frames`: their customers and the agents)."""
-    from revisit.rules.credit import ruled_agents
+def credit_due(due: pd.DataFrame, frames: dict[str, pd.DataFrame], policy: Policy,
+               listings: pd.DataFrame | None = None) -> pd.DataFrame:
+    """visits_due / visits_on_time per (customer's department, credited agent): the agent of
+    the visit's listing (`listings`: the call_list history of M), else the assignment rules
+    over every due customer (revisit.rules.credit.credited_agents: the pool is shared out
+    over the whole department, so this runs over all shards' due visits; `frames`: their
+    customers and the agents)."""
+    from revisit.rules.credit import credited_agents
 
-    credited = due["listed_agent_id"].astype("string").copy()
-    missing = credited.isna().to_numpy(bool)
-    if missing.any():
-        credited[missing] = ruled_agents(due["customer_id"], frames, policy).to_numpy()[missing]
     rows = pd.DataFrame({"department_id": due["department_id"].astype("string").to_numpy(),
-                         "agent_id": credited.to_numpy(),
+                         "agent_id": credited_agents(due, frames, policy, listings).to_numpy(),
                          "on_time": due["on_time"].to_numpy(bool)})
     return _agg(rows, _AGENT_KEYS, visits_due=("on_time", "size"),
                 visits_on_time=("on_time", "sum"))
@@ -750,7 +744,7 @@ def compute_monthly(frames: dict[str, pd.DataFrame], policy: Policy,
     CRM, merged: a sharded month is the merge of its shards' (revisit.rules.kpi_shares)."""
     from revisit.rules.kpi_shares import kpi_share, merge_shares
 
-    return merge_shares([kpi_share(frames, policy, calendar, month, listings)], frames, policy)
+    return merge_shares([kpi_share(frames, policy, calendar, month)], frames, policy, listings)
 
 
 def write_kpis_csv(kpis: MonthlyKpis, path: Path) -> Path:

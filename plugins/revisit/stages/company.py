@@ -79,7 +79,7 @@ def write_company_data(parts: MonthPartitions, policy: Policy, period: str,
 
     target = period_parts(parts, period)
     departments = (_month_departments(parts) if period == parts.month
-                   else _quarter_departments(parts, policy, period))
+                   else _quarter_departments(parts, policy, period, results_url))
     if not departments:
         raise NoDepartments(f"no department report data for {period}: no company report")
     data = company_data(departments)
@@ -96,8 +96,8 @@ def _month_departments(parts: MonthPartitions) -> list[dict[str, Any]]:
     return [json.loads(p.read_text(encoding="utf-8")) for p in sorted(parts.data.glob("*.json"))]
 
 
-def _quarter_departments(parts: MonthPartitions, policy: Policy, quarter: str
-                         ) -> list[dict[str, Any]]:
+def _quarter_departments(parts: MonthPartitions, policy: Policy, quarter: str,
+                         results_url: str) -> list[dict[str, Any]]:
     """The quarter's KPIs, merged from the shares M's kpis_shard tasks computed over the
     quarter (the rows that passed M's quality gate; its report is quality/M/ already):
     reports/Q/kpis.csv and agents.csv (the same writers as M's, the period label '2026-Q3' in
@@ -109,7 +109,7 @@ def _quarter_departments(parts: MonthPartitions, policy: Policy, quarter: str
     from revisit.stages.daily import shard_plan
     from revisit.stages.monthly import merged_kpis, write_period_files
 
-    kpis = merged_kpis(parts, policy, quarter, shard_plan(parts).shard_ids)
+    kpis = merged_kpis(parts, policy, quarter, shard_plan(parts).shard_ids, results_url)
     info = run_info(policy, parts.snapshot, quarter)
     write_period_files(period_parts(parts, quarter).reports, kpis, info)
     departments = [d for d in kpis.departments["department_id"].astype(str) if safe_name(d)]

@@ -193,7 +193,10 @@ RAW_KEYS = {"customers": "customer_id", "tickets": "ticket_id", "orders": "order
 class RawRows:
     """The snapshot's own rows (before the gate) of the keys the quality counts name: the
     department each belongs to, and its stamps. RawRows.read reads only those rows (a filter
-    on the key), never a whole table: quarantined rows are few, the CRM is not."""
+    on the key), never a whole table: quarantined rows are few, the CRM is not. A row without
+    a key (a visit whose customer_id is empty) belongs to no department: it is counted under
+    ALL only (a lookup over the whole table used to match it to a customer row without an id,
+    itself quarantined)."""
 
     def __init__(self, frames: dict[str, pd.DataFrame]) -> None:
         """From frames of (some of) the RAW_KEYS tables: the first row of each key, as a
@@ -255,11 +258,9 @@ def share_folder(parts: MonthPartitions, period: str, shard: str) -> Path:
     return parts.handoff / KPI_SHARES / period / shard
 
 
-def run_kpis_shard(parts: MonthPartitions, policy: Policy, shard: str,
-                   results_url: str) -> dict[str, Any]:
+def run_kpis_shard(parts: MonthPartitions, policy: Policy, shard: str) -> dict[str, Any]:
     """One shard's share of M's KPIs, and of its quarter's when M ends one
-    (revisit.rules.kpi_shares), from the shard's clean rows, for the kpis task to merge.
-    Who was on which call list comes from the results database's history of the period."""
+    (revisit.rules.kpi_shares), from the shard's clean rows, for the kpis task to merge."""
     from revisit.rules.calendar import BusinessCalendar
     from revisit.rules.kpi_shares import kpi_share
     from revisit.stages.company import company_periods
@@ -273,13 +274,9 @@ def run_kpis_shard(parts: MonthPartitions, policy: Policy, shard: str,
               **read_clean(parts, whole, unread=KPI_UNREAD),
               **read_shard_rows(parts, shard, tuple(ROUTED), unread=KPI_UNREAD)}
     calendar = BusinessCalendar(policy.calendar)
-    mine = pd.Index(ids)
     for period in company_periods(parts.month):
-        listings = _listings(results_url, period)
-        if listings is not None:
-            listings = listings[listings["customer_id"].isin(mine).to_numpy(bool)]
         write_share(share_folder(parts, period, shard),
-                    kpi_share(frames, policy, calendar, period, listings))
+                    kpi_share(frames, policy, calendar, period))
     return {"shard": shard, "customers": len(ids)}
 
 
@@ -318,9 +315,11 @@ def read_share(folder: Path):
     return KpiShare(**meta, **frames)
 
 
-def merged_kpis(parts: MonthPartitions, policy: Policy, period: str, shards: list[str]):
+def merged_kpis(parts: MonthPartitions, policy: Policy, period: str, shards: list[str],
+                results_url: str):
     """The MonthlyKpis of `period` from every shard's share, with the clean departments and
-    agents and the customers of the visits due (revisit.rules.kpi_shares.merge_shares)."""
+    agents, the customers of the visits due and the results database's call-list history of
+    the period, which says who had each due visit (revisit.rules.kpi_shares.merge_shares)."""
     from revisit.rules.kpi_shares import merge_shares
     from revisit.stages.daily import read_clean
 
@@ -330,7 +329,7 @@ def merged_kpis(parts: MonthPartitions, policy: Policy, period: str, shards: lis
     frames = {**read_clean(parts, ("departments", "agents"), unread=KPI_UNREAD),
               **read_clean(parts, ("customers",), {"customers": ("customer_id", ids)},
                            unread=KPI_UNREAD)}
-    return merge_shares(shares, frames, policy)
+    return merge_shares(shares, frames, policy, _listings(results_url, period))
 
 
 def compute_kpis(parts: MonthPartitions, policy: Policy, results_url: str,
@@ -352,9 +351,9 @@ def compute_kpis(parts: MonthPartitions, policy: Policy, results_url: str,
         gate_month(parts, policy)
         shards = shard_plan(parts).shard_ids
         for shard in shards:
-            run_kpis_shard(parts, policy, shard, results_url)
+            run_kpis_shard(parts, policy, shard)
     info = run_info(policy, parts.snapshot, parts.period)  # run.json: what made M's outputs
-    kpis = merged_kpis(parts, policy, parts.month, shards)
+    kpis = merged_kpis(parts, policy, parts.month, shards, results_url)
     quarantine = pd.read_parquet(parts.quality / "quarantine.parquet", columns=QUARANTINE_READS)
     issues = _quality_issues(results_url, parts.month)
     raw = RawRows.read(parts.snapshot, quarantine, *([] if issues is None else [issues]))
