@@ -40,8 +40,9 @@ from revisit.config.policy import load_policy
 from revisit.config.schema import TABLES
 from revisit.io.extract import extract_snapshot
 from revisit.quality.gate import QualityStop
+from revisit.quality.stored import FRAMES, VERDICT_FILE
 from revisit.rules.calendar import BusinessCalendar
-from revisit.stages.daily import publish_results, run_call_lists, run_quality, run_sla
+from revisit.stages.daily import GATE, publish_results, run_call_lists, run_quality, run_sla
 from revisit.stages.partitions import DayPartitions
 from revisit.stages.shard_rows import ROUTED, SHARD_ROWS
 from tests.reliability.fuzz_crm import (
@@ -52,6 +53,8 @@ from tests.reliability.fuzz_crm import (
     read_back,
     write_crm,
 )
+
+VERDICT_NAMES = {VERDICT_FILE, *(f"{name}.parquet" for name in FRAMES)}  # handoff/D/gate/
 
 D = dt.date(2026, 11, 20)
 CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
@@ -233,6 +236,10 @@ def check_files(top: Path, parts: DayPartitions, stopped: bool) -> None:
                     re.fullmatch(r"\d{3}(\.\d+)?", rest[0]) and (
                         len(rest) == 1 or rest[1] in {f"{t}.parquet" for t in ROUTED})), \
                     f"not a shard's rows: {inner}"
+                continue
+            if inner.parts[:3] == ("handoff", parts.period, GATE):  # the verdict: fixed names
+                assert len(inner.parts) == 3 or inner.parts[3] in VERDICT_NAMES, \
+                    f"not the gate's verdict: {inner}"
                 continue
             assert len(inner.parts) == 3 or path.is_dir(), f"not in D's partition: {inner}"
             assert len(inner.parts) <= 3, f"below D's partition folder: {inner}"

@@ -329,7 +329,8 @@ def test_an_id_naming_a_file_outside_its_folder_is_quarantined_never_written(dai
     root = daily.parts.root
     allowed = ("snapshots/", "clean/", "quality/", "call_lists/2026-11-20/", "sla/2026-11-20/",
                "handoff/2026-11-20/call_list.parquet", "handoff/2026-11-20/sla_status.parquet",
-               "handoff/2026-11-20/shard_rows/")  # shard ids are the plan's, never the CRM's
+               "handoff/2026-11-20/shard_rows/",  # shard ids are the plan's, never the CRM's
+               "handoff/2026-11-20/gate/")  # the gate's verdict: fixed names
     for path in root.rglob("*"):
         if path.is_file():
             assert str(path.relative_to(root)).startswith(allowed), path
