@@ -11,6 +11,8 @@ from revisit.bridge.alerts import TaskFailed
 from revisit.bridge.params import RERUN_DOC, rerun_params
 
 SCHEDULE = "0 6 * * *"  # 06:00 in the business time zone
+# The label of a mapped shard task in the UI (obligations_shard, sla_shard): its shard id.
+SHARD_LABEL = "{{ task.op_kwargs['shard'] }}"
 # policy.yaml schedule.call_lists_ready_by (08:30) - 06:00; tests/dags checks they agree.
 CALL_LISTS_READY_AFTER = timedelta(hours=2, minutes=30)
 # The alert is declared for every run. Airflow 3.3.2's `airflow dags test` crashes at the end
@@ -112,7 +114,7 @@ def revisit_daily() -> None:
 
         return tasks.quality_gate(context)
 
-    @task(map_index_template="{{ task.op_kwargs['shard'] }}")  # the UI names each shard
+    @task(map_index_template=SHARD_LABEL)
     def obligations_shard(shard: str, **context) -> dict:
         from revisit.bridge import tasks
 
@@ -130,7 +132,7 @@ def revisit_daily() -> None:
 
         return tasks.shards(context)
 
-    @task(map_index_template="{{ task.op_kwargs['shard'] }}")  # the UI names each shard
+    @task(map_index_template=SHARD_LABEL)
     def sla_shard(shard: str, **context) -> dict:
         from revisit.bridge import tasks
 

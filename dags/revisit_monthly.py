@@ -14,6 +14,7 @@ from revisit.bridge.params import RERUN_DOC, rerun_params
 # group `department_id` is an op_kwarg, resolved before the template is rendered.
 DEPARTMENT_LABEL = "{{ task.op_kwargs['department_id'] }}"
 PERIOD_LABEL = "{{ task.op_kwargs['period'] }}"  # a mapped company task: M or its quarter
+SHARD_LABEL = "{{ task.op_kwargs['shard'] }}"  # a mapped kpis_shard task: its shard id
 
 DOC = """
 ### Revisit monthly
@@ -107,7 +108,7 @@ def revisit_monthly() -> None:
 
         return tasks.monthly_shards(context)
 
-    @task(map_index_template="{{ task.op_kwargs['shard'] }}")  # the UI names each shard
+    @task(map_index_template=SHARD_LABEL)
     def kpis_shard(shard: str, **context) -> dict:
         from revisit.bridge import tasks
 

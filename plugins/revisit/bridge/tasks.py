@@ -372,7 +372,6 @@ def call_lists(context: dict[str, Any], shard_ids: list[str] | None = None) -> d
 def shards(context: dict[str, Any]) -> list[str]:
     """The shard ids of D (revisit.rules.shards): what the mapped tasks run over, as the
     quality gate split D's rows."""
-
     return _shard_ids(day_partitions(context)[0])
 
 
@@ -549,8 +548,8 @@ def monthly_kpis(context: dict[str, Any], shard_ids: list[str] | None = None
     else:  # M's run.json, and the raw rows the data-quality note counts (filtered reads)
         from revisit.stages.monthly import RAW_KEYS
 
-        needs(_manifest_of(parts), *(parts.snapshot / f"{name}.parquet" for name in RAW_KEYS))
-        needs(*_clean_tables(parts, "customers", "departments", "agents"),
+        needs(_manifest_of(parts), *(parts.snapshot / f"{name}.parquet" for name in RAW_KEYS),
+              *_clean_tables(parts, "customers", "departments", "agents"),
               parts.quality / OUTPUT_FILES["quarantine_typed"],
               *(share_folder(parts, parts.month, shard) for shard in shard_ids))
     return compute_kpis(parts, policy, results_url(),

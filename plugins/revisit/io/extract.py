@@ -148,15 +148,10 @@ def copy_snapshot(source: Path, target: Path) -> dict[str, int]:
     Why: the monthly run of M sees the CRM as of the 1st of M+1 00:00 — exactly what that
     day's daily run snapshotted a few hours before; extracting again reads the whole CRM for
     the same rows."""
-    import shutil
+    from revisit.io.files import link_tree
 
-    with atomic_dir(target) as tmp:
-        for path in sorted(source.iterdir()):
-            if path.is_file():
-                try:
-                    os.link(path, tmp / path.name)
-                except OSError:  # another file system, or links not allowed
-                    shutil.copy2(path, tmp / path.name)
+    with link_tree(source, target):
+        pass
     return dict(snapshot_manifest(target).get("rows", {}))
 
 

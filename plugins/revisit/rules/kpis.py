@@ -281,7 +281,7 @@ def kpi_sums(obligations: pd.DataFrame, tickets: pd.DataFrame, ratings: pd.DataF
 
     Why sums: each KPI counts its own rows (visit obligations, tickets, ratings, SLA rows), put
     in a month by its own stamp, and a sum over shards' sums is the sum over the CRM
-    (revisit.rules.kpi_parts). Means are score_sum / score_n (whole-number scores add up
+    (revisit.rules.kpi_shares). Means are score_sum / score_n (whole-number scores add up
     exactly)."""
     due = _both(obligations[~obligations["do_not_call"]])
     visits = _agg(due, _KEYS, visits_due=("on_time", "size"), visits_on_time=("on_time", "sum"))

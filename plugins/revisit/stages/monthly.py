@@ -70,15 +70,16 @@ def reused_gate(parts: MonthPartitions, policy: Policy) -> dict[str, Any] | None
     file system without links); the report is written again from the day's verdict
     (revisit.quality.stored), since it names its period."""
     from revisit.io.extract import snapshot_manifest
+    from revisit.io.files import link_tree
     from revisit.io.runinfo import RUN_FILE, write_run_info
     from revisit.quality.stored import read_verdict
     from revisit.quality.summary import write_quality_outputs
     from revisit.stages.daily import GATE, gate_summary, provenance
-    from revisit.stages.shard_rows import SHARD_ROWS, plan_info
+    from revisit.stages.shard_rows import SHARD_ROWS, plan_file, plan_info
 
     day = DayPartitions(parts.root, parts.cutoff_date)
     if parts.replay or not (day.clean / RUN_FILE).exists() \
-            or not (day.handoff / SHARD_ROWS / "plan.json").exists():
+            or not plan_file(day.handoff).exists():
         return None
     info = provenance(parts, policy)
     gated = json.loads((day.clean / RUN_FILE).read_text(encoding="utf-8"))
@@ -93,36 +94,15 @@ def reused_gate(parts: MonthPartitions, policy: Policy) -> dict[str, Any] | None
                           {"agents": pd.read_parquet(day.clean / "agents.parquet")})
     if result is None or result.stopped:
         return None
-    _link_tree(day.clean, parts.clean, skip=RUN_FILE,
-               then=lambda tmp: write_run_info(tmp, info))
+    with link_tree(day.clean, parts.clean, skip=(RUN_FILE,)) as tmp:
+        write_run_info(tmp, info)  # M's own
     for folder in (SHARD_ROWS, GATE):
-        _link_tree(day.handoff / folder, parts.handoff / folder)
+        with link_tree(day.handoff / folder, parts.handoff / folder):
+            pass
     write_quality_outputs(result, parts.quality, parts.period, info)
     log.info("quality gate of %s: the daily run's of %s (the same snapshot and policy), not "
              "run again", parts.period, day.period)
     return {**gate_summary(result, parts), "reused": day.period}
-
-
-def _link_tree(source: Path, target: Path, skip: str | None = None, then=None) -> None:
-    """`source`'s files (and folders) as `target`, atomically: hard links where the file
-    system allows, else copies; `then(tmp)` adds to it before it is published."""
-    import os
-    import shutil
-
-    from revisit.io.files import atomic_dir
-
-    with atomic_dir(target) as tmp:
-        for path in sorted(source.rglob("*")):
-            rel = path.relative_to(source)
-            if path.is_dir() or rel.as_posix() == skip:
-                continue
-            (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
-            try:
-                os.link(path, tmp / rel)
-            except OSError:  # another file system, or links not allowed
-                shutil.copy2(path, tmp / rel)
-        if then is not None:
-            then(tmp)
 
 
 # ================================================================= kpis
@@ -250,6 +230,7 @@ def _first_rows(frame: pd.DataFrame, key: str) -> pd.DataFrame:
 
 
 KPI_SHARES = "kpi_shares"  # handoff/M/kpi_shares/<period>/<shard>/: one shard's KpiShare
+SHARE_FILE = "share.json"  # beside the share's frames: its period and its counts
 # What no KPI reads (free text): at a million customers most of the visits' bytes.
 KPI_UNREAD = {"visits": ("method", "notes"), "tickets": ("description",)}
 
@@ -292,14 +273,14 @@ def _listings(results_url: str, period: str) -> pd.DataFrame | None:
 
 
 def write_share(folder: Path, share) -> None:
-    """A KpiShare as one Parquet file per frame and share.json (atomic, the folder whole)."""
+    """A KpiShare as one Parquet file per frame and SHARE_FILE (atomic, the folder whole)."""
     from revisit.io.files import atomic_dir
     from revisit.rules.kpi_shares import SHARE_DICTS
 
     with atomic_dir(folder) as tmp:
         for name, frame in share.frames().items():
             frame.to_parquet(tmp / f"{name}.parquet", index=False)
-        (tmp / "share.json").write_text(json.dumps(
+        (tmp / SHARE_FILE).write_text(json.dumps(
             {"period": share.period, **{n: getattr(share, n) for n in SHARE_DICTS}},
             ensure_ascii=False), encoding="utf-8")
 
@@ -308,9 +289,9 @@ def read_share(folder: Path):
     """The KpiShare write_share wrote."""
     from revisit.rules.kpi_shares import KpiShare
 
-    if not (folder / "share.json").exists():
+    if not (folder / SHARE_FILE).exists():
         raise FileNotFoundError(f"no KPI share at {folder} (run the kpis_shard task first)")
-    meta = json.loads((folder / "share.json").read_text(encoding="utf-8"))
+    meta = json.loads((folder / SHARE_FILE).read_text(encoding="utf-8"))
     frames = {p.stem: pd.read_parquet(p) for p in folder.glob("*.parquet")}
     return KpiShare(**meta, **frames)
 
@@ -345,6 +326,7 @@ def compute_kpis(parts: MonthPartitions, policy: Policy, results_url: str,
     every shard's share."""
     from revisit.io.files import atomic_dir, safe_name
     from revisit.io.runinfo import run_info
+    from revisit.quality.summary import OUTPUT_FILES
     from revisit.stages.daily import shard_plan
 
     if shards is None:
@@ -354,7 +336,8 @@ def compute_kpis(parts: MonthPartitions, policy: Policy, results_url: str,
             run_kpis_shard(parts, policy, shard)
     info = run_info(policy, parts.snapshot, parts.period)  # run.json: what made M's outputs
     kpis = merged_kpis(parts, policy, parts.month, shards, results_url)
-    quarantine = pd.read_parquet(parts.quality / "quarantine.parquet", columns=QUARANTINE_READS)
+    quarantine = pd.read_parquet(parts.quality / OUTPUT_FILES["quarantine_typed"],
+                                 columns=QUARANTINE_READS)
     issues = _quality_issues(results_url, parts.month)
     raw = RawRows.read(parts.snapshot, quarantine, *([] if issues is None else [issues]))
     quarantined = quarantined_by_department(issues, raw)
