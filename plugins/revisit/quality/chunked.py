@@ -16,7 +16,7 @@ last, as revisit.quality.failures.parse_failures orders them.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any
@@ -54,43 +54,43 @@ def duplicate_positions(chunks: Callable[[], Iterator[pd.DataFrame]], columns: l
     key ignores only rows missing all of its columns (missing values then compare equal).
 
     `chunks()` gives the table's key columns in consecutive chunks, and is called twice: once
-    to hash, once to read the candidates' values."""
-    hashes, kept = [], []
-    for chunk in chunks():
-        keys = chunk[columns]
-        present = (keys.notna().any(axis=1) if compound else keys.notna().all(axis=1))
-        hashes.append(pd.util.hash_pandas_object(keys, index=False).to_numpy())
-        kept.append(present.to_numpy(bool))
-    if not hashes:
+    to find the hashes that occur more than once, once to read the rows that have one and
+    confirm them on their real values.
+
+    Why two passes: the table's only whole-length array is then one 64-bit hash per keyed
+    row, sorted in place (at 3 M customers the 38 M visits: 0.3 GB; an argsort with its
+    index arrays held five times that)."""
+    digests = [_key_hashes(chunk, columns, compound)[1] for chunk in chunks()]
+    if not digests:
         return np.empty(0, dtype=np.int64)
-    digest, present = np.concatenate(hashes), np.concatenate(kept)
-    del hashes, kept
-    rows = np.flatnonzero(present)
-    order = np.argsort(digest[rows], kind="stable")
-    sorted_digest = digest[rows][order]
-    repeated = np.zeros(len(rows), dtype=bool)
-    same = sorted_digest[1:] == sorted_digest[:-1]
-    repeated[1:] |= same
-    repeated[:-1] |= same
-    candidates = np.sort(rows[order][repeated])
-    if not len(candidates):
-        return candidates.astype(np.int64)
-    values = _rows_at(chunks(), columns, candidates)
-    exact = values.duplicated(keep=False).to_numpy(bool)
+    digest = np.concatenate(digests)
+    del digests
+    digest.sort()
+    repeated = np.unique(digest[1:][digest[1:] == digest[:-1]])
+    del digest
+    if not len(repeated):
+        return np.empty(0, dtype=np.int64)
+    found, values, start = [], [], 0
+    for chunk in chunks():
+        present, hashes = _key_hashes(chunk, columns, compound)
+        rows = np.flatnonzero(present)
+        at = np.minimum(np.searchsorted(repeated, hashes), len(repeated) - 1)
+        rows = rows[repeated[at] == hashes]
+        found.append(rows + start)
+        values.append(chunk[columns].iloc[rows])
+        start += len(chunk)
+    candidates = np.concatenate(found)
+    exact = pd.concat(values, ignore_index=True).duplicated(keep=False).to_numpy(bool)
     return candidates[exact].astype(np.int64)
 
 
-def _rows_at(chunks: Iterable[pd.DataFrame], columns: list[str],
-             positions: np.ndarray) -> pd.DataFrame:
-    """The key columns of the rows at sorted `positions`, in that order."""
-    parts, start = [], 0
-    for chunk in chunks:
-        end = start + len(chunk)
-        lo, hi = np.searchsorted(positions, [start, end])
-        if hi > lo:
-            parts.append(chunk[columns].iloc[positions[lo:hi] - start])
-        start = end
-    return pd.concat(parts, ignore_index=True)
+def _key_hashes(chunk: pd.DataFrame, columns: list[str], compound: bool
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """(which rows count: their key is present, the 64-bit hashes of those rows' keys)."""
+    keys = chunk[columns]
+    present = (keys.notna().any(axis=1) if compound else keys.notna().all(axis=1))
+    present = present.to_numpy(bool)
+    return present, pd.util.hash_pandas_object(keys[present], index=False).to_numpy()
 
 
 def uniqueness_outcomes(suite: dict, chunks: Callable[[list[str]], Iterator[pd.DataFrame]]
