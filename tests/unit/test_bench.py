@@ -165,3 +165,137 @@ def test_projection_extends_each_task_along_its_measured_line() -> None:
     # unlimited slots: extract, gate, shards, one shard task, the longer merge, publish
     assert p["wall_seconds"][1000] == pytest.approx(10 + 5 + 0 + 16 + 2 + 1)
     assert p["over_2_gib"] == []
+
+
+def test_projection_takes_measured_merges_and_projects_the_monthly_dag() -> None:
+    from bench.projection import project
+    from bench.run import MIB
+
+    def scale(n: int, shards: dict[str, int]) -> dict:
+        k = n / 1e5
+        stages = [{"stage": name, "ok": True, "rows": 1, "wall_seconds": k * s,
+                   "task_peak_rss": 100 * MIB}
+                  for name, s in (("extract", 1.0), ("quality_gate", 0.5), ("shards", 0.0),
+                                  ("call_lists", 0.2), ("sla", 0.2), ("publish", 0.1),
+                                  ("monthly_extract", 0.1), ("monthly_gate", 0.1))]
+        stages += [{"stage": "shards", "ok": True, "wall_seconds": 0.0, "task_peak_rss": MIB},
+                   {"stage": "monthly_shards", "ok": True, "wall_seconds": 0.0,
+                    "task_peak_rss": MIB, "details": {"shard_ids": sorted(shards)}},
+                   {"stage": "kpis", "ok": True, "wall_seconds": k,
+                    "task_peak_rss": k * 1024 * MIB},
+                   # one render process: 1 s of set-up, then each department's own seconds
+                   {"stage": "render", "ok": True, "wall_seconds": 2.5, "seconds": 1.5,
+                    "task_peak_rss": 300 * MIB,
+                    "details": {"seconds_per_department": {"D01": 1.0, "D02": 0.5}}}]
+        for shard, size in shards.items():  # 1 s + 1 s per 10,000 customers
+            stages += [{"stage": f"{kind}[{shard}]", "ok": True, "rows": size,
+                        "wall_seconds": 1 + size / 1e4, "task_peak_rss": (50 + size / 1e3) * MIB}
+                       for kind in ("obligations_shard", "sla_shard", "kpis_shard")]
+        return {"customers": n, "summary": {"complete": True}, "stages": stages}
+
+    # two results files of one scale each
+    files = [{"scales": [scale(100_000, {"000": 60_000, "001": 40_000})]},
+             {"scales": [scale(300_000, {"000.0": 90_000, "000.1": 90_000, "001": 120_000})]}]
+    merges = {"runs": [{"copies": 10, "customers": 1_000_000, "stages": {
+        "call_lists": {"ok": True, "wall_seconds": 50.0, "cpu_seconds": 49.0,
+                       "task_peak_rss": 3 * 1024 * MIB},
+        "sla": {"ok": True, "wall_seconds": 7.0, "task_peak_rss": 500 * MIB},
+        "publish": {"ok": False}}}]}  # a failed measurement: the line stays
+    p = project(files, 1_000_000, (1, 1000), max_per_shard=150_000, merges=merges)
+    assert p["from_scales"] == [100_000, 300_000]
+    assert p["tasks"]["extract"]["wall_seconds"] == pytest.approx(10.0)
+    assert p["tasks"]["call_lists"]["wall_seconds"] == 50.0  # measured, not the line's 2.0
+    assert p["tasks"]["call_lists"]["method"].startswith("measured at 1,000,000")
+    assert p["tasks"]["sla"]["wall_seconds"] == 7.0
+    assert p["tasks"]["publish"]["wall_seconds"] == pytest.approx(1.0)
+    assert p["tasks"]["publish"]["method"].startswith("linear")
+    assert p["over_2_gib"] == ["call_lists"]
+    # unlimited slots: extract, gate, shards, one shard task (16 s), call_lists, publish
+    assert p["wall_seconds"][1000] == pytest.approx(10 + 5 + 0 + 16 + 50 + 1)
+
+    m = p["monthly"]
+    assert m["from_scales"] == [100_000, 300_000] and m["shards"] == 7
+    assert m["tasks"]["kpis"]["wall_seconds"] == pytest.approx(10.0)
+    assert m["tasks"]["render[D01]"]["wall_seconds"] == pytest.approx(2.0)  # set-up + own
+    shares = sum(1 + size / 1e4 for size in [150_000] * 4 + [133_333] * 3)
+    assert m["wall_seconds"][1] == pytest.approx(1 + 1 + 0 + shares + 10 + 2 + 1.5, rel=1e-4)
+    # unlimited slots: extract, gate, shards, the largest share, kpis, the longer render
+    assert m["wall_seconds"][1000] == pytest.approx(1 + 1 + 0 + 16 + 10 + 2)
+    assert m["over_2_gib"] == ["kpis"]
+
+
+def test_merge_replicas_make_ids_distinct_and_keep_each_file_sorted(tmp_path: Path) -> None:
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from bench.merges import is_sorted, replicate, suffixed
+
+    sla = pa.Table.from_pandas(pd.DataFrame({
+        "ticket_id": ["T0001", "T0001", "T0002", "T0010"],
+        "customer_id": ["C01", "C01", "C02", None],
+        "department_id": ["D01"] * 4, "agent_id": ["A1"] * 4}), preserve_index=False)
+    copy = suffixed(sla, 3).to_pandas()
+    assert copy["ticket_id"].tolist() == ["T0001-r3", "T0001-r3", "T0002-r3", "T0010-r3"]
+    assert copy["customer_id"].tolist()[:3] == ["C01-r3", "C01-r3", "C02-r3"]
+    assert copy["customer_id"].isna().tolist() == [False, False, False, True]
+    assert copy["department_id"].tolist() == ["D01"] * 4 and copy["agent_id"].tolist() == ["A1"] * 4
+    assert is_sorted(suffixed(sla, 3), "ticket_id")
+    assert not is_sorted(sla.take([2, 0, 1, 3]), "ticket_id")
+
+    # a tiny source root: departments D01 (4 customers, shard 000) and D02 (2, shard 001),
+    # three copies with at most 5 customers a shard: D01's 12 in 3 buckets, D02's 6 in 2
+    day, src = "2026-11-02", tmp_path / "src"
+    customers = pd.DataFrame({"customer_id": [f"C{i:02d}" for i in range(6)],
+                              "department_id": ["D01"] * 4 + ["D02"] * 2})
+    tickets = pd.DataFrame({"ticket_id": [f"T{i:03d}" for i in range(12)],
+                            "customer_id": [f"C{i % 6:02d}" for i in range(12)]})
+    tickets["department_id"] = tickets["customer_id"].map(
+        customers.set_index("customer_id")["department_id"])
+    status = tickets.loc[tickets.index.repeat(2)].assign(metric=["a", "b"] * 12)
+    files = {"sla_shards": status, "obligation_shards": customers[["customer_id"]],
+             "history_shards": customers[["customer_id"]]}
+    for folder, frame in files.items():
+        (src / "handoff" / day / folder).mkdir(parents=True)
+        for shard, department in (("000", "D01"), ("001", "D02")):
+            mine = frame["customer_id"].map(customers.set_index("customer_id")["department_id"])
+            pq.write_table(pa.Table.from_pandas(frame[mine == department], preserve_index=False),
+                           src / "handoff" / day / folder / f"{shard}.parquet", row_group_size=4)
+    (src / "handoff" / day / "shard_rows").mkdir()
+    (src / "handoff" / day / "shard_rows" / "plan.json").write_text(json.dumps(
+        {"max_customers_per_shard": 5, "departments": {"D01": ["000", 1], "D02": ["001", 1]},
+         "customers_per_department": {"D01": 4, "D02": 2}}))
+    (src / "clean" / day).mkdir(parents=True)
+    pq.write_table(pa.Table.from_pandas(customers), src / "clean" / day / "customers.parquet")
+    pq.write_table(pa.Table.from_pandas(tickets), src / "clean" / day / "tickets.parquet")
+    for name in ("agents", "departments"):
+        pq.write_table(sla, src / "clean" / day / f"{name}.parquet")
+    (src / "clean" / day / "run.json").write_text("{}")
+    (src / "quality" / day).mkdir(parents=True)
+    pq.write_table(pa.table({"row_key": pa.array([], pa.string())}),
+                   src / "quality" / day / "quarantine.parquet")
+    (src / "snapshots" / day).mkdir(parents=True)
+    (src / "snapshots" / day / "snapshot.json").write_text("{}")
+
+    built = replicate(src, tmp_path / "out", day, 3)
+    assert built["shards"] == ["000.0", "000.1", "000.2", "001.0", "001.1"]
+    assert built["rows"] == {"sla_shards": 72, "obligation_shards": 18, "history_shards": 18,
+                             "customers": 18, "tickets": 36}
+    handoff = tmp_path / "out" / "handoff" / day
+    merged = pd.concat([pd.read_parquet(handoff / "sla_shards" / f"{s}.parquet")
+                        for s in built["shards"]])
+    assert merged["ticket_id"].nunique() == 36  # 12 tickets x 3 copies, each id once
+    assert set(merged.groupby("ticket_id")["metric"].agg("".join)) == {"ab"}  # order kept
+    for shard in built["shards"]:  # each file sorted, its customers all of its shard
+        part = pd.read_parquet(handoff / "sla_shards" / f"{shard}.parquet")
+        assert part["ticket_id"].is_monotonic_increasing
+        assert set(part["department_id"]) <= ({"D01"} if shard < "001" else {"D02"})
+        ids = pd.read_parquet(handoff / "obligation_shards" / f"{shard}.parquet")["customer_id"]
+        assert set(part["customer_id"]) <= set(ids)
+    assert pq.ParquetFile(handoff / "sla_shards" / "000.0.parquet").metadata.row_group(0) \
+        .num_rows <= 4
+    agents = pd.read_parquet(tmp_path / "out" / "clean" / day / "agents.parquet")
+    assert agents["ticket_id"].tolist() == sla.column("ticket_id").to_pylist()  # copied as is
+    clean = pd.read_parquet(tmp_path / "out" / "clean" / day / "customers.parquet")
+    assert clean["customer_id"].nunique() == 18
+    assert clean.groupby("department_id").size().to_dict() == {"D01": 12, "D02": 6}
