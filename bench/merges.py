@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import shutil
 from pathlib import Path
 from types import SimpleNamespace
@@ -198,7 +199,10 @@ def measure(work: Path, source: Path, scale: int, day: str, month: str, copies: 
     run_stage), one after another."""
     customers = scale * copies
     out = work / f"out_{customers}"
-    built = replicate(source, out, day, copies)
+    # in a process of its own: a stage process starts as a fork of this one, and wait4's peak
+    # of it counts the pages the fork shared, so this process must not hold the replicas
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        built = pool.apply(replicate, (source, out, day, copies))
     opts = SimpleNamespace(work=work, day=day, month=month, compare_tickets=0, source=None)
     reports = {}
     for name in stages:

@@ -610,6 +610,11 @@ def _assign(owner: pd.Series, dept: pd.Series, key: np.ndarray, staff: _Staff,
     return agent, reason, direct
 
 
+# The customers' columns rule_agents reads (_Customers.of, _preferred): a caller that holds
+# customers only for it reads just these (the monthly merge: every due customer of the CRM).
+RULE_CUSTOMER_COLUMNS = ("customer_id", "department_id", "owner_agent_id", "tier", "do_not_call")
+
+
 def rule_agents(customer_ids: pd.Series, frames: dict[str, pd.DataFrame],
                 policy: Policy) -> np.ndarray:
     """The agent id (None: nobody) the assignment rules give each customer, capacity aside.
@@ -951,7 +956,7 @@ def _sms_notice(today: _Today, customers: _Customers, staff: _Staff, policy: Pol
 __all__ = [
     "CALL_LIST_COLUMNS", "CARRIED_OVER_COLUMNS", "CUSTOMER_READS", "HISTORY_COLUMNS",
     "NOT_LISTED_COLUMNS",
-    "REASON_ORDER", "SMS_COLUMNS", "CallListResult", "Messages", "build_call_list",
+    "REASON_ORDER", "RULE_CUSTOMER_COLUMNS", "SMS_COLUMNS", "CallListResult", "Messages", "build_call_list",
     "call_slots", "customer_history", "listable_obligations", "load_messages", "rule_agents",
     "suggested_windows",
 ]

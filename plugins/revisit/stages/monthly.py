@@ -301,15 +301,18 @@ def merged_kpis(parts: MonthPartitions, policy: Policy, period: str, shards: lis
     """The MonthlyKpis of `period` from every shard's share, with the clean departments and
     agents, the customers of the visits due and the results database's call-list history of
     the period, which says who had each due visit (revisit.rules.kpi_shares.merge_shares)."""
+    from revisit.rules.calllist import RULE_CUSTOMER_COLUMNS
     from revisit.rules.kpi_shares import merge_shares
     from revisit.stages.daily import read_clean
 
     shares = [read_share(share_folder(parts, period, shard)) for shard in shards]
     due = pd.concat([s.due["customer_id"] for s in shares], ignore_index=True)
     ids = due.dropna().astype(str).unique().tolist()
+    # the due customers are read for the credit rule's pool only: its columns only (their
+    # whole rows were the merge's peak, memray at 1 M customers)
     frames = {**read_clean(parts, ("departments", "agents"), unread=KPI_UNREAD),
               **read_clean(parts, ("customers",), {"customers": ("customer_id", ids)},
-                           unread=KPI_UNREAD)}
+                           {"customers": RULE_CUSTOMER_COLUMNS}, unread=KPI_UNREAD)}
     return merge_shares(shares, frames, policy, _listings(results_url, period))
 
 

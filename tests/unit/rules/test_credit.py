@@ -175,3 +175,16 @@ def test_credited_agents_fall_back_per_customer(frames, policy):
     due = pd.DataFrame({"customer_id": ["C3", "C2", "C3"], "kind": ["welcome"] * 3,
                         "window_end": pd.to_datetime(["2026-10-15"] * 3)})
     assert credited_agents(due, frames, policy).tolist() == ["A3", "A1", "A3"]
+
+
+def test_the_rule_picks_the_same_from_the_customers_rule_columns_only(frames, policy):
+    # the monthly merge reads just RULE_CUSTOMER_COLUMNS of the due customers
+    from revisit.rules.calllist import RULE_CUSTOMER_COLUMNS, rule_agents
+
+    # in the given order: C5 (key) -> S1, the less-loaded supervisor (a tie: the smaller id);
+    # C1 -> A1, its active owner; C4 (key) -> S2; C3 (inactive owner) -> A1 of the pool A1,
+    # A3 (a tie); C2 -> A3, the less loaded; C9: no such customer, nobody
+    ids = pd.Series(["C5", "C1", "C4", "C3", "C2", "C9"])
+    narrow = {**frames, "customers": frames["customers"].loc[:, list(RULE_CUSTOMER_COLUMNS)]}
+    assert rule_agents(ids, narrow, policy).tolist() == \
+        rule_agents(ids, frames, policy).tolist() == ["S1", "A1", "S2", "A1", "A3", None]
