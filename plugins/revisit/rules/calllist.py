@@ -955,8 +955,8 @@ def _sms_notice(today: _Today, customers: _Customers, staff: _Staff, policy: Pol
 
 __all__ = [
     "CALL_LIST_COLUMNS", "CARRIED_OVER_COLUMNS", "CUSTOMER_READS", "HISTORY_COLUMNS",
-    "NOT_LISTED_COLUMNS",
-    "REASON_ORDER", "RULE_CUSTOMER_COLUMNS", "SMS_COLUMNS", "CallListResult", "Messages", "build_call_list",
+    "NOT_LISTED_COLUMNS", "REASON_ORDER", "RULE_CUSTOMER_COLUMNS", "SMS_COLUMNS",
+    "CallListResult", "Messages", "build_call_list",
     "call_slots", "customer_history", "listable_obligations", "load_messages", "rule_agents",
     "suggested_windows",
 ]
