@@ -115,9 +115,10 @@ def test_merged_parse_failures_keep_the_order_of_first_appearance() -> None:
         ("b", 2), ("a", 1), ("_parse_errors", 1), ("x", 0)]
 
 
-def test_gx_forgets_every_batch_it_validated(policy, monkeypatch) -> None:
-    # GX's execution engine caches each batch's data for the context's life: a table checked
-    # in chunks would otherwise be held whole by the end.
+def test_gx_forgets_every_batch_it_validated_and_the_metrics_of_it(policy, monkeypatch) -> None:
+    # GX's execution engine caches each batch's data, and every metric resolved over it (a
+    # row mask per expectation), for the context's life: a table checked in chunks would
+    # otherwise be held whole by the end, and its masks with it.
     import revisit.quality.validation as validation
     from revisit.quality.suites import load_suites, suite_columns, suite_parameters
 
@@ -130,3 +131,4 @@ def test_gx_forgets_every_batch_it_validated(policy, monkeypatch) -> None:
     engine = gx.source.get_execution_engine()
     assert gx._assets > 3  # several batches were validated
     assert not engine.batch_manager.batch_data_cache and not gx.source.assets
+    assert engine._caching and not engine._metric_cache  # cached within a validation only
