@@ -168,7 +168,7 @@ def test_the_month_reuses_the_daily_gate_of_its_cut_off_day_with_the_same_bytes(
 
 @pytest.mark.parametrize("change", ["policy", "shard size", "snapshot"])
 def test_the_month_gates_again_when_the_day_s_gate_is_not_its_own(change, day_gated, tmp_path,
-                                                                  policy):
+                                                                  policy, caplog):
     from revisit.io.extract import copy_snapshot, snapshot_manifest
     from revisit.stages.monthly import gate_month
 
@@ -190,4 +190,9 @@ def test_the_month_gates_again_when_the_day_s_gate_is_not_its_own(change, day_ga
         (parts.snapshot / "snapshot.json").unlink()
         (parts.snapshot / "snapshot.json").write_text(json.dumps(
             {**manifest, "extracted_at": "2026-10-02T07:00:00+08:00"}), encoding="utf-8")
-    assert "reused" not in gate_month(parts, policy)
+    with caplog.at_level("INFO", logger="revisit.stages.monthly"):
+        assert "reused" not in gate_month(parts, policy)
+    # the task log says why (the data team's first question when the monthly run is slow)
+    why = {"policy": "made with another policy", "shard size":
+           "another scale.max_customers_per_shard"}.get(change, "made with another snapshot")
+    assert f"the daily run's of 2026-10-01 is not reused ({why}" in caplog.text

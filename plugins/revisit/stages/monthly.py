@@ -78,22 +78,28 @@ def reused_gate(parts: MonthPartitions, policy: Policy) -> dict[str, Any] | None
     from revisit.stages.shard_rows import SHARD_ROWS, plan_file, plan_info
 
     day = DayPartitions(parts.root, parts.cutoff_date)
+
+    def refused(why: str) -> None:  # the data team sees in the task log why M is gated again
+        log.info("quality gate of %s: the daily run's of %s is not reused (%s): gated again",
+                 parts.period, day.period, why)
+
     if parts.replay or not (day.clean / RUN_FILE).exists() \
             or not plan_file(day.handoff).exists():
-        return None
+        return refused("a replay" if parts.replay else "no gated day with a shard plan")
     info = provenance(parts, policy)
     gated = json.loads((day.clean / RUN_FILE).read_text(encoding="utf-8"))
-    same = ({k: v for k, v in gated.items() if k != "period"}
-            == {k: v for k, v in info.items() if k != "period"}
-            and snapshot_manifest(day.snapshot) == snapshot_manifest(parts.snapshot)
-            and plan_info(day.handoff)["max_customers_per_shard"]
-            == policy.scale.max_customers_per_shard)
-    if not same:
-        return None
+    changed = sorted(k for k in set(gated) | set(info)
+                     if k != "period" and gated.get(k) != info.get(k))
+    if changed:
+        return refused("made with another " + ", ".join(changed))
+    if snapshot_manifest(day.snapshot) != snapshot_manifest(parts.snapshot):
+        return refused("another snapshot")
+    if plan_info(day.handoff)["max_customers_per_shard"] != policy.scale.max_customers_per_shard:
+        return refused("another scale.max_customers_per_shard")
     result = read_verdict(day.handoff / GATE,
                           {"agents": pd.read_parquet(day.clean / "agents.parquet")})
     if result is None or result.stopped:
-        return None
+        return refused("no stored verdict" if result is None else "the day's gate stopped")
     with link_tree(day.clean, parts.clean, skip=(RUN_FILE,)) as tmp:
         write_run_info(tmp, info)  # M's own
     for folder in (SHARD_ROWS, GATE):
