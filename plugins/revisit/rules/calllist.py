@@ -517,13 +517,39 @@ def _water_fill(count: int, loads: np.ndarray, caps: np.ndarray) -> np.ndarray:
     Why slots: member i's s-th new row is taken at load level loads[i] + s, and greedy
     least-loaded takes the slots in (level, member) order, so sorting the slots gives the same
     answer as the row-by-row greedy loop, in one lexsort."""
-    spare = np.clip(caps - loads, 0, count)
+    spare = _slots_up_to_level(loads, np.clip(caps - loads, 0, count), count)
     who = np.repeat(np.arange(len(loads)), spare)
     level = loads[who] + _cumcount(spare)
     order = np.lexsort((who, level))[:count]
     out = np.full(count, -1, dtype=np.int64)
     out[: len(order)] = who[order]
     return out
+
+
+def _slots_up_to_level(loads: np.ndarray, spare: np.ndarray, count: int) -> np.ndarray:
+    """Per member, how many of its `spare` slots (levels loads[i], loads[i] + 1, ..) lie at or
+    below the lowest level L that holds `count` slots in all: the greedy's `count` picks are
+    the lowest slots, so none above L is ever taken.
+
+    Why: an unbounded pool (the monthly credit's, revisit.rules.credit) offered every member
+    `count` slots, members x count in all: 1.1 GB of the monthly merge's peak at 3 M customers
+    (memray); now at most count + members."""
+    if count == 0 or not len(loads):
+        return np.zeros_like(spare)
+
+    def upto(level: int) -> np.ndarray:
+        return np.clip(level - loads + 1, 0, spare)
+
+    lo, hi = int(loads.min()), int((loads + spare).max())
+    if upto(hi).sum() <= count:
+        return spare
+    while lo < hi:  # the smallest level with `count` slots at or below it
+        mid = (lo + hi) // 2
+        if upto(mid).sum() >= count:
+            hi = mid
+        else:
+            lo = mid + 1
+    return upto(lo)
 
 
 def _preferred(owner: pd.Series, dept_ids: pd.Series, key: np.ndarray, staff: _Staff,

@@ -653,10 +653,12 @@ def test_least_loaded_fill_matches_row_by_row_greedy() -> None:
     from revisit.rules.calllist import _water_fill
 
     rng = np.random.default_rng(7)
-    for _ in range(300):
+    for case in range(400):
         members = int(rng.integers(1, 6))
         loads = rng.integers(0, 6, members)
-        caps = rng.integers(0, 9, members)
+        # every 4th pool unbounded, as the monthly credit's (np.int32 max, rule_agents)
+        caps = np.full(members, np.iinfo(np.int32).max) if case % 4 == 0 else \
+            rng.integers(0, 9, members)
         count = int(rng.integers(0, 25))
         expected, load = [], loads.copy()
         for _row in range(count):
@@ -668,6 +670,19 @@ def test_least_loaded_fill_matches_row_by_row_greedy() -> None:
             expected.append(int(pick))
             load[pick] += 1
         assert list(_water_fill(count, loads, caps)) == expected, (loads, caps, count)
+
+
+def test_least_loaded_fill_holds_about_count_slots_for_an_unbounded_pool() -> None:
+    # 1,000 members, 50,000 rows, no capacity: at most count + members slots, not 50 M
+    from revisit.rules.calllist import _slots_up_to_level, _water_fill
+
+    loads = np.arange(1000) % 7
+    spare = np.clip(np.iinfo(np.int32).max - loads, 0, 50_000)
+    assert _slots_up_to_level(loads, spare, 50_000).sum() <= 50_000 + 1000
+    got = _water_fill(50_000, loads, np.full(1000, np.iinfo(np.int32).max))
+    # least loaded first: every member ends within one row of the others
+    final = loads + np.bincount(got, minlength=1000)
+    assert final.max() - final.min() <= 1 and (got >= 0).all()
 
 
 def test_latest_row_per_group_matches_a_loop() -> None:
