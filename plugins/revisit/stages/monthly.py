@@ -88,8 +88,9 @@ def reused_gate(parts: MonthPartitions, policy: Policy) -> dict[str, Any] | None
         return refused("a replay" if parts.replay else "no gated day with a shard plan")
     info = provenance(parts, policy)
     gated = json.loads((day.clean / RUN_FILE).read_text(encoding="utf-8"))
+    absent = object()  # a key one side lacks differs, even from a null on the other
     changed = sorted(k for k in set(gated) | set(info)
-                     if k != "period" and gated.get(k) != info.get(k))
+                     if k != "period" and gated.get(k, absent) != info.get(k, absent))
     if changed:
         return refused("made with another " + ", ".join(changed))
     if snapshot_manifest(day.snapshot) != snapshot_manifest(parts.snapshot):
