@@ -196,8 +196,7 @@ class SnapshotTables(Mapping[str, pd.DataFrame]):
         file = pq.ParquetFile(path)
         widened = [c for c in _nullable_columns(file) if columns is None or c in columns]
         replaced = replaced_values(path)
-        for batch in file.iter_batches(batch_size=size, columns=columns):
-            table = pa.Table.from_batches([batch])
+        for table in _row_group_chunks(file, size, columns):
             for col in widened:
                 position = table.schema.get_field_index(col)
                 if pa.types.is_integer(table.schema.field(position).type):
@@ -220,6 +219,35 @@ class SnapshotTables(Mapping[str, pd.DataFrame]):
 
     def __len__(self) -> int:
         return len(TABLES)
+
+
+def _row_group_chunks(file: pq.ParquetFile, size: int, columns: list[str] | None
+                      ) -> Iterator[pa.Table]:
+    """The file's rows in consecutive tables of at most `size` rows: whole row groups read
+    together while they fit, a larger row group cut into slices.
+
+    Why not iter_batches: it reads ahead and re-batches across row groups; over the 1 M
+    customers' visits (135 groups of 100,000 rows) in 500,000-row batches its Arrow pool
+    peaked at 443 MiB against 210 MiB reading five groups at a time, and it took 5.8 s
+    against 3.8 (bench/README.md "The gate's reads by row group")."""
+    metadata = file.metadata
+    run: list[int] = []
+    rows = 0
+
+    def read() -> Iterator[pa.Table]:
+        table = file.read_row_groups(run, columns=columns)
+        for start in range(0, table.num_rows, size):
+            yield table.slice(start, size)
+
+    for group in range(metadata.num_row_groups):
+        count = metadata.row_group(group).num_rows
+        if run and rows + count > size:
+            yield from read()
+            run, rows = [], 0
+        run.append(group)
+        rows += count
+    if run:
+        yield from read()
 
 
 def _nullable_columns(file: pq.ParquetFile) -> list[str]:

@@ -103,6 +103,27 @@ def test_small_chunks_give_the_same_snapshot(tmp_path):
         pd.testing.assert_frame_equal(whole[name], chunked[name])
 
 
+def test_a_snapshot_table_reads_in_whole_row_groups_of_at_most_the_chunk_size(tmp_path):
+    """Row groups of 3, 3, 5, 1 rows in chunks of 4: [3], [3], [4, 1] (the 5 cut), [1]; in
+    the file's order, every row once."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from revisit.io.extract import _row_group_chunks
+
+    path = tmp_path / "t.parquet"
+    with pq.ParquetWriter(path, pa.schema([("n", pa.int64())])) as writer:
+        start = 0
+        for size in (3, 3, 5, 1):
+            writer.write_table(pa.table({"n": list(range(start, start + size))}))
+            start += size
+    chunks = list(_row_group_chunks(pq.ParquetFile(path), 4, None))
+    assert [c.num_rows for c in chunks] == [3, 3, 4, 1, 1]
+    assert pa.concat_tables(chunks).column("n").to_pylist() == list(range(12))
+    (whole,) = _row_group_chunks(pq.ParquetFile(path), 100, ["n"])
+    assert whole.num_rows == 12
+
+
 def test_two_workers_give_the_same_snapshot_as_one(tmp_path):
     rows = minimal_rows()
     rows["tickets"] = [_ticket(f"T{i}", f"2026-10-{10 + i % 5} 10:00:00") for i in range(23)]
