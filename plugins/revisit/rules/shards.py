@@ -92,7 +92,13 @@ def plan_shards(customers_per_department: pd.Series, max_customers: int) -> Shar
 def day_plan(departments: pd.DataFrame, customers: pd.DataFrame,
              max_customers: int) -> ShardPlan:
     """The plan of a day from its clean departments and customers."""
-    counts = customers.groupby("department_id", observed=True).size()
+    return counts_plan(departments, customers.groupby("department_id", observed=True).size(),
+                       max_customers)
+
+
+def counts_plan(departments: pd.DataFrame, counts: pd.Series, max_customers: int) -> ShardPlan:
+    """day_plan from the customers per department (index: department_id), for a caller that
+    counts them chunk by chunk (revisit.stages.shard_rows) rather than holding them."""
     every = pd.Index(departments["department_id"].astype(str)).union(counts.index.astype(str))
     return plan_shards(counts.rename(index=str).reindex(every, fill_value=0), max_customers)
 
@@ -105,4 +111,4 @@ def _bucket(customer_id: pd.Series, buckets: np.ndarray) -> np.ndarray:
     return (hashed.to_numpy() % buckets.astype(np.uint64)).astype(np.int64)
 
 
-__all__ = ["EMPTY_SHARD", "ShardPlan", "day_plan", "plan_shards"]
+__all__ = ["EMPTY_SHARD", "ShardPlan", "counts_plan", "day_plan", "plan_shards"]

@@ -88,10 +88,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from revisit.config.policy import Duration, Policy, WindowRule
 from revisit.config.schema import TABLES, VISIT_KINDS
+from revisit.core.ids import arrow_strings, positions
 from revisit.rules.calendar import BusinessCalendar
 
 ORDER_KINDS = ("early_use", "stable_use", "long_term")  # one obligation per delivered order
@@ -248,26 +248,6 @@ def window(calendar: BusinessCalendar, anchor: np.ndarray,
 
 
 # ================================================================= codes (ints, not strings)
-def arrow_strings(values: pd.Series | pa.Array) -> pa.Array:
-    """A text column as one pyarrow large_string array (nulls kept)."""
-    if isinstance(values, pa.ChunkedArray):
-        values = values.combine_chunks()
-    if not isinstance(values, pa.Array):
-        values = pa.array(values.astype("string"), from_pandas=True)
-    if isinstance(values, pa.ChunkedArray):
-        values = values.combine_chunks()
-    return values.cast(pa.large_string())
-
-
-def positions(values: pd.Series | pa.Array, universe: pd.Series | pa.Array) -> np.ndarray:
-    """Position of each value in `universe` (-1: null or absent), as int64.
-
-    Why: every join here is on string ids; hashing them once into positions (pyarrow's
-    index_in) and then working on integers is what keeps 10^6-row snapshots fast."""
-    found = pc.index_in(arrow_strings(values), value_set=arrow_strings(universe))
-    return found.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
-
-
 def _take(values: pd.Series, rows: np.ndarray) -> pd.Series:
     """values at positions `rows` (-1 gives NA) as a 'string' Series."""
     array = values.astype("string").array

@@ -20,10 +20,10 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from revisit.core.ids import IdCodes, arrow_strings
 from revisit.io.files import write_text
 from revisit.io.parquet import ParquetTables
-from revisit.rules.shards import ShardPlan, day_plan
-from revisit.rules.visits import arrow_strings, positions
+from revisit.rules.shards import ShardPlan, counts_plan
 
 SHARD_ROWS = "shard_rows"  # handoff/D/shard_rows/
 PLAN_FILE = "plan.json"  # handoff/D/shard_rows/plan.json: the plan the rows were split by
@@ -43,12 +43,13 @@ class ShardRows:
         self.max_customers = max_customers
         self.types = types
         self.departments: pd.DataFrame | None = None
-        self.customers: list[pd.DataFrame] = []
+        # the clean customers until the plan is made: their ids and departments, in chunks
+        self.customers: list[tuple[pa.Array, pa.Array]] = []
+        self.per_department: list[pd.Series] = []
         self.plan: ShardPlan | None = None
         self.counts: dict[str, int] = {}
-        # kind (customers, tickets) -> the ids seen and each one's shard code, in parts
-        self.owners: dict[str, list[tuple[pa.Array, np.ndarray]]] = {}
-        self.joined: dict[str, tuple[pa.Array, np.ndarray]] = {}
+        # kind (customers, tickets) -> the ids seen and each one's shard code
+        self.owners: dict[str, IdCodes] = {}
         self.empty: dict[str, pd.DataFrame] = {}
         self.sinks: dict[str, ParquetTables] = {}
 
@@ -56,7 +57,9 @@ class ShardRows:
         if name == "departments":
             self.departments = frame[["department_id"]]
         elif name == "customers":
-            self.customers.append(frame[["customer_id", "department_id"]])
+            self.customers.append((arrow_strings(frame["customer_id"]),
+                                   arrow_strings(frame["department_id"]).dictionary_encode()))
+            self.per_department.append(frame.groupby("department_id", observed=True).size())
         if name not in ROUTED:
             return
         self.empty.setdefault(name, frame.iloc[0:0])
@@ -71,47 +74,36 @@ class ShardRows:
                 self._sink(ids[code])(name, frame.iloc[order[bounds[code]:bounds[code + 1]]])
 
     def _plan(self) -> ShardPlan:
+        """The plan, made once: from the customers per department, then each customer's
+        shard a chunk at a time (whole, the 3 M customers' ids as Python strings and their
+        shard names held ~0.8 GB at once)."""
         if self.plan is None:
-            customers = (pd.concat(self.customers, ignore_index=True) if self.customers
-                         else pd.DataFrame({"customer_id": [], "department_id": []}))
+            counts = (pd.concat(self.per_department).groupby(level=0).sum()
+                      if self.per_department else pd.Series(dtype="int64"))
             departments = self.departments if self.departments is not None else \
                 pd.DataFrame({"department_id": []})
-            self.plan = day_plan(departments, customers, self.max_customers)
-            self.counts = {str(d): int(n) for d, n in
-                           customers.groupby("department_id").size().sort_index().items()}
-            codes = pd.Series(self.plan.shard_of(customers["department_id"],
-                                                 customers["customer_id"]))
+            self.plan = counts_plan(departments, counts, self.max_customers)
+            self.counts = {str(d): int(n) for d, n in counts.sort_index().items()}
             index = {s: i for i, s in enumerate(self.plan.shard_ids)}
-            self._own("customers", customers["customer_id"],
-                      codes.map(index).to_numpy(np.int64))
-            self.customers = []
+            for ids, dept in self.customers:
+                ids, dept = ids.to_pandas(), dept.to_pandas()
+                codes = pd.Series(self.plan.shard_of(dept, ids)).map(index)
+                self._own("customers", ids, codes.to_numpy(np.int64))
+            self.customers, self.per_department = [], []
         return self.plan
 
     def _own(self, kind: str, ids: pd.Series, codes: np.ndarray) -> None:
-        self.owners.setdefault(kind, []).append((arrow_strings(ids), codes))
-        self.joined.pop(kind, None)
-
-    def _owners(self, kind: str) -> tuple[pa.Array, np.ndarray]:
-        """Every id of `kind` seen so far and its shard code, put together once."""
-        if kind not in self.joined:
-            parts = self.owners.get(kind, [])
-            self.joined[kind] = (
-                pa.concat_arrays([ids for ids, _ in parts]) if parts else
-                pa.array([], pa.large_string()),
-                np.concatenate([codes for _, codes in parts]) if parts else
-                np.empty(0, np.int64))
-        return self.joined[kind]
+        self.owners.setdefault(kind, IdCodes()).add(ids, codes)
 
     def _shard_codes(self, name: str, frame: pd.DataFrame) -> np.ndarray:
         """Each row's shard (its index in the plan's shard ids)."""
         self._plan()
         kind = "tickets" if ROUTED[name] == "ticket_id" else "customers"
-        ids, codes = self._owners(kind)
-        at = positions(frame[ROUTED[name]], ids)
-        if (at < 0).any():  # the clean tables are referentially closed: a gate bug
-            raise ValueError(f"{name}: {(at < 0).sum()} clean row(s) whose "
+        codes = self.owners.setdefault(kind, IdCodes()).codes_of(frame[ROUTED[name]])
+        if (codes < 0).any():  # the clean tables are referentially closed: a gate bug
+            raise ValueError(f"{name}: {(codes < 0).sum()} clean row(s) whose "
                              f"{ROUTED[name]} is no clean {kind[:-1]}")
-        return codes[at] if len(at) else at
+        return codes
 
     def _sink(self, shard: str) -> ParquetTables:
         if shard not in self.sinks:
