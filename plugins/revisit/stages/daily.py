@@ -217,12 +217,6 @@ def _xlsx_ready(rows: pd.DataFrame, locale: str) -> tuple[pd.DataFrame, dict, st
 SLA_SHARDS = "sla_shards"  # handoff/D/sla_shards/<shard>.parquet: one shard's SLA status
 
 
-def _customer_departments(parts: Partitions) -> pd.DataFrame:
-    """customer_id and department_id of D's clean customers: whose shard is whose."""
-    return pd.read_parquet(parts.clean / "customers.parquet",
-                           columns=["customer_id", "department_id"])
-
-
 def shard_plan(parts: Partitions):
     """D's shard plan (revisit.rules.shards): the one the quality gate split D's rows by
     (revisit.stages.shard_rows), the same in every task that asks."""
@@ -318,11 +312,16 @@ def _merged_obligations(parts: DayPartitions, shards: list[str]
 
 
 def _shard_customers(parts: Partitions, shard: str) -> pd.Series:
-    """The ids of `shard`'s clean customers."""
-    plan = plan_of_shard(parts, shard)
-    customers = _customer_departments(parts)
-    mine = plan.shard_of(customers["department_id"], customers["customer_id"]) == shard
-    return customers["customer_id"][mine.to_numpy(bool)]
+    """The ids of `shard`'s clean customers, in the clean table's order (the quality gate's
+    shard split wrote them, revisit.stages.shard_rows)."""
+    from revisit.stages.shard_rows import CUSTOMER_IDS, shard_rows_file
+
+    plan_of_shard(parts, shard)
+    path = shard_rows_file(parts.handoff, shard, CUSTOMER_IDS)
+    if not path.exists():
+        raise FileNotFoundError(f"no customer ids of shard {shard} for {parts.period}: "
+                                f"{path} is missing (run the quality gate first)")
+    return pd.read_parquet(path, columns=["customer_id"])["customer_id"]
 
 
 def _merged_sla(parts: DayPartitions, policy: Policy, shards: list[str]

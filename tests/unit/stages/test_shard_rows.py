@@ -10,7 +10,13 @@ import pandas as pd
 import pytest
 
 from revisit.rules.shards import day_plan
-from revisit.stages.shard_rows import PLAN_FILE, SHARD_ROWS, ShardRows, read_plan
+from revisit.stages.shard_rows import (
+    CUSTOMER_IDS,
+    PLAN_FILE,
+    SHARD_ROWS,
+    ShardRows,
+    read_plan,
+)
 
 
 def _frames() -> dict[str, pd.DataFrame]:
@@ -59,6 +65,10 @@ def test_rows_go_to_their_customers_shard_in_order(tmp_path) -> None:
             assert list(got.columns) == list(clean.columns)
             pd.testing.assert_frame_equal(got.astype(mine.dtypes.to_dict()), mine,
                                           check_dtype=False)
+    customers = frames["customers"]["customer_id"]
+    for shard in plan.shard_ids:  # each shard's customers, in the clean table's order
+        got = pd.read_parquet(tmp_path / shard / f"{CUSTOMER_IDS}.parquet")["customer_id"]
+        assert got.tolist() == [c for c in customers if shard_of[c] == shard]
     # T1 belongs to D2's department but to C7 (of D1): its pauses follow it to C7's shard.
     assert shard_of["C7"] != shard_of["C0"]
     saved = json.loads((tmp_path / PLAN_FILE).read_text())
