@@ -44,7 +44,7 @@ from revisit.quality.stored import FRAMES, VERDICT_FILE
 from revisit.rules.calendar import BusinessCalendar
 from revisit.stages.daily import GATE, publish_results, run_call_lists, run_quality, run_sla
 from revisit.stages.partitions import DayPartitions
-from revisit.stages.shard_rows import ROUTED, SHARD_ROWS
+from revisit.stages.shard_rows import CUSTOMER_IDS, ROUTED, SHARD_ROWS
 from tests.reliability.fuzz_crm import (
     HOSTILE_EXAMPLES,
     Blob,
@@ -234,7 +234,8 @@ def check_files(top: Path, parts: DayPartitions, stopped: bool) -> None:
                 rest = inner.parts[3:]
                 assert not rest or rest == ("plan.json",) or (
                     re.fullmatch(r"\d{3}(\.\d+)?", rest[0]) and (
-                        len(rest) == 1 or rest[1] in {f"{t}.parquet" for t in ROUTED})), \
+                        len(rest) == 1 or rest[1] in {f"{t}.parquet"
+                                                      for t in (*ROUTED, CUSTOMER_IDS)})), \
                     f"not a shard's rows: {inner}"
                 continue
             if inner.parts[:3] == ("handoff", parts.period, GATE):  # the verdict: fixed names

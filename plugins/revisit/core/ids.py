@@ -3,8 +3,8 @@ hashed into integer positions once and the rules work on integers.
 
 `IdCodes` is the look-up a stream of chunks asks again and again (the quality gate's shard
 split: each chunk of visits asks which shard its customers are in). `positions` builds a hash
-table of the whole universe on every call (pyarrow's index_in): at 3 M customers 210 MiB and
-~0.3 s per chunk, for each of the ~130 chunks (bench/README.md "The gate's look-ups").
+table of the whole universe on every call (pyarrow's index_in): at 3 M customers 210 MiB, for
+each of the ~130 chunks (bench/README.md "The gate's reads by row group and its look-ups").
 """
 
 from __future__ import annotations
@@ -39,7 +39,8 @@ HASH_ROWS = 1 << 19  # ids hashed at a time: pandas holds an encoded copy of eac
 
 
 def id_hashes(values: pd.Series | pa.Array) -> np.ndarray:
-    """A 64-bit hash per id (pandas' hash of the text; nulls hash alike: callers mask them)."""
+    """A 64-bit hash per id (pandas' hash of the text, whatever the dtype holding it; a null
+    hashes like some text, e.g. "None": IdCodes confirms every match on the text)."""
     def piece(start: int) -> pd.Series:
         if isinstance(values, pa.Array):
             return values.slice(start, HASH_ROWS).to_pandas()
@@ -52,7 +53,8 @@ def id_hashes(values: pd.Series | pa.Array) -> np.ndarray:
 
 class IdCodes:
     """Distinct ids, each with an integer code, looked up many times: the ids' 64-bit hashes
-    sorted once (8 bytes per id) and each match confirmed on the id's text, so the answer is
+    sorted once (8 bytes per id, 4 more for where each is, beside the ids' text in Arrow)
+    and each match confirmed on the id's text, so the answer is
     exact; should two ids share a hash, every look-up falls back to `positions`.
 
     Add the ids in parts (`add`), then ask (`codes_of`); an id added twice answers with its
@@ -78,8 +80,7 @@ class IdCodes:
 
     def _sorted(self) -> tuple[np.ndarray, np.ndarray, pa.Array, np.ndarray]:
         """(the hashes sorted, where each sorted hash's id is in `ids`, the ids as added,
-        their codes), put together once; the ids are not copied in hash order (a KeySet's
-        one part is the parent's keys as they are)."""
+        their codes), put together once; the ids are not copied in hash order."""
         if self._index is None:
             if not self._parts:
                 self._index = (np.empty(0, np.uint64), np.empty(0, np.int64),

@@ -312,16 +312,21 @@ def _merged_obligations(parts: DayPartitions, shards: list[str]
 
 
 def _shard_customers(parts: Partitions, shard: str) -> pd.Series:
-    """The ids of `shard`'s clean customers, in the clean table's order (the quality gate's
-    shard split wrote them, revisit.stages.shard_rows)."""
+    """The ids of `shard`'s clean customers, in the clean table's order: as the quality gate's
+    shard split wrote them (revisit.stages.shard_rows), else (a split written before it wrote
+    them: a retry or a reused gate across an upgrade) from every clean customer's shard."""
     from revisit.stages.shard_rows import CUSTOMER_IDS, shard_rows_file
 
-    plan_of_shard(parts, shard)
+    plan = plan_of_shard(parts, shard)
     path = shard_rows_file(parts.handoff, shard, CUSTOMER_IDS)
-    if not path.exists():
-        raise FileNotFoundError(f"no customer ids of shard {shard} for {parts.period}: "
-                                f"{path} is missing (run the quality gate first)")
-    return pd.read_parquet(path, columns=["customer_id"])["customer_id"]
+    if path.exists():
+        return pd.read_parquet(path, columns=["customer_id"])["customer_id"]
+    log.info("shard %s of %s: no %s, its customers found from every clean customer's shard",
+             shard, parts.period, path.name)
+    customers = pd.read_parquet(parts.clean / "customers.parquet",
+                                columns=["customer_id", "department_id"])
+    mine = plan.shard_of(customers["department_id"], customers["customer_id"]) == shard
+    return customers["customer_id"][mine.to_numpy(bool)]
 
 
 def _merged_sla(parts: DayPartitions, policy: Policy, shards: list[str]

@@ -120,6 +120,8 @@ def test_a_snapshot_table_reads_in_whole_row_groups_of_at_most_the_chunk_size(tm
     chunks = list(_row_group_chunks(pq.ParquetFile(path), 4, None))
     assert [c.num_rows for c in chunks] == [3, 3, 4, 1, 1]
     assert pa.concat_tables(chunks).column("n").to_pylist() == list(range(12))
+    no_columns = _row_group_chunks(pq.ParquetFile(path), 4, [])
+    assert [c.num_rows for c in no_columns] == [3, 3, 4, 1, 1]
     (whole,) = _row_group_chunks(pq.ParquetFile(path), 100, ["n"])
     assert whole.num_rows == 12
 

@@ -81,3 +81,29 @@ def test_a_row_of_no_clean_customer_is_an_error(tmp_path) -> None:
         split("departments", frames["departments"])
         split("customers", frames["customers"])
         split("orders", pd.DataFrame({"order_id": ["O1"], "customer_id": ["C-GONE"]}))
+
+
+def test_a_shard_task_finds_its_customers_also_in_a_split_written_without_their_ids(
+        tmp_path) -> None:
+    """A split of an earlier version (no customer_ids.parquet: a retry or a reused gate across
+    an upgrade) gives each shard the same customers, from every clean customer's shard."""
+    import datetime as dt
+
+    from revisit.stages.daily import _shard_customers
+    from revisit.stages.partitions import DayPartitions
+    from revisit.stages.shard_rows import shard_rows_file
+
+    parts = DayPartitions(tmp_path, dt.date(2026, 11, 20))
+    frames = _frames()
+    with ShardRows(parts.handoff / SHARD_ROWS, 4) as split:
+        for name, frame in frames.items():
+            split(name, frame)
+    parts.clean.mkdir(parents=True)
+    frames["customers"].to_parquet(parts.clean / "customers.parquet")
+    plan = read_plan(parts.handoff)
+    written = {s: _shard_customers(parts, s).tolist() for s in plan.shard_ids}
+    for shard in plan.shard_ids:
+        shard_rows_file(parts.handoff, shard, CUSTOMER_IDS).unlink()
+    assert {s: _shard_customers(parts, s).tolist() for s in plan.shard_ids} == written
+    assert sorted(c for ids in written.values() for c in ids) == sorted(
+        frames["customers"]["customer_id"])
