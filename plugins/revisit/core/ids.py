@@ -53,9 +53,9 @@ def id_hashes(values: pd.Series | pa.Array) -> np.ndarray:
 
 class IdCodes:
     """Distinct ids, each with an integer code, looked up many times: the ids' 64-bit hashes
-    sorted once (8 bytes per id, 4 more for where each is, beside the ids' text in Arrow)
-    and each match confirmed on the id's text, so the answer is
-    exact; should two ids share a hash, every look-up falls back to `positions`.
+    sorted once (8 bytes per id, 4 more for where each is, beside the ids' text in Arrow) and
+    each match confirmed on the id's text, so the answer is exact; should two ids share a
+    hash, every look-up falls back to `positions`.
 
     Add the ids in parts (`add`), then ask (`codes_of`); an id added twice answers with its
     first code, as `positions` does."""

@@ -237,7 +237,8 @@ def _row_group_chunks(file: pq.ParquetFile, size: int, columns: list[str] | None
     def read() -> Iterator[pa.Table]:
         table = file.read_row_groups(run, columns=columns)
         for start in range(0, table.num_rows, size):
-            yield table.slice(start, min(size, table.num_rows - start))  # no columns: no clamp
+            # explicit length: a table of no columns does not clamp a slice to its rows
+            yield table.slice(start, min(size, table.num_rows - start))
 
     for group in range(metadata.num_row_groups):
         count = metadata.row_group(group).num_rows

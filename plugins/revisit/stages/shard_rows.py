@@ -15,6 +15,7 @@ Every shard gets every table (an empty one with the table's columns when it has 
 from __future__ import annotations
 
 import json
+from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
@@ -54,7 +55,7 @@ class ShardRows:
         self.plan: ShardPlan | None = None
         self.counts: dict[str, int] = {}
         # kind (customers, tickets) -> the ids seen and each one's shard code
-        self.owners: dict[str, IdCodes] = {}
+        self.owners: defaultdict[str, IdCodes] = defaultdict(IdCodes)
         self.empty: dict[str, pd.DataFrame] = {}
         self.sinks: dict[str, ParquetTables] = {}
 
@@ -103,13 +104,13 @@ class ShardRows:
         return self.plan
 
     def _own(self, kind: str, ids: pd.Series, codes: np.ndarray) -> None:
-        self.owners.setdefault(kind, IdCodes()).add(ids, codes)
+        self.owners[kind].add(ids, codes)
 
     def _shard_codes(self, name: str, frame: pd.DataFrame) -> np.ndarray:
         """Each row's shard (its index in the plan's shard ids)."""
         self._plan()
         kind = "tickets" if ROUTED[name] == "ticket_id" else "customers"
-        codes = self.owners.setdefault(kind, IdCodes()).codes_of(frame[ROUTED[name]])
+        codes = self.owners[kind].codes_of(frame[ROUTED[name]])
         if (codes < 0).any():  # the clean tables are referentially closed: a gate bug
             raise ValueError(f"{name}: {(codes < 0).sum()} clean row(s) whose "
                              f"{ROUTED[name]} is no clean {kind[:-1]}")
